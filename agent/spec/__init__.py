@@ -1,0 +1,30 @@
+"""Campaign files: the pydantic models and the YAML loader."""
+
+from agent.spec.campaign import (
+    AdapterConfig,
+    Approval,
+    Budget,
+    Campaign,
+    ComponentConfig,
+    Measurement,
+    Stopping,
+)
+from agent.spec.loader import CampaignFileError, SpecProblem, dump_campaign, load_campaign, parse_campaign
+from agent.spec.objectives import Objective, OutcomeConstraint
+from matloop.space import (
+    CategoricalParameter,
+    CompositionSpace,
+    ContinuousParameter,
+    CrystalSpace,
+    IntegerParameter,
+    LinearConstraint,
+    ParametricSpace,
+    SimplexGroup,
+)
+
+__all__ = [
+    "AdapterConfig", "Approval", "Budget", "Campaign", "CampaignFileError", "CategoricalParameter",
+    "ComponentConfig", "CompositionSpace", "ContinuousParameter", "CrystalSpace", "IntegerParameter",
+    "LinearConstraint", "Measurement", "Objective", "OutcomeConstraint", "ParametricSpace", "SimplexGroup",
+    "SpecProblem", "Stopping", "dump_campaign", "load_campaign", "parse_campaign",
+]

@@ -1,0 +1,182 @@
+"""The campaign file: one pydantic model that a YAML file must satisfy.
+
+Every section is strict (unknown keys are refused) so that a typo such as
+``batchsize`` is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agent.spec.objectives import Objective, OutcomeConstraint
+from matloop.space import DesignSpace, ParametricSpace
+
+STRICT = ConfigDict(extra="forbid")
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | float | int | timedelta) -> timedelta:
+    """``'90m'``, ``'3h'``, ``'2d'`` or seconds → ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=float(value))
+    m = _DURATION_RE.match(value)
+    if not m:
+        raise ValueError(f"cannot read duration {value!r}; write e.g. '90m', '3h' or '2d'")
+    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+class Budget(BaseModel):
+    """Limits on spending; the campaign stops at whichever comes first."""
+
+    model_config = STRICT
+    max_experiments: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+    max_iterations: int | None = Field(default=None, ge=1)
+    wall_clock: timedelta | None = None
+
+    @field_validator("wall_clock", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+
+class Approval(BaseModel):
+    """Who lets a batch go out: nobody (``auto``), a person (``manual``), or a cost rule."""
+
+    model_config = STRICT
+    policy: Literal["auto", "manual", "auto_below_cost"] = "auto"
+    cost_limit: float | None = Field(default=None, gt=0, description="for auto_below_cost: batch cost limit")
+
+    @model_validator(mode="after")
+    def _limit_for_cost_policy(self) -> "Approval":
+        if self.policy == "auto_below_cost" and self.cost_limit is None:
+            raise ValueError("policy 'auto_below_cost' needs 'cost_limit'")
+        return self
+
+
+class AdapterConfig(BaseModel):
+    """An executor the campaign may dispatch to.
+
+    ``type`` picks the implementation (``simlab``, ``slurm``, ``local``, ``mlip``);
+    ``settings`` are passed to it.  A ``simlab`` adapter without ``url`` starts the
+    simulated lab in-process on a free loopback port.
+    """
+
+    model_config = STRICT
+    type: str
+    url: str | None = None
+    token: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Measurement(BaseModel):
+    """Which adapter and fidelity measure which properties, and what one experiment costs."""
+
+    model_config = STRICT
+    properties: list[str] = Field(min_length=1)
+    adapter: str
+    fidelity: str = "default"
+    cost: float = Field(default=1.0, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="passed with each job (e.g. scenario)")
+
+
+class Stopping(BaseModel):
+    """When to stop before the budget is spent."""
+
+    model_config = STRICT
+    target_met: bool = Field(default=True, description="stop when every target objective is met")
+    no_improvement_iterations: int | None = Field(default=None, ge=1)
+    min_improvement: float = Field(default=0.0, ge=0)
+    min_results_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="start the next iteration when this share of a batch is back"
+    )
+
+
+class ComponentConfig(BaseModel):
+    """A pluggable component chosen by ``type`` with free-form settings."""
+
+    model_config = STRICT
+    type: str = "auto"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Campaign(BaseModel):
+    """A whole campaign: what may be made, what is wanted, what it may cost."""
+
+    model_config = STRICT
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    description: str = ""
+    seed: int = 0
+    space: DesignSpace
+    objectives: list[Objective] = Field(min_length=1)
+    constraints: list[OutcomeConstraint] = Field(default_factory=list)
+    budget: Budget
+    batch_size: int = Field(default=4, ge=1, le=1000)
+    initial_design_size: int | None = Field(default=None, ge=1, description="space-filling points before modelling")
+    approval: Approval = Field(default_factory=Approval)
+    adapters: dict[str, AdapterConfig] = Field(min_length=1)
+    measurements: list[Measurement] = Field(min_length=1)
+    stopping: Stopping = Field(default_factory=Stopping)
+    generator: ComponentConfig = Field(default_factory=ComponentConfig)
+    surrogate: ComponentConfig = Field(default_factory=ComponentConfig)
+    acquisition: ComponentConfig = Field(default_factory=ComponentConfig)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _parse_constraints(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [OutcomeConstraint.parse(c) if isinstance(c, str) else c for c in v]
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Campaign":
+        props = [o.property for o in self.objectives]
+        dupes = sorted({p for p in props if props.count(p) > 1})
+        if dupes:
+            raise ValueError(f"objectives repeat properties {dupes}")
+        measured = {p for m in self.measurements for p in m.properties}
+        unmeasured = [p for p in props + [c.property for c in self.constraints] if p not in measured]
+        if unmeasured:
+            raise ValueError(f"no measurement produces {sorted(set(unmeasured))}; add them to 'measurements'")
+        unknown_adapters = sorted({m.adapter for m in self.measurements if m.adapter not in self.adapters})
+        if unknown_adapters:
+            raise ValueError(f"measurements use adapters {unknown_adapters} that 'adapters' does not define")
+        if self.budget.max_experiments is not None and self.batch_size > self.budget.max_experiments:
+            raise ValueError(
+                f"batch_size {self.batch_size} is larger than budget.max_experiments {self.budget.max_experiments}"
+            )
+        if not any(
+            [self.budget.max_experiments, self.budget.max_cost, self.budget.max_iterations, self.budget.wall_clock]
+        ):
+            raise ValueError("budget needs at least one limit (max_experiments, max_cost, max_iterations, wall_clock)")
+        if self.approval.policy == "auto_below_cost" and self.approval.cost_limit is not None:
+            pass
+        return self
+
+    @property
+    def parametric(self) -> ParametricSpace | None:
+        return self.space if isinstance(self.space, ParametricSpace) else None
+
+    def measurement_for(self, prop: str) -> Measurement:
+        for m in self.measurements:
+            if prop in m.properties:
+                return m
+        raise KeyError(prop)
+
+    @property
+    def experiment_cost(self) -> float:
+        """Cost of measuring one candidate for every property the campaign needs."""
+        return sum(m.cost for m in self.measurements)
+
+    def spec_hash(self) -> str:
+        from matloop.types import stable_hash
+
+        return stable_hash(self.model_dump(mode="json"), length=64)

@@ -1,0 +1,1 @@
+"""What proposes candidates: pools, substitution, validity and de-duplication, inverse design."""

@@ -1,0 +1,1 @@
+"""The protocol every executor speaks, and the executors themselves."""

@@ -1,0 +1,1 @@
+"""Featurizers, Gaussian processes, deep ensembles, MLIP scorers and calibration."""
