@@ -79,7 +79,7 @@ class CategoricalParameter(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _descriptors_cover_options(self) -> "CategoricalParameter":
+    def _descriptors_cover_options(self) -> CategoricalParameter:
         if self.descriptors is not None:
             missing = [o for o in self.options if o not in self.descriptors]
             if missing:
@@ -104,7 +104,7 @@ class SimplexGroup(BaseModel):
     step: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _grid_fits(self) -> "SimplexGroup":
+    def _grid_fits(self) -> SimplexGroup:
         if self.step is not None:
             ratio = self.total / self.step
             if abs(ratio - round(ratio)) > 1e-9:
@@ -145,7 +145,7 @@ class ParametricSpace(BaseModel):
         return [p.name for p in self.parameters if p.type != "categorical"]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ParametricSpace":
+    def _consistent(self) -> ParametricSpace:
         names = self.names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -301,7 +301,7 @@ class CrystalSpace(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _something_to_build(self) -> "CrystalSpace":
+    def _something_to_build(self) -> CrystalSpace:
         if not (self.prototypes or self.seed_cifs):
             raise ValueError("a crystal space needs prototypes or seed_cifs")
         return self

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -90,7 +91,7 @@ class Candidate(BaseModel):
         return v
 
     @classmethod
-    def point(cls, params: dict[str, ParamValue], origin: str = "unknown") -> "Candidate":
+    def point(cls, params: dict[str, ParamValue], origin: str = "unknown") -> Candidate:
         return cls(kind=CandidateKind.POINT, params=dict(params), origin=origin)
 
     @property

@@ -56,7 +56,7 @@ class Approval(BaseModel):
     cost_limit: float | None = Field(default=None, gt=0, description="for auto_below_cost: batch cost limit")
 
     @model_validator(mode="after")
-    def _limit_for_cost_policy(self) -> "Approval":
+    def _limit_for_cost_policy(self) -> Approval:
         if self.policy == "auto_below_cost" and self.cost_limit is None:
             raise ValueError("policy 'auto_below_cost' needs 'cost_limit'")
         return self
@@ -137,7 +137,7 @@ class Campaign(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Campaign":
+    def _consistent(self) -> Campaign:
         props = [o.property for o in self.objectives]
         dupes = sorted({p for p in props if props.count(p) > 1})
         if dupes:

@@ -51,7 +51,7 @@ class Objective(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _target_consistent(self) -> "Objective":
+    def _target_consistent(self) -> Objective:
         if self.goal == "target":
             if self.target is None or self.tolerance is None:
                 raise ValueError("a target objective needs both 'target' and 'tolerance'")
@@ -83,7 +83,7 @@ class OutcomeConstraint(BaseModel):
     bound: float
 
     @classmethod
-    def parse(cls, text: str) -> "OutcomeConstraint":
+    def parse(cls, text: str) -> OutcomeConstraint:
         m = _CONSTRAINT_RE.match(text)
         if not m:
             raise ValueError(f"cannot read outcome constraint {text!r}; write it like 'heat_of_formation < 0'")

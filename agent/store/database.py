@@ -1,0 +1,141 @@
+"""Opening the campaign database, and turning driver errors into plain ones.
+
+One :class:`Database` per process wraps an engine and a session factory.  Every
+step of the loop writes inside :meth:`Database.transaction`, so a step either
+commits whole or leaves no trace (DESIGN.md: "every write of a step happens in
+one transaction").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.store.errors import DatabaseBusy, DatabaseOutdated, DatabaseUnreachable
+from matloop.settings import get_settings
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given
+        return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (history, UI) never block the running campaign
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **engine_options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get their directory created and safe pragmas."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 10}, **engine_options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10}, **engine_options)
+
+
+def explain(exc: BaseException, url: str) -> Exception:
+    """Translate a driver error into a :class:`StoreError` a person can act on."""
+    message = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = message.lower()
+    if "locked" in lowered or "could not obtain lock" in lowered or "deadlock" in lowered:
+        return DatabaseBusy(
+            f"the database {redact(url)} is busy: another matloop process is writing to it ({message}). "
+            "Wait for it to finish, or stop it."
+        )
+    return DatabaseUnreachable(
+        f"cannot reach the database {redact(url)}: {message}. "
+        "Check MATLOOP_DATABASE_URL and that the server is running."
+    )
+
+
+class Database:
+    """An engine plus a session factory, for one database URL."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or get_settings().resolved_database_url
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits together at the end, or not at all."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, DBAPIError) as exc:
+            session.rollback()
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                raise explain(exc, self.url) from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for queries; nothing it does is committed."""
+        session = self._sessions()
+        try:
+            yield session
+        except OperationalError as exc:
+            raise explain(exc, self.url) from exc
+        finally:
+            session.rollback()
+            session.close()
+
+    def ping(self) -> None:
+        """Raise :class:`DatabaseUnreachable` unless a connection can be made."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError) as exc:
+            raise explain(exc, self.url) from exc
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (None when never migrated)."""
+        self.ping()
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def require_current(self) -> None:
+        """Refuse to work on a database that is not at this matloop's head revision."""
+        from agent.store.migrate import head_revision
+
+        current, head = self.current_revision(), head_revision()
+        if current != head:
+            state = "has never been set up" if current is None else f"is at revision {current}"
+            raise DatabaseOutdated(
+                f"the database {self.display_url} {state}, but this matloop needs revision {head}. "
+                "Run `matloop db upgrade`."
+            )
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,29 @@
+"""Database problems, each with what went wrong, where, and what to run."""
+
+from __future__ import annotations
+
+
+class StoreError(RuntimeError):
+    """A problem with the campaign database that the user can act on."""
+
+
+class DatabaseUnreachable(StoreError):
+    """The database cannot be reached (server down, wrong URL, file not writable)."""
+
+
+class DatabaseOutdated(StoreError):
+    """The database schema is older (or newer) than this version of matloop expects."""
+
+
+class DatabaseBusy(StoreError):
+    """Another writer holds the database or the campaign."""
+
+
+class UnknownCampaign(StoreError):
+    """No campaign of that name; ``known`` lists those that exist."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listing = ", ".join(known) if known else "(none yet)"
+        super().__init__(f"no campaign named {name!r}; known campaigns: {listing}")

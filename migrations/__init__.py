@@ -1,0 +1,1 @@
+"""Alembic environment and revisions for the matloop store (run with ``matloop db upgrade``)."""
