@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from agent.spec.objectives import Objective, OutcomeConstraint
 from matloop.space import DesignSpace, ParametricSpace
@@ -29,7 +29,10 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
         return timedelta(seconds=float(value))
     m = _DURATION_RE.match(value)
     if not m:
-        raise ValueError(f"cannot read duration {value!r}; write e.g. '90m', '3h' or '2d'")
+        try:  # ISO 8601 ('PT2H'), which is how a stored spec writes it back
+            return TypeAdapter(timedelta).validate_python(value)
+        except ValidationError:
+            raise ValueError(f"cannot read duration {value!r}; write e.g. '90m', '3h' or '2d'") from None
     return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 

@@ -106,8 +106,7 @@ class Database:
         except OperationalError as exc:
             raise explain(exc, self.url) from exc
         finally:
-            session.rollback()
-            session.close()
+            session.close()  # ends the read transaction; loaded objects stay readable (detached)
 
     def ping(self) -> None:
         """Raise :class:`DatabaseUnreachable` unless a connection can be made."""

@@ -1,0 +1,120 @@
+"""``matloop init`` and ``matloop validate``: writing and checking campaign files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from agent.cli.common import EXIT_INVALID, console, err_console, fail
+from agent.spec import Campaign, CampaignFileError, load_campaign
+from matloop.space import CategoricalParameter, ParametricSpace
+
+
+def template_names() -> list[str]:
+    folder = resources.files("agent.templates")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def template_text(name: str) -> str:
+    path = resources.files("agent.templates") / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(name)
+    return path.read_text()
+
+
+def init(
+    path: Path = typer.Argument(..., help="where to write the campaign file"),
+    template: str = typer.Option("oer", "--template", "-t", help="which example to start from"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+) -> None:
+    """Write a commented example campaign file to PATH."""
+    try:
+        text = template_text(template)
+    except KeyError:
+        raise fail(f"no template {template!r}; templates: {', '.join(template_names())}") from None
+    if path.exists() and not force:
+        raise fail(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    console.print(f"wrote the [bold]{template}[/] campaign to {path}; check it with `matloop validate {path}`")
+
+
+def summary_table(campaign: Campaign) -> Table:
+    """A one-screen summary of a campaign."""
+    table = Table(title=f"campaign {campaign.name}", show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    if campaign.description:
+        table.add_row("description", campaign.description)
+    space = campaign.space
+    if isinstance(space, ParametricSpace):
+        params = []
+        for p in space.parameters:
+            if isinstance(p, CategoricalParameter):
+                params.append(f"{p.name} ∈ {{{', '.join(p.options[:6])}{', …' if len(p.options) > 6 else ''}}}")
+            else:
+                params.append(f"{p.name} ∈ [{p.bounds[0]:g}, {p.bounds[1]:g}]")
+        table.add_row("space", f"parametric, {len(space.parameters)} parameters")
+        table.add_row("parameters", "\n".join(params))
+        for g in space.simplex:
+            step = f", step {g.step:g}" if g.step else ""
+            table.add_row("simplex", f"{' + '.join(g.parameters)} = {g.total:g}{step}")
+        for c in space.linear_constraints:
+            lhs = " + ".join(f"{v:g}·{k}" for k, v in c.coefficients.items())
+            table.add_row("constraint", f"{lhs} {c.op} {c.rhs:g}")
+    else:
+        table.add_row("space", f"{space.type}: {space.model_dump(exclude_defaults=True, exclude={'type'})}")
+    for o in campaign.objectives:
+        goal = f"target {o.target:g} ± {o.tolerance:g}" if o.goal == "target" else o.goal
+        table.add_row("objective", f"{o.property}: {goal}{f' ({o.units})' if o.units else ''}")
+    for c in campaign.constraints:
+        table.add_row("outcome constraint", str(c))
+    b = campaign.budget
+    limits = [
+        f"{b.max_experiments} experiments" if b.max_experiments else "",
+        f"cost {b.max_cost:g}" if b.max_cost else "",
+        f"{b.max_iterations} iterations" if b.max_iterations else "",
+        f"wall clock {b.wall_clock}" if b.wall_clock else "",
+    ]
+    table.add_row("budget", ", ".join(x for x in limits if x))
+    table.add_row("batch size", str(campaign.batch_size))
+    approval = campaign.approval.policy
+    if campaign.approval.cost_limit:
+        approval += f" (cost limit {campaign.approval.cost_limit:g})"
+    table.add_row("approval", approval)
+    for m in campaign.measurements:
+        adapter = campaign.adapters[m.adapter]
+        table.add_row("measures", f"{', '.join(m.properties)} via {m.adapter} ({adapter.type}), "
+                      f"fidelity {m.fidelity}, cost {m.cost:g}")
+    table.add_row("generator / surrogate / acquisition",
+                  f"{campaign.generator.type} / {campaign.surrogate.type} / {campaign.acquisition.type}")
+    table.add_row("seed", str(campaign.seed))
+    return table
+
+
+def validate(path: Path = typer.Argument(..., help="the campaign file to check")) -> None:
+    """Check a campaign file: exit 0 with a summary, or exit 2 with every problem."""
+    try:
+        campaign = load_campaign(path)
+    except CampaignFileError as exc:
+        err_console.print(f"[bold red]{exc.source}[/] is not a valid campaign:", highlight=False)
+        for problem in exc.problems:
+            err_console.print(f"  • {problem}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    console.print(summary_table(campaign))
+    console.print(f"[green]✓[/] {path} is a valid campaign")
+
+
+def templates() -> None:
+    """List the campaign templates ``matloop init --template`` knows."""
+    for name in template_names():
+        console.print(name)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(validate)
+    app.command()(templates)

@@ -1,0 +1,42 @@
+"""What every CLI command shares: consoles, opening the database, and plain error exits."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from agent.store import Database, StoreError
+
+console = Console(soft_wrap=True)  # paths and URLs are never broken across lines
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep
+
+EXIT_INVALID = 2  # the user's input (a campaign file) is invalid
+EXIT_FAILURE = 1  # something the user can fix (database, unknown campaign)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def plain_store_errors() -> Iterator[None]:
+    """Show a :class:`StoreError` as one plain sentence and exit non-zero, never as a traceback."""
+    try:
+        yield
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+def open_database(*, require_current: bool = True) -> Database:
+    """The configured database, checked to be reachable and (by default) fully migrated."""
+    db = Database()
+    with plain_store_errors():
+        if require_current:
+            db.require_current()
+        else:
+            db.ping()
+    return db
