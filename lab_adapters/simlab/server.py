@@ -1,0 +1,218 @@
+"""The simulated lab's HTTP service (FastAPI): versioned JSON API, bearer-token auth, idempotent submission.
+
+Routes (all under a bearer token except ``/healthz``):
+
+- ``POST /v1/experiments`` with an ``Idempotency-Key`` header: 201 and a new
+  experiment, or 200 and the experiment already accepted under that key (never run
+  twice); 422 when the key was used for a different request.
+- ``GET /v1/experiments/{id}``, ``POST /v1/experiments/{id}/cancel``
+- ``GET /v1/experiments?status=&since=&ids=&cursor=&limit=`` (paged by cursor)
+- ``GET /v1/instruments``, ``GET /v1/scenarios``, ``GET /v1/stats``, ``GET /healthz``
+
+Fault injection (``error_rate``, ``slow_rate``) hits the ``/v1/experiments`` routes,
+the ones a client must survive; half of the injected 5xx answers are sent after the
+work was done, so a client that retries without its idempotency key would create
+duplicates and a test would see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lab_adapters.simlab.api import (
+    LAB_STATUSES,
+    ExperimentCreate,
+    ExperimentOut,
+    ExperimentPage,
+    Health,
+    InstrumentOut,
+    ScenarioOut,
+    StatsOut,
+)
+from lab_adapters.simlab.faults import HttpFaults
+from lab_adapters.simlab.lab import Lab, LabConfig, LabRequestError
+from lab_adapters.simlab.scenarios import get_scenario
+
+log = logging.getLogger(__name__)
+
+#: How often the background ticker completes due experiments (real seconds).
+TICK_SECONDS = 0.05
+
+_bearer = HTTPBearer(auto_error=False, description="the lab's token (--token / MATLOOP_SIMLAB_TOKEN)")
+
+
+def _ticker(lab: Lab, stop: threading.Event) -> None:
+    """Complete experiments whose time has come even when no client is asking (results land on time)."""
+    while not stop.wait(TICK_SECONDS):
+        try:
+            lab.advance()
+        except Exception:  # a transient SQLite error must not stop the clock; say so and go on
+            log.exception("simlab ticker: advancing experiments failed; retrying at the next tick")
+
+
+def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastAPI:
+    """A FastAPI app serving one lab (built from ``config`` unless ``lab`` is given)."""
+    lab = lab or Lab(config or LabConfig())
+    token = lab.config.token
+    faults = HttpFaults(lab.config.seed, lab.config.error_rate, lab.config.slow_rate, lab.config.slow_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = threading.Thread(target=_ticker, args=(lab, stop), name="simlab-ticker", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    app = FastAPI(
+        title="matloop simulated lab",
+        version="1",
+        description="A simulated autonomous lab: instruments, queue, noise and faults over real ground truths.",
+        lifespan=lifespan,
+    )
+    app.state.lab = lab
+    app.state.faults = faults
+
+    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if credentials is None:
+            raise HTTPException(
+                401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"}
+            )
+        if token is not None and not secrets.compare_digest(credentials.credentials, token):
+            raise HTTPException(403, "the bearer token is not valid for this lab")
+
+    @app.middleware("http")
+    async def inject_faults(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if not request.url.path.startswith("/v1/experiments") or (faults.error_rate <= 0 and faults.slow_rate <= 0):
+            return await call_next(request)
+        when, code, delay = faults.draw()
+        if delay:
+            await asyncio.sleep(delay)
+        if when == "before":
+            return JSONResponse({"detail": f"injected fault: {code} before processing"}, status_code=code)
+        response = await call_next(request)
+        if when == "after":
+            return JSONResponse({"detail": f"injected fault: {code} after processing"}, status_code=code)
+        return response
+
+    @app.exception_handler(LabRequestError)
+    async def refused(request: Request, exc: LabRequestError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    auth = [Depends(authorize)]
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        return Health()
+
+    @app.post("/v1/experiments", response_model=ExperimentOut, status_code=201, dependencies=auth)
+    def submit(
+        body: ExperimentCreate,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> ExperimentOut:
+        if not idempotency_key:
+            raise HTTPException(400, "the Idempotency-Key header is required on POST /v1/experiments")
+        row, created = lab.submit(idempotency_key, body.model_dump(mode="json"))
+        if not created:
+            response.status_code = 200
+        return ExperimentOut.from_row(row)
+
+    @app.get("/v1/experiments", response_model=ExperimentPage, dependencies=auth)
+    def list_experiments(
+        status: str | None = None,
+        since: Annotated[datetime | None, Query(description="submitted at or after (ISO 8601)")] = None,
+        ids: Annotated[str | None, Query(description="comma-separated experiment ids")] = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> ExperimentPage:
+        if status is not None and status not in LAB_STATUSES:
+            raise HTTPException(422, f"status={status!r} is not one of {list(LAB_STATUSES)}")
+        try:
+            after = int(cursor) if cursor else 0
+        except ValueError:
+            raise HTTPException(422, f"cursor={cursor!r} is not a cursor this lab issued") from None
+        id_list = [i for i in ids.split(",") if i] if ids else None
+        rows = lab.list(
+            status=status,
+            since=since.timestamp() if since else None,
+            ids=id_list,
+            after_seq=after,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ExperimentPage(
+            items=[ExperimentOut.from_row(r) for r in rows], next_cursor=str(rows[-1].seq) if more else None
+        )
+
+    @app.get("/v1/experiments/{experiment_id}", response_model=ExperimentOut, dependencies=auth)
+    def get_experiment(experiment_id: str) -> ExperimentOut:
+        row = lab.get(experiment_id)
+        if row is None:
+            raise HTTPException(404, f"no experiment {experiment_id!r} in this lab")
+        return ExperimentOut.from_row(row)
+
+    @app.post("/v1/experiments/{experiment_id}/cancel", response_model=ExperimentOut, dependencies=auth)
+    def cancel_experiment(experiment_id: str) -> ExperimentOut:
+        row = lab.cancel(experiment_id)
+        if row is None:
+            raise HTTPException(404, f"no experiment {experiment_id!r} in this lab")
+        return ExperimentOut.from_row(row)
+
+    @app.get("/v1/instruments", response_model=list[InstrumentOut], dependencies=auth)
+    def instruments() -> list[InstrumentOut]:
+        return [InstrumentOut(**i) for i in lab.instruments()]
+
+    @app.get("/v1/scenarios", response_model=list[ScenarioOut], dependencies=auth)
+    def scenarios() -> list[ScenarioOut]:
+        out = []
+        for name in lab.scenario_names:
+            try:
+                s = get_scenario(name)
+            except Exception as exc:  # absent data: listed, with the reason
+                out.append(
+                    ScenarioOut(
+                        name=name,
+                        description="",
+                        properties={},
+                        steps=[],
+                        info={},
+                        available=False,
+                        unavailable_reason=str(exc),
+                    )
+                )
+                continue
+            out.append(
+                ScenarioOut(
+                    name=s.name,
+                    description=s.description,
+                    properties={
+                        p: {"units": spec.units, "description": spec.description} for p, spec in s.properties.items()
+                    },
+                    steps=[{"name": st.name, "instrument": st.instrument, "hours": st.hours} for st in s.steps],
+                    info=s.info(),
+                )
+            )
+        return out
+
+    @app.get("/v1/stats", response_model=StatsOut, dependencies=auth)
+    def stats() -> StatsOut:
+        lab.advance()
+        return StatsOut(**lab.store.summary(), counters=lab.store.counters(), http_faults=dict(faults.counts))
+
+    return app
