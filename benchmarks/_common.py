@@ -1,0 +1,97 @@
+"""Shared helpers of the selection benchmarks: datasets as pools, the surrogate used, timing."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+DATA = Path(os.environ.get("MATLOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+OER_PLATES = ("3496", "3851", "3860", "4098")
+
+
+@dataclass
+class Pool:
+    """A fully measured pool: features (unit-scaled), the measured value, and the goal."""
+
+    name: str
+    X: torch.Tensor
+    y: np.ndarray
+    minimize: bool
+    top_share: float  # the "top set" is this share of the pool (1% OER, 5% perovskites)
+    columns: list[str]
+
+    @property
+    def utility(self) -> np.ndarray:
+        return -self.y if self.minimize else self.y
+
+    @property
+    def best_rows(self) -> set[int]:
+        u = self.utility
+        return set(np.flatnonzero(u == u.max()).tolist())
+
+    @property
+    def top_rows(self) -> set[int]:
+        k = max(1, int(round(self.top_share * len(self.y))))
+        return set(np.argsort(-self.utility, kind="stable")[:k].tolist())
+
+
+def _dedupe(df: pd.DataFrame, columns: list[str], target: str) -> pd.DataFrame:
+    """Repeated compositions become one pool point with their mean value (a pool point is revealed once)."""
+    return df.groupby(columns, as_index=False, sort=False)[target].mean()
+
+
+def oer_pool(plate: str, limit: int | None = None, seed: int = 0) -> Pool:
+    raw = pd.read_csv(DATA / "oer_plates" / f"oer_plate_{plate}.csv")
+    columns = [c for c in raw.columns if c.endswith("_load")]  # each plate has its own six metals
+    df = _dedupe(raw, columns, "overpotential")
+    if limit is not None and limit < len(df):
+        df = df.sample(n=limit, random_state=seed).reset_index(drop=True)
+    X = torch.tensor(df[columns].to_numpy(), dtype=torch.double)
+    return Pool(f"oer_{plate}", X, df["overpotential"].to_numpy(), True, 0.01, columns)
+
+
+def perovskite_pool() -> Pool:
+    """Hybrid perovskites, each categorical choice one-hot encoded.
+
+    The shared ``descriptors.csv`` gives every option of a parameter the same descriptor values (a defect of
+    that copy), so descriptors cannot tell options apart; one-hot encoding is the honest choice here.
+    """
+    df = pd.read_csv(DATA / "hybrid_perovskites" / "hse_gaps.csv")
+    onehot = pd.get_dummies(df[["organic", "cation", "anion"]], dtype=float)
+    columns = list(onehot.columns)
+    df = _dedupe(pd.concat([onehot, df["hse_gap"]], axis=1), columns, "hse_gap")
+    X = torch.tensor(df[columns].to_numpy(dtype=float), dtype=torch.double)
+    return Pool("perovskites", X, df["hse_gap"].to_numpy(), True, 0.05, columns)
+
+
+def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int):
+    """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent."""
+    try:
+        from surrogates import api
+    except ImportError:
+        api = None
+    if api is not None and hasattr(api, "fit_surrogate"):
+        return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0).model
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    torch.manual_seed(seed)
+    model = SingleTaskGP(X, y)
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    return model.eval()
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

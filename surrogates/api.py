@@ -1,0 +1,364 @@
+"""``fit_surrogate``: one call from featurized data to a calibrated BoTorch model, with its metrics.
+
+Every output column (one per campaign property) gets its own single-output model,
+fitted on the rows where that property was measured: properties are often measured
+on different subsets (a failed synthesis has no band gap but does count for
+feasibility), and independent per-output models are what BoTorch's ``ModelList``
+composes. Each fit runs k-fold cross-validation, stores the metrics, and rescales
+the variance when the cross-validated 95% coverage is off (``calibration.py``).
+
+``kind="auto"`` cross-validates both a GP and a deep ensemble and keeps the one
+with the lower summed NLL; the reason string records both numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.models.model import Model, ModelList
+from torch import Tensor
+
+from surrogates.calibration import PriorModel, ScaledVarianceModel, recalibration_scale, regression_metrics
+from surrogates.ensemble import DEFAULTS as ENSEMBLE_DEFAULTS
+from surrogates.ensemble import fit_ensemble, rebuild_ensemble
+from surrogates.gp import fit_gp, rebuild_gp
+
+FORMAT = "matloop-surrogate/1"
+KINDS = ("auto", "gp", "ensemble", "prior")
+METRIC_KEYS = ("n", "rmse", "mae", "r2", "nll", "cov68", "cov95", "spearman_err_std")
+
+Fitter = Callable[[Tensor, Tensor, Tensor | None, int, dict[str, Any]], tuple[Model, dict]]
+FITTERS: dict[str, Fitter] = {"gp": fit_gp, "ensemble": fit_ensemble}
+
+
+@dataclass
+class OutputModel:
+    """One output column's fitted model and everything needed to rebuild it."""
+
+    kind: str  # "gp" | "ensemble" | "prior"
+    base: Model
+    recipe: dict[str, Any]
+    scale: float
+    X: Tensor
+    y: Tensor
+    yvar: Tensor | None
+
+    @property
+    def model(self) -> Model:
+        return self.base if self.scale == 1.0 else ScaledVarianceModel(self.base, self.scale)
+
+
+@dataclass
+class FittedSurrogate:
+    """A fitted surrogate: the BoTorch model plus why it was chosen and how well it cross-validated.
+
+    ``metrics`` maps each output column index (as ``str``) to cross-validated
+    ``n, rmse, mae, r2, nll, cov68, cov95, spearman_err_std`` (after recalibration;
+    ``*_raw`` before it, and ``variance_scale``). Outputs without a model (prior) have NaNs.
+    ``is_prior`` is True when any output has learned nothing (fewer than two points or a
+    constant target; see ``prior_outputs``): the controller should then fill space.
+    """
+
+    model: Model
+    kind: str
+    reason: str
+    metrics: dict[str, dict[str, float]]
+    training_hash: str
+    n_train: int
+    excluded_rows: list[int]
+    is_prior: bool
+    prior_outputs: list[int] = field(default_factory=list)
+    excluded_by_output: dict[str, list[int]] = field(default_factory=dict)
+    outputs: list[OutputModel] = field(default_factory=list, repr=False)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.outputs)
+
+    def predict(self, X: Tensor, observation_noise: bool = False) -> tuple[Tensor, Tensor]:
+        """Posterior mean and variance, each ``(n, num_outputs)``, without gradients."""
+        means, variances = [], []
+        with torch.no_grad():
+            for out in self.outputs:
+                mean, var = _predict(out.model, X, observation_noise)
+                means.append(mean)
+                variances.append(var)
+        return torch.stack(means, dim=-1), torch.stack(variances, dim=-1)
+
+    def save(self, path: str | Path) -> None:
+        """Write state dicts, training data, metrics and hash to one ``torch.save`` file."""
+        payload = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "reason": self.reason,
+            "metrics": self.metrics,
+            "training_hash": self.training_hash,
+            "n_train": self.n_train,
+            "excluded_rows": self.excluded_rows,
+            "excluded_by_output": self.excluded_by_output,
+            "is_prior": self.is_prior,
+            "prior_outputs": self.prior_outputs,
+            "outputs": [
+                {
+                    "kind": o.kind,
+                    "recipe": o.recipe,
+                    "scale": o.scale,
+                    "X": o.X,
+                    "y": o.y,
+                    "yvar": o.yvar,
+                    "state": o.base.state_dict(),
+                }
+                for o in self.outputs
+            ],
+        }
+        torch.save(payload, Path(path))
+
+
+def load_surrogate(path: str | Path) -> FittedSurrogate:
+    """Rebuild a saved surrogate; its predictions equal the saved one's."""
+    payload = torch.load(Path(path), weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a saved matloop surrogate ({FORMAT})")
+    outputs = []
+    for o in payload["outputs"]:
+        if o["kind"] == "gp":
+            base = rebuild_gp(o["X"], o["y"], o["yvar"], o["recipe"], o["state"])
+        elif o["kind"] == "ensemble":
+            base = rebuild_ensemble(o["X"], o["recipe"], o["state"])
+        else:
+            base = PriorModel()
+            base.load_state_dict(o["state"])
+        outputs.append(OutputModel(o["kind"], base, o["recipe"], float(o["scale"]), o["X"], o["y"], o["yvar"]))
+    return FittedSurrogate(
+        model=_combine(outputs),
+        kind=payload["kind"],
+        reason=payload["reason"],
+        metrics=payload["metrics"],
+        training_hash=payload["training_hash"],
+        n_train=payload["n_train"],
+        excluded_rows=payload["excluded_rows"],
+        is_prior=payload["is_prior"],
+        prior_outputs=payload["prior_outputs"],
+        excluded_by_output=payload["excluded_by_output"],
+        outputs=outputs,
+    )
+
+
+def training_hash(X: Tensor, Y: Tensor, Yvar: Tensor | None) -> str:
+    """SHA-256 over the exact training tensors (shape, dtype and bytes), so a model names its data."""
+    h = hashlib.sha256()
+    for t in (X, Y, Yvar):
+        if t is None:
+            h.update(b"none")
+            continue
+        t = t.detach().to(torch.double).contiguous().cpu()
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def fit_surrogate(
+    X: Tensor,
+    Y: Tensor,
+    Yvar: Tensor | None = None,
+    *,
+    kind: str = "auto",
+    seed: int = 0,
+    cv_folds: int = 5,
+    settings: dict[str, Any] | None = None,
+) -> FittedSurrogate:
+    """Fit one model per column of ``Y`` on featurized ``X``, cross-validate, recalibrate.
+
+    ``settings``: ``exact_gp_max_n``, ``num_inducing``, ``gp_variant`` ("exact"/"sparse"),
+    ``cat_dims`` (one-hot columns for a mixed GP), ``ensemble`` (dict, see
+    ``ensemble.DEFAULTS``), ``recalibrate`` (default True). ``cv_folds < 2`` skips CV
+    (no metrics, no recalibration; ``auto`` then picks the GP).
+    """
+    settings = dict(settings or {})
+    _check_settings(settings)
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
+    X, Y, Yvar = _validate(X, Y, Yvar)
+    n, m = Y.shape
+    masks = [torch.isfinite(Y[:, c]) & (torch.ones(n, dtype=torch.bool) if Yvar is None else
+                                        torch.isfinite(Yvar[:, c]) & (Yvar[:, c] >= 0)) for c in range(m)]
+    excluded_by_output = {str(c): torch.nonzero(~masks[c]).flatten().tolist() for c in range(m)}
+    excluded = sorted({r for rows in excluded_by_output.values() for r in rows})
+
+    columns = []
+    prior_outputs = []
+    for c in range(m):
+        y = Y[masks[c], c : c + 1]
+        yvar = None if Yvar is None else Yvar[masks[c], c : c + 1]
+        if kind == "prior" or _is_uninformative(y):
+            prior_outputs.append(c)
+        columns.append((X[masks[c]], y, yvar))
+    learnable = [c for c in range(m) if c not in prior_outputs]
+
+    # Cross-validate each candidate kind on every learnable output.
+    candidates = ["gp", "ensemble"] if kind == "auto" else ([kind] if kind != "prior" else [])
+    cv: dict[str, dict[int, tuple[dict[str, float], float, str]]] = {k: {} for k in candidates}
+    for k in candidates:
+        for c in learnable:
+            cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings)
+
+    chosen, reason = _choose(kind, candidates, cv, learnable, prior_outputs)
+    outputs: list[OutputModel] = []
+    metrics: dict[str, dict[str, float]] = {}
+    for c in range(m):
+        Xc, y, yvar = columns[c]
+        if c in prior_outputs:
+            mean = float(y.mean()) if len(y) else 0.0
+            outputs.append(OutputModel("prior", PriorModel(mean, 1.0), {}, 1.0, Xc, y, yvar))
+            metrics[str(c)] = {k: float("nan") for k in METRIC_KEYS} | {"n": float(len(y))}
+            continue
+        base, recipe = FITTERS[chosen](Xc, y, yvar, seed, settings)
+        col_metrics, scale, _ = cv[chosen][c]
+        outputs.append(OutputModel(chosen, base, recipe, scale, Xc, y, yvar))
+        metrics[str(c)] = col_metrics
+    scale_notes = [f"output {c}: {cv[chosen][c][2]}" for c in learnable if chosen in cv and cv[chosen][c][1] != 1.0]
+    if scale_notes:
+        reason += "; " + "; ".join(scale_notes)
+    if chosen == "gp" and any(o.recipe.get("variant") == "sparse" for o in outputs) and Yvar is not None:
+        reason += "; sparse GP ignores measured noise (learns one noise level)"
+    return FittedSurrogate(
+        model=_combine(outputs),
+        kind=chosen,
+        reason=reason,
+        metrics=metrics,
+        training_hash=training_hash(X, Y, Yvar),
+        n_train=n - len(excluded),
+        excluded_rows=excluded,
+        is_prior=bool(prior_outputs),
+        prior_outputs=prior_outputs,
+        excluded_by_output=excluded_by_output,
+        outputs=outputs,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _validate(X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    X = torch.as_tensor(X).to(torch.double)
+    Y = torch.as_tensor(Y).to(torch.double)
+    if Y.dim() == 1:
+        Y = Y.unsqueeze(-1)
+    if X.dim() != 2 or Y.dim() != 2:
+        raise ValueError(f"X must be (n, d) and Y (n, m); got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    if Y.shape[1] < 1:
+        raise ValueError("Y has no columns")
+    bad = torch.nonzero(~torch.isfinite(X).all(dim=1)).flatten().tolist()
+    if bad:
+        raise ValueError(f"X has non-finite features in rows {bad[:20]}{' ...' if len(bad) > 20 else ''}")
+    if Yvar is not None:
+        Yvar = torch.as_tensor(Yvar).to(torch.double)
+        if Yvar.dim() == 1:
+            Yvar = Yvar.unsqueeze(-1)
+        if Yvar.shape != Y.shape:
+            raise ValueError(f"Yvar has shape {tuple(Yvar.shape)}, Y has {tuple(Y.shape)}")
+    return X, Y, Yvar
+
+
+SETTINGS = {"exact_gp_max_n", "num_inducing", "gp_variant", "sparse_maxiter", "cat_dims", "ensemble", "recalibrate"}
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Refuse unknown keys: a typo in a campaign file must not silently change nothing."""
+    unknown = sorted(set(settings) - SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown surrogate settings {unknown}; known: {sorted(SETTINGS)}")
+    if settings.get("gp_variant") not in (None, "exact", "sparse"):
+        raise ValueError(f"surrogate setting gp_variant={settings['gp_variant']!r}: expected 'exact' or 'sparse'")
+    ensemble = settings.get("ensemble", {})
+    if not isinstance(ensemble, dict) or set(ensemble) - set(ENSEMBLE_DEFAULTS):
+        bad = sorted(set(ensemble) - set(ENSEMBLE_DEFAULTS)) if isinstance(ensemble, dict) else ensemble
+        raise ValueError(f"unknown surrogate settings ensemble.{bad}; known: {sorted(ENSEMBLE_DEFAULTS)}")
+
+
+def _is_uninformative(y: Tensor) -> bool:
+    """Fewer than two points, or a target with no spread to learn."""
+    if y.shape[0] < 2:
+        return True
+    spread = float(y.max() - y.min())
+    return spread <= 1e-12 * max(1.0, float(y.abs().max()))
+
+
+def _predict(model: Model, X: Tensor, observation_noise: bool | Tensor, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+    means, variances = [], []
+    for start in range(0, X.shape[0], chunk):
+        post = model.posterior(X[start : start + chunk], observation_noise=observation_noise)
+        means.append(post.mean.reshape(-1))
+        variances.append(post.variance.reshape(-1))
+    return torch.cat(means), torch.cat(variances)
+
+
+def _kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::folds] for i in range(folds)]
+
+
+def _cross_validate(
+    kind: str, X: Tensor, y: Tensor, yvar: Tensor | None, *, folds: int, seed: int, settings: dict[str, Any]
+) -> tuple[dict[str, float], float, str]:
+    """Held-out metrics (after recalibration, with ``*_raw`` before), the std scale and why."""
+    n = X.shape[0]
+    folds = min(folds, n)
+    if folds < 2 or n < 3:
+        nan = {k: float("nan") for k in METRIC_KEYS} | {"n": float(n), "variance_scale": 1.0}
+        return nan, 1.0, "no cross-validation"
+    mean = torch.empty(n, dtype=torch.double)
+    var = torch.empty(n, dtype=torch.double)
+    for i, test in enumerate(_kfold(n, folds, seed)):
+        train = np.setdiff1d(np.arange(n), test)
+        tr, te = torch.as_tensor(train), torch.as_tensor(test)
+        model, _ = FITTERS[kind](X[tr], y[tr], None if yvar is None else yvar[tr], seed + 1 + i, settings)
+        with torch.no_grad():
+            if yvar is not None and kind == "gp":
+                mu, v = _predict(model, X[te], observation_noise=False)
+                v = v + yvar[te, 0]
+            else:
+                mu, v = _predict(model, X[te], observation_noise=True)
+        mean[te], var[te] = mu, v
+    yy, mm, vv = y[:, 0].numpy(), mean.numpy(), var.numpy()
+    raw = regression_metrics(yy, mm, vv)
+    scale, why = (1.0, "recalibration off")
+    if settings.get("recalibrate", True):
+        scale, why = recalibration_scale(yy, mm, vv)
+    calibrated = regression_metrics(yy, mm, vv * scale**2)
+    out = calibrated | {f"{k}_raw": raw[k] for k in ("nll", "cov68", "cov95")} | {"variance_scale": scale}
+    return out, scale, why
+
+
+def _choose(
+    kind: str,
+    candidates: list[str],
+    cv: dict[str, dict[int, tuple[dict[str, float], float, str]]],
+    learnable: list[int],
+    prior_outputs: list[int],
+) -> tuple[str, str]:
+    prior_note = f" (outputs {prior_outputs} have <2 points or constant targets: prior)" if prior_outputs else ""
+    if not learnable:
+        return "prior", f"no output has two or more distinct measurements{prior_note}"
+    if kind != "auto":
+        return kind, f"requested {kind}{prior_note}"
+    nll = {k: sum(cv[k][c][0]["nll"] for c in learnable) for k in candidates}
+    if not all(math.isfinite(v) for v in nll.values()):
+        return "gp", f"auto: gp (too few points to cross-validate){prior_note}"
+    best = min(candidates, key=lambda k: (nll[k], k != "gp"))
+    other = [k for k in candidates if k != best][0]
+    return best, f"auto: {best} cv-NLL {nll[best]:.3f} <= {other} {nll[other]:.3f}{prior_note}"
+
+
+def _combine(outputs: list[OutputModel]) -> Model:
+    models = [o.model for o in outputs]
+    return models[0] if len(models) == 1 else ModelList(*models)
