@@ -1,0 +1,277 @@
+"""Choose a q-batch from a discrete candidate pool (pools up to 10^6 rows).
+
+Three stages, each doing only the work it must:
+
+1. **Eligibility** — drop rows already measured, in flight (pending), excluded by the caller, or duplicates of
+   an earlier row, so no candidate is ever picked twice.
+2. **Pre-screen** — marginal posterior moments of every eligible row, in chunks with LOVE fast variances,
+   and an optimistic score that keeps a few hundred survivors (:mod:`agent.selection.screening`).
+3. **Exact batch** — sequential greedy on the survivors with the real q-batch acquisition: each pick maximises
+   the acquisition with the earlier picks (and the caller's pending jobs) as pending points, exactly as
+   BoTorch's ``optimize_acqf_discrete`` does, but only over survivors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gpytorch
+import torch
+from torch import Tensor
+
+from agent.selection.acquisition import (
+    UCB_BETA,
+    FeasibilityWeighted,
+    build_acquisition,
+    is_log_acquisition,
+    resolve_acquisition,
+)
+from agent.selection.exact import INCUMBENTS, band_table, greedy_from_table, joint_samples, nei_table, ucb_table
+from agent.selection.feasibility import FeasibilityModel
+from agent.selection.objectives import ObjectiveMap
+from agent.selection.picks import Pick, as_dicts, explain
+from agent.selection.screening import available_rows, feasibility_probability, posterior_moments, prescreen
+from agent.spec.objectives import Objective, OutcomeConstraint
+
+#: Survivors of the pre-screen: at least this many, and at least SURVIVORS_PER_PICK per batch slot.
+SURVIVORS_MIN = 384
+SURVIVORS_PER_PICK = 24
+EVAL_CHUNK = 512
+#: Hypervolume acquisitions cost far more per evaluation (box decompositions per sample): fewer survivors,
+#: smaller evaluation chunks.
+SURVIVORS_MULTI = 64
+MULTI_CHUNK = 32
+
+
+def _check_inputs(X_pool: Tensor, X_observed: Tensor, Y_observed: Tensor, properties: Sequence[str], q: int) -> None:
+    if q < 1:
+        raise ValueError(f"q must be at least 1, got {q}")
+    if X_pool.ndim != 2:
+        raise ValueError(f"X_pool must be (n_candidates x n_features), got shape {tuple(X_pool.shape)}")
+    if X_observed.ndim != 2 or X_observed.shape[-1] != X_pool.shape[-1]:
+        raise ValueError(
+            f"X_observed must be (n x {X_pool.shape[-1]}) like X_pool, got shape {tuple(X_observed.shape)}"
+        )
+    if Y_observed.shape != (X_observed.shape[0], len(properties)):
+        raise ValueError(
+            f"Y_observed must be (n_observed x len(properties)) = ({X_observed.shape[0]} x {len(properties)}), "
+            f"got {tuple(Y_observed.shape)}"
+        )
+
+
+def _greedy(acq, X: Tensor, q: int, X_pending: Tensor | None, chunk: int = EVAL_CHUNK) -> tuple[list[int], list[float]]:
+    """Sequential greedy q-batch over the rows of ``X``; returns positions and marginal acquisition values."""
+    free = torch.ones(len(X), dtype=torch.bool)
+    order: list[int] = []
+    values: list[float] = []
+    for _ in range(min(q, len(X))):
+        vals = torch.cat([acq(X[s : s + chunk].unsqueeze(-2)) for s in range(0, len(X), chunk)])
+        vals = torch.nan_to_num(vals, nan=-float("inf")).masked_fill(~free, -float("inf"))
+        j = int(torch.argmax(vals))
+        if not free[j]:
+            break
+        order.append(j)
+        values.append(float(vals[j]))
+        free[j] = False
+        chosen = X[order]
+        acq.set_X_pending(chosen if X_pending is None else torch.cat([X_pending, chosen]))
+    return order, values
+
+
+def _thompson(
+    model, omap: ObjectiveMap, X: Tensor, q: int, seed: int, feasibility: FeasibilityModel | None
+) -> tuple[list[int], list[float]]:
+    """Batch Thompson sampling: pick ``j`` maximises the ``j``-th joint posterior sample over the survivors.
+
+    Outcome constraints and learnt feasibility act per sample (an infeasible or failed draw is worth nothing);
+    several objectives are scalarised by a random Chebyshev weight per sample (ParEGO-style).
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        Z = model.posterior(X).rsample(torch.Size([q]))  # q x n x m
+        if Z.ndim == 2:
+            Z = Z.unsqueeze(-1)
+        if omap.is_multi:
+            U = omap.multi_objective()(Z)
+            lo, hi = U.amin(dim=-2, keepdim=True), U.amax(dim=-2, keepdim=True)
+            U = (U - lo) / (hi - lo).clamp_min(1e-12)
+            w = -torch.log(torch.rand(q, 1, U.shape[-1]))
+            util = (U * (w / w.sum(-1, keepdim=True))).min(-1).values
+        else:
+            util = omap.scalar_objective()(Z)
+        for con in omap.constraint_callables():
+            util = util.masked_fill(con(Z) > 0, -float("inf"))
+        if feasibility is not None:
+            fails = torch.rand(q, len(X)) > feasibility.probability(X).unsqueeze(0)
+            util = util.masked_fill(fails, -float("inf"))
+    free = torch.ones(len(X), dtype=torch.bool)
+    order, values = [], []
+    for i in range(min(q, len(X))):
+        u = util[i].masked_fill(~free, -float("inf"))
+        j = int(torch.argmax(u))
+        if not free[j]:
+            break
+        order.append(j)
+        values.append(float(u[j]))
+        free[j] = False
+    return order, values
+
+
+def _exact_moments(model, X: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact marginal posterior of the few picked rows (the pre-screen's variances are deliberately loose)."""
+    with torch.no_grad():
+        post = model.posterior(X.unsqueeze(-2))
+        return post.mean.squeeze(-2), post.variance.squeeze(-2).clamp_min(0).sqrt()
+
+
+def _incumbents(model, omap: ObjectiveMap, X_observed: Tensor) -> Tensor:
+    """The observed points most likely to hold the incumbent: best posterior-mean utility among the likely feasible.
+
+    NEI's incumbent is the best *feasible* value among observed points in each posterior sample; points whose
+    mean is far below the best hardly ever attain that maximum, so keeping the top ``INCUMBENTS`` changes the
+    estimate negligibly while keeping the joint posterior small (BoTorch's ``prune_baseline`` does the same
+    by sampling).
+    """
+    if len(X_observed) <= INCUMBENTS:
+        return X_observed
+    mean, std = posterior_moments(model, X_observed)
+    utility = omap.utility(mean[:, omap.objective_columns[0]])
+    utility = utility.masked_fill(feasibility_probability(omap, mean, std) < 0.5, -float("inf"))
+    if torch.isinf(utility).all():
+        utility = omap.utility(mean[:, omap.objective_columns[0]])
+    return X_observed[torch.topk(utility, INCUMBENTS).indices]
+
+
+def _sample_greedy(
+    name: str,
+    model,
+    omap: ObjectiveMap,
+    X_surv: Tensor,
+    X_pending: Tensor | None,
+    X_observed: Tensor,
+    q: int,
+    seed: int,
+    mc_samples: int,
+    feasibility_model: FeasibilityModel | None,
+    surv_mean: Tensor,
+    surv_std: Tensor,
+) -> tuple[list[int], list[float]]:
+    """qLogNEI / qUCB / band probability, greedy over one joint sample table (see :mod:`agent.selection.exact`)."""
+    n_s = len(X_surv)
+    n_p = 0 if X_pending is None else len(X_pending)
+    parts = [X_surv] + ([X_pending] if n_p else [])
+    incumbents = _incumbents(model, omap, X_observed) if name == "qlognei" else X_observed[:0]
+    parts.append(incumbents)
+    Z = joint_samples(model, torch.cat(parts), mc_samples, seed)
+    pending = slice(n_s, n_s + n_p) if n_p else None
+    floor = 0.0
+    if name == "qlognei":
+        table = nei_table(omap, Z, slice(n_s + n_p, n_s + n_p + len(incumbents)))
+    elif name == "ucb":
+        col = omap.objective_columns[0]
+        low = omap.utility(surv_mean[:, col]) - 6 * surv_std[:, col]
+        cost = float((-low.min()).clamp_min(0))
+        table = ucb_table(omap, Z, UCB_BETA, infeasible_cost=cost)
+        floor = -cost
+    else:
+        table = band_table(omap, Z)
+    log_success = None
+    if feasibility_model is not None:
+        with torch.no_grad():
+            log_success = feasibility_model.probability(X_surv).clamp_min(1e-12).log()
+    return greedy_from_table(table, n_s, q, pending, log_success, floor)
+
+
+def select_batch(
+    model,
+    X_pool: Tensor,
+    *,
+    objectives: Sequence[Objective],
+    constraints: Sequence[OutcomeConstraint] | None = None,
+    properties: Sequence[str],
+    q: int,
+    X_observed: Tensor,
+    Y_observed: Tensor,
+    X_pending: Tensor | None = None,
+    acquisition: str = "qlognei",
+    seed: int = 0,
+    feasibility_model: FeasibilityModel | None = None,
+    exclude: Tensor | None = None,
+    points: Sequence[dict] | None = None,
+    survivors: int | None = None,
+    mc_samples: int = 128,
+) -> list[Pick]:
+    """Choose up to ``q`` rows of ``X_pool`` (features, as the model sees them) for the next experiments.
+
+    ``properties`` names the model's output columns (objectives first, then constraint-only properties);
+    ``Y_observed`` has one column per property, NaN where not measured. Rows equal to a row of ``X_observed``
+    or ``X_pending``, rows flagged in ``exclude`` (a boolean mask over the pool, e.g. known fingerprints) and
+    repeated rows are never picked. Fewer than ``q`` picks come back only when fewer rows are eligible.
+    ``points`` (one dict per pool row) is copied into each :class:`Pick` for the caller's convenience.
+
+    ``acquisition``: ``qlognei`` (default), ``ucb``, ``thompson``; several objectives use ``qlognehvi`` and a
+    target band the in-band probability (see :mod:`agent.selection.acquisition`). Thompson sampling keeps
+    pending points out of the batch but does not condition on them (it has no notion of pending outcomes).
+    """
+    _check_inputs(X_pool, X_observed, Y_observed, properties, q)
+    if points is not None and len(points) != len(X_pool):
+        raise ValueError(f"points has {len(points)} entries but X_pool has {len(X_pool)} rows")
+    omap = ObjectiveMap.build(objectives, constraints, properties)
+    name = resolve_acquisition(acquisition, omap)
+    if len(X_observed) == 0 and name in ("qlognei", "qlognehvi"):
+        raise ValueError("no observations yet: use initial_design() for the first batch")
+    dtype = X_observed.dtype if X_observed.is_floating_point() else torch.double
+    X_pool = X_pool.to(dtype)
+    X_pending = None if X_pending is None or len(X_pending) == 0 else X_pending.to(dtype)
+
+    eligible = available_rows(X_pool, [X_observed, X_pending] if X_pending is not None else [X_observed], exclude)
+    if len(eligible) == 0:
+        return []
+    X_eligible = X_pool[eligible]
+    mean, std = posterior_moments(model, X_eligible)
+    if survivors is not None:
+        keep = survivors
+    elif name == "qlognehvi":
+        keep = max(SURVIVORS_MULTI, 8 * q)
+    else:
+        keep = max(SURVIVORS_MIN, SURVIVORS_PER_PICK * q)
+    positions = prescreen(omap, mean, std, keep, seed)
+    X_surv = X_eligible[positions]
+
+    if name == "thompson":
+        with torch.no_grad(), gpytorch.settings.fast_pred_var():
+            order, values = _thompson(model, omap, X_surv, q, seed, feasibility_model)
+    elif name == "qlognehvi":
+        with torch.no_grad(), gpytorch.settings.fast_pred_var():
+            acq = build_acquisition(
+                name, model, omap, X_observed=X_observed.to(dtype), Y_observed=Y_observed.to(dtype),
+                X_pending=X_pending, seed=seed, mc_samples=mc_samples,
+            )
+            if feasibility_model is not None:
+                acq = FeasibilityWeighted(acq, feasibility_model, log=is_log_acquisition(name))
+            order, values = _greedy(acq, X_surv, q, X_pending, chunk=MULTI_CHUNK)
+    else:
+        order, values = _sample_greedy(
+            name, model, omap, X_surv, X_pending, X_observed.to(dtype), q, seed, mc_samples, feasibility_model,
+            mean[positions], std[positions],
+        )
+
+    picks: list[Pick] = []
+    rows = [int(eligible[positions[j]]) for j in order]
+    exact_mean, exact_std = _exact_moments(model, X_pool[rows]) if rows else (mean[:0], std[:0])
+    for rank, value in enumerate(values):
+        row = rows[rank]
+        m, s = exact_mean[rank], exact_std[rank]
+        picks.append(
+            Pick(
+                index=row,
+                point=dict(points[row]) if points is not None else None,
+                acquisition_value=value,
+                mean=as_dicts(properties, m),
+                std=as_dicts(properties, s),
+                rank=rank,
+                reason=f"{name}: " + explain(omap, m, s, mean, std),
+                features=X_pool[row].tolist(),
+            )
+        )
+    return picks

@@ -1,0 +1,207 @@
+"""Pool-based replay: how many experiments matloop needs to find the best candidates, against BayBE and random.
+
+Each dataset is a fully measured pool; a strategy sees only what it has chosen (each chosen pool point is
+revealed from the data). Every run starts from the same random initial points for every strategy with the
+same seed, then chooses batches of q until it has found the pool's best point or spent the budget.
+
+Reported per dataset and batch size (medians over seeds; ">B" when more than half the runs did not find it
+within the budget B):
+  * n_best: experiments to find the pool's best point; n_top: to find a first point of the top set
+    (top 1% for the OER plates, top 5% for the perovskites);
+  * EF@25 / EF@50: enhancement factor, the share of the top set found after n experiments over the share
+    random search finds in expectation (n / N);
+  * AF_top, AF_best: acceleration factor, random search's expected experiments to find a first member of
+    the set, (N + 1) / (K + 1) for K members among N, over the strategy's median.
+
+Ends with ``summary: datasets=<n> af_top_mean=<x> vs_baybe_experiments_ratio=<r> wins=<k>/<n>``: the ratio is
+the mean over datasets of matloop's median n_best (all batch sizes and seeds pooled) over BayBE's; ``wins``
+counts datasets where matloop's median is lower. Censored runs count as the budget + 1 (which favours
+whichever strategy fails, so a ratio is only meaningful when medians are not censored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import OER_PLATES, Pool, Stopwatch, fit_model, oer_pool, perovskite_pool  # noqa: E402
+
+Chooser = Callable[[Pool, list[int], int, int], list[int]]
+
+
+def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+    from agent.selection import select_batch
+    from agent.spec.objectives import Objective
+
+    X = pool.X[observed]
+    y = torch.tensor(pool.y[observed], dtype=torch.double).unsqueeze(-1)
+    model = fit_model(X, y, seed)
+    exclude = torch.zeros(len(pool.X), dtype=torch.bool)
+    exclude[observed] = True
+    picks = select_batch(
+        model, pool.X, objectives=[Objective(property="y", goal="minimize" if pool.minimize else "maximize")],
+        properties=["y"], q=q, X_observed=X, Y_observed=y, exclude=exclude, seed=seed,
+    )
+    return [p.index for p in picks]
+
+
+class BayBEChooser:
+    """BayBE's default recommender (its default surrogate and acquisition) over the same pool."""
+
+    def __init__(self) -> None:
+        import pandas as pd  # noqa: F401
+        from baybe import Campaign  # noqa: F401
+
+    def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+        import pandas as pd
+        from baybe import Campaign
+        from baybe.parameters import NumericalDiscreteParameter
+        from baybe.searchspace import SearchSpace
+        from baybe.targets import NumericalTarget
+        from baybe.utils.random import set_random_seed
+
+        set_random_seed(seed)
+        frame = pd.DataFrame(pool.X.numpy(), columns=pool.columns)
+        parameters = [
+            NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c].round(12))))) for c in pool.columns
+        ]
+        frame = frame.round(12)
+        space = SearchSpace.from_dataframe(frame, parameters=parameters)
+        # BayBE's default recommender; only told, like matloop, never to re-propose a measured point
+        campaign = Campaign(
+            space, NumericalTarget(name="y", minimize=pool.minimize).to_objective(),
+            allow_recommending_already_measured=False, allow_recommending_already_recommended=False,
+        )
+        measured = frame.iloc[observed].copy()
+        measured["y"] = pool.y[observed]
+        campaign.add_measurements(measured)
+        rec = campaign.recommend(batch_size=q)
+        key = {tuple(r): i for i, r in enumerate(frame.to_numpy().tolist())}
+        return [key[tuple(r)] for r in rec[pool.columns].to_numpy().tolist()]
+
+
+def replay(pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int) -> list[int]:
+    """The order in which ``chooser`` reveals pool rows, until the best is found or ``budget`` is spent."""
+    rng = np.random.default_rng(seed)
+    order = rng.choice(len(pool.y), size=n_init, replace=False).tolist()
+    best = pool.best_rows
+    while not (best & set(order)) and len(order) < budget:
+        picks = chooser(pool, order, min(q, budget - len(order)), seed)
+        fresh = [i for i in picks if i not in set(order)]
+        if len(fresh) != len(picks) or not fresh:
+            raise RuntimeError(f"strategy picked measured or no rows: {picks}")
+        order += fresh
+    return order
+
+
+def first_hit(order: list[int], targets: set[int], budget: int) -> int:
+    for i, row in enumerate(order):
+        if row in targets:
+            return i + 1
+    return budget + 1
+
+
+def enhancement(order: list[int], top: set[int], n: int, N: int) -> float:
+    """Share of the top set found in the first n experiments over random's expected share (n/N).
+
+    A run that found the best before n experiments stopped early; its later picks are not known, so the
+    top members found so far are all that is counted (conservative for the strategy).
+    """
+    found = len(top & set(order[:n]))
+    return (found / len(top)) / (n / N)
+
+
+def median_text(values: list[int], budget: int) -> str:
+    m = float(np.median(values))
+    return f">{budget}" if m > budget else f"{m:.0f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    pools: list[Pool] = []
+    if args.quick:
+        pools = [oer_pool(OER_PLATES[0], limit=300, seed=0), perovskite_pool()]
+    else:
+        pools = [oer_pool(p) for p in args.plates] + ([perovskite_pool()] if not args.no_perovskites else [])
+    strategies: dict[str, Chooser] = {"matloop": matloop_chooser}
+    if not args.no_baybe:
+        try:
+            strategies["baybe"] = BayBEChooser()
+        except ImportError as exc:
+            print(f"BayBE not importable ({exc}); running matloop and random only")
+    print(f"# efficiency: datasets={[p.name for p in pools]} batch_sizes={args.batch_sizes} seeds={args.seeds} "
+          f"n_init={args.n_init} budget={args.budget} strategies={list(strategies)}")
+    header = f"{'dataset':<12} {'N':>5} {'q':>2} {'strategy':<8} {'n_best':>7} {'n_top':>6} {'EF@25':>6} " \
+             f"{'EF@50':>6} {'AF_best':>7} {'AF_top':>7} {'sec/run':>7}"
+    print(header)
+    medians: dict[tuple[str, str], list[int]] = {}
+    af_tops: list[float] = []
+    for pool in pools:
+        N = len(pool.y)
+        top, best = pool.top_rows, pool.best_rows
+        random_best = (N + 1) / (len(best) + 1)
+        random_top = (N + 1) / (len(top) + 1)
+        for q in args.batch_sizes:
+            for name, chooser in strategies.items():
+                n_best, n_top, ef25, ef50 = [], [], [], []
+                clock = Stopwatch()
+                for seed in range(args.seeds):
+                    order = replay(pool, chooser, q, seed, max(args.n_init, 2), args.budget)
+                    n_best.append(first_hit(order, best, args.budget))
+                    n_top.append(first_hit(order, top, args.budget))
+                    ef25.append(enhancement(order, top, 25, N))
+                    ef50.append(enhancement(order, top, 50, N))
+                medians.setdefault((pool.name, name), []).extend(n_best)
+                af_best = random_best / float(np.median(n_best))
+                af_top = random_top / float(np.median(n_top))
+                if name == "matloop":
+                    af_tops.append(af_top)
+                print(f"{pool.name:<12} {N:>5} {q:>2} {name:<8} {median_text(n_best, args.budget):>7} "
+                      f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
+                      f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
+        print(f"{pool.name:<12} random search expects n_best={random_best:.0f} n_top={random_top:.1f}")
+    ratios, wins = [], 0
+    for pool in pools:
+        ours = float(np.median(medians[(pool.name, "matloop")]))
+        if "baybe" in strategies:
+            theirs = float(np.median(medians[(pool.name, "baybe")]))
+            ratios.append(ours / theirs)
+            wins += int(ours < theirs)
+    ratio = f"{np.mean(ratios):.3f}" if ratios else "nan"
+    print(f"summary: datasets={len(pools)} af_top_mean={np.mean(af_tops):.2f} vs_baybe_experiments_ratio={ratio} "
+          f"wins={wins}/{len(pools)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="300-row OER plate and the perovskites, 2 seeds, q=4, budget 32: for the test suite")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--plates", nargs="+", default=list(OER_PLATES))
+    parser.add_argument("--no-perovskites", action="store_true")
+    parser.add_argument("--n-init", type=int, default=4)
+    parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument("--no-baybe", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.batch_sizes, args.budget = min(args.seeds, 2), [4], 32
+    start = time.perf_counter()
+    code = run(args)
+    print(f"# wall time {time.perf_counter() - start:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

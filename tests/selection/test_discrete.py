@@ -1,0 +1,210 @@
+"""Discrete-pool selection: finds known optima, respects constraints, target bands, pending points, no repeats."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agent.selection import Pick, fit_feasibility, select_batch
+from agent.selection.screening import posterior_moments
+from agent.spec.objectives import Objective, OutcomeConstraint
+from tests.selection.helpers import bumpy, fit_gp, grid_2d
+
+MAX = [Objective(property="y", goal="maximize")]
+
+
+def _loop(pool, f, objectives, q, rounds, seed=0, properties=("y",), constraints=None, acquisition="qlognei"):
+    """Replay a campaign on an analytic pool; returns the observed row indices in order."""
+    gen = torch.Generator().manual_seed(seed)
+    observed = torch.randperm(len(pool), generator=gen)[:6].tolist()
+    for _ in range(rounds):
+        X = pool[observed]
+        Y = f(X)
+        model = fit_gp(X, Y)
+        picks = select_batch(model, pool, objectives=objectives, constraints=constraints, properties=list(properties),
+                             q=q, X_observed=X, Y_observed=Y, seed=seed, acquisition=acquisition)
+        assert len(picks) == q
+        new = [p.index for p in picks]
+        assert not set(new) & set(observed), "picked an already measured row"
+        assert len(set(new)) == q, "picked a row twice"
+        observed += new
+    return observed
+
+
+def test_finds_the_global_maximum_of_a_bumpy_function():
+    pool = grid_2d(21)
+    best = int(torch.argmax(bumpy(pool)))
+    observed = _loop(pool, lambda X: bumpy(X).unsqueeze(-1), MAX, q=3, rounds=6)
+    assert best in observed  # found within 6 + 18 of 441 experiments
+
+
+def test_minimize_finds_the_minimum():
+    pool = grid_2d(21)
+    best = int(torch.argmin(-bumpy(pool)))
+    observed = _loop(pool, lambda X: -bumpy(X).unsqueeze(-1), [Objective(property="y", goal="minimize")], q=3, rounds=6)
+    assert best in observed
+
+
+@pytest.mark.parametrize("acquisition", ["ucb", "thompson"])
+def test_other_acquisitions_find_the_maximum(acquisition):
+    pool = grid_2d(15)
+    best = int(torch.argmax(bumpy(pool)))
+    observed = _loop(pool, lambda X: bumpy(X).unsqueeze(-1), MAX, q=3, rounds=7, acquisition=acquisition)
+    assert best in observed
+
+
+def test_outcome_constraint_steers_to_the_best_feasible_point():
+    pool = grid_2d(21)
+
+    def f(X):  # objective: bumpy; constraint property: x0 - 0.5 <= 0 forbids the global max at x0 = 0.7
+        return torch.stack([bumpy(X), X[:, 0] - 0.5], dim=-1)
+
+    constraints = [OutcomeConstraint.parse("c <= 0")]
+    observed = _loop(pool, f, MAX, q=3, rounds=6, properties=("y", "c"), constraints=constraints)
+    Y = f(pool)
+    feasible = Y[:, 1] <= 0
+    best_feasible = int(torch.argmax(torch.where(feasible, Y[:, 0], -torch.inf)))
+    assert best_feasible in observed
+    late = observed[-9:]
+    assert feasible[late].double().mean() >= 0.6, "most late picks should be feasible"
+
+
+def test_target_band_picks_land_in_the_band():
+    pool = torch.linspace(0, 1, 501, dtype=torch.double).unsqueeze(-1)
+
+    def f(X):
+        return 3 * X**2  # in [1.4, 1.6] for x in about [0.683, 0.730]
+
+    X = pool[::50]
+    model = fit_gp(X, f(X))
+    objective = [Objective(property="band_gap", goal="target", target=1.5, tolerance=0.1)]
+    picks = select_batch(model, pool, objectives=objective, properties=["band_gap"], q=4, X_observed=X,
+                         Y_observed=f(X))
+    values = f(pool[[p.index for p in picks]]).squeeze(-1)
+    assert (values - 1.5).abs().max() <= 0.1 + 1e-9, values
+    assert picks[0].reason.startswith("band: exploit")
+
+
+def test_pending_and_measured_rows_are_never_picked_and_pending_diversifies():
+    pool = grid_2d(21)
+    X = pool[torch.arange(0, 441, 23)]
+    Y = bumpy(X).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    first = select_batch(model, pool, objectives=MAX, properties=["y"], q=4, X_observed=X, Y_observed=Y)
+    pending = pool[[p.index for p in first]]
+    second = select_batch(model, pool, objectives=MAX, properties=["y"], q=4, X_observed=X, Y_observed=Y,
+                          X_pending=pending)
+    taken = {p.index for p in first} | set(torch.arange(0, 441, 23).tolist())
+    assert not taken & {p.index for p in second}
+    assert [p.rank for p in second] == [0, 1, 2, 3]
+
+
+def test_duplicate_rows_and_excluded_rows_are_not_picked_twice():
+    base = grid_2d(6)
+    pool = torch.cat([base, base])  # every candidate twice
+    X = base[::7]
+    Y = bumpy(X).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    exclude = torch.zeros(len(pool), dtype=torch.bool)
+    exclude[:5] = True
+    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=30, X_observed=X, Y_observed=Y,
+                         exclude=exclude)
+    rows = [tuple(pool[p.index].tolist()) for p in picks]
+    assert len(rows) == len(set(rows))
+    assert not {p.index for p in picks} & set(range(5))
+    assert len(picks) == 26  # 36 distinct rows, 6 measured, 4 more excluded (row 0 is both): the pool runs out
+
+
+def test_several_objectives_use_hypervolume_and_spread_over_the_front():
+    pool = torch.linspace(0, 1, 201, dtype=torch.double).unsqueeze(-1)
+
+    def f(X):
+        return torch.cat([X, 1 - X**2], dim=-1)  # every point is Pareto-optimal: a trade-off
+
+    X = pool[::40]
+    model = fit_gp(X, f(X))
+    objectives = [Objective(property="a", goal="maximize"), Objective(property="b", goal="maximize", reference=0.0)]
+    picks = select_batch(model, pool, objectives=objectives, properties=["a", "b"], q=3, X_observed=X,
+                         Y_observed=f(X))
+    assert len({p.index for p in picks}) == 3
+    assert all(p.reason.startswith("qlognehvi") for p in picks)
+    xs = sorted(float(pool[p.index]) for p in picks)
+    assert xs[-1] - xs[0] > 0.1  # the batch covers different trade-offs, not one spot
+
+
+def test_learnt_feasibility_avoids_where_experiments_fail():
+    pool = torch.linspace(0, 1, 201, dtype=torch.double).unsqueeze(-1)
+    X = pool[::10]
+    fails = X[:, 0] > 0.6  # the objective grows to the right, but experiments there fail
+    Y = X.clone()
+    feasibility = fit_feasibility(X, ~fails)
+    assert feasibility.probability(torch.tensor([[0.95]], dtype=torch.double)) < 0.3
+    assert feasibility.probability(torch.tensor([[0.2]], dtype=torch.double)) > 0.7
+    ok = ~fails
+    model = fit_gp(X[ok], Y[ok])
+    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=3, X_observed=X[ok], Y_observed=Y[ok],
+                         X_pending=X[fails], feasibility_model=feasibility)
+    assert all(float(pool[p.index]) < 0.7 for p in picks), [float(pool[p.index]) for p in picks]
+    plain = select_batch(model, pool, objectives=MAX, properties=["y"], q=3, X_observed=X[ok], Y_observed=Y[ok],
+                         X_pending=X[fails])
+    assert max(float(pool[p.index]) for p in plain) > 0.7  # without it, selection does go there
+
+
+def test_picks_carry_their_evidence():
+    pool = grid_2d(11)
+    X = pool[::9]
+    Y = bumpy(X).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    points = [{"x0": float(a), "x1": float(b)} for a, b in pool.tolist()]
+    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=2, X_observed=X, Y_observed=Y, points=points)
+    for p in picks:
+        assert isinstance(p, Pick)
+        assert p.point == points[p.index]
+        with torch.no_grad():
+            post = model.posterior(pool[p.index : p.index + 1])
+        assert p.mean["y"] == pytest.approx(float(post.mean), rel=1e-6)
+        assert p.std["y"] == pytest.approx(float(post.variance.sqrt()), rel=1e-6)
+        assert p.reason.split(": ")[1] in ("exploit", "explore")
+        assert torch.isfinite(torch.tensor(p.acquisition_value))
+
+
+def test_fast_moments_match_the_posterior():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(60, 3, generator=gen, dtype=torch.double)
+    Y = torch.stack([X.sum(-1), torch.sin(4 * X[:, 0])], dim=-1)
+    model = fit_gp(X, Y)
+    P = torch.rand(300, 3, generator=gen, dtype=torch.double)
+    mean, std = posterior_moments(model, P, chunk=128)
+    with torch.no_grad():
+        post = model.posterior(P)
+    torch.testing.assert_close(mean, post.mean, atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(std, post.variance.sqrt(), atol=1e-6, rtol=1e-4)
+
+
+def test_bad_input_is_named():
+    pool = grid_2d(5)
+    X = pool[:4]
+    Y = bumpy(X).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    with pytest.raises(ValueError, match="properties"):
+        select_batch(model, pool, objectives=[Objective(property="gap", goal="maximize")], properties=["y"], q=1,
+                     X_observed=X, Y_observed=Y)
+    with pytest.raises(ValueError, match="Y_observed"):
+        select_batch(model, pool, objectives=MAX, properties=["y", "z"], q=1, X_observed=X, Y_observed=Y)
+    with pytest.raises(ValueError, match="unknown acquisition"):
+        select_batch(model, pool, objectives=MAX, properties=["y"], q=1, X_observed=X, Y_observed=Y,
+                     acquisition="ei")
+
+
+def test_fast_moments_of_a_model_list_match_the_posterior():
+    from botorch.models import ModelListGP
+
+    gen = torch.Generator().manual_seed(1)
+    X = torch.rand(40, 2, generator=gen, dtype=torch.double)
+    model = ModelListGP(fit_gp(X, X.sum(-1, keepdim=True)), fit_gp(X, torch.cos(3 * X[:, :1])))
+    P = torch.rand(100, 2, generator=gen, dtype=torch.double)
+    mean, std = posterior_moments(model, P)
+    with torch.no_grad():
+        post = model.posterior(P)
+    torch.testing.assert_close(mean, post.mean, atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(std, post.variance.sqrt(), atol=1e-6, rtol=1e-4)
