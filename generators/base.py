@@ -1,0 +1,46 @@
+"""The generator seam: what every candidate proposer looks like to the loop.
+
+Kept narrow on purpose (like BoTorch's ``AcquisitionFunction``): one method,
+``propose``, that turns a design space and a context into candidates.  The
+context carries everything a generator may want from the campaign — the seed,
+what has been seen already, the target, the current surrogate — so that a
+generator holds no campaign state of its own and a resumed campaign proposes
+exactly what it would have proposed before the interruption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from matloop.types import Candidate
+
+
+@dataclass
+class GenerationContext:
+    """What the loop tells a generator about the campaign at this iteration.
+
+    ``surrogate`` is either a scoring callable (``list[Candidate] -> sequence of
+    floats``, higher is more promising) or a BoTorch model; generators that can
+    use neither ignore it.  ``extra`` holds generator-specific material, e.g.
+    ``known_structures`` (fingerprint -> ``Structure.as_dict()``) so a crystal
+    generator can refine its de-duplication with ``StructureMatcher``.
+    """
+
+    seed: int = 0
+    known_fingerprints: set[str] = field(default_factory=set)
+    target: dict[str, Any] | None = None
+    surrogate: object | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Proposes up to ``n`` candidates from ``space``, deterministic in ``context.seed``.
+
+    Generators should avoid ``context.known_fingerprints``; the loop drops any that slip through.
+    """
+
+    name: str
+
+    def propose(self, space: Any, context: GenerationContext, n: int) -> list[Candidate]: ...

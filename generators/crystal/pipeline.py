@@ -1,0 +1,94 @@
+"""The whole crystal funnel behind the ``Generator`` protocol, for the campaign loop.
+
+``FunnelGenerator.propose`` draws a batch from the substitution generator, runs
+it through validity, de-duplication (against the campaign's known fingerprints
+and structures), novelty and, when configured, MLIP screening, and returns the
+survivors with their refined fingerprints.  The batch's :class:`FunnelRates`
+and every rejection stay on the generator (``last_outcome``) for the loop to
+store next to the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from generators.base import GenerationContext
+from generators.crystal.chemistry import OxidationRules
+from generators.crystal.dedup import StructureRegistry
+from generators.crystal.funnel import FunnelOutcome, run_funnel, structures_of
+from generators.crystal.novelty import ReferenceSet
+from generators.crystal.substitution import SubstitutionGenerator, SubstitutionSettings, resolve_data_path
+from generators.crystal.validity import ValidityRules
+from matloop.space import CrystalSpace
+from matloop.types import Candidate
+
+
+class FunnelSettings(BaseModel):
+    """What the funnel checks beyond generation (``generator.settings.funnel`` in a campaign)."""
+
+    model_config = ConfigDict(extra="forbid")
+    novelty_reference: str | None = Field(default=None, description="CSV of known crystals (cif, formula columns)")
+    min_distance_factor: float = Field(default=0.6, gt=0)
+    density_range: tuple[float, float] = (0.5, 25.0)
+    mlip: dict[str, Any] | None = Field(default=None, description="surrogates.mlip.MLIPSettings; None: no MLIP stage")
+
+
+@dataclass
+class FunnelGenerator:
+    """Substitution generator + validity + de-dup + novelty (+ MLIP) as one ``Generator``."""
+
+    generator: SubstitutionGenerator
+    funnel: FunnelSettings = field(default_factory=FunnelSettings)
+    name: str = "substitution+funnel"
+    last_outcome: FunnelOutcome | None = None
+    _reference: ReferenceSet | None = None
+    _screen: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None = None) -> FunnelGenerator:
+        settings = dict(settings or {})
+        funnel = FunnelSettings.model_validate(settings.pop("funnel", {}) or {})
+        return cls(SubstitutionGenerator(SubstitutionSettings.model_validate(settings)), funnel)
+
+    def propose(self, space: CrystalSpace, context: GenerationContext, n: int) -> list[Candidate]:
+        candidates = self.generator.propose(space, context, n)
+        structures = structures_of(candidates)
+        registry = StructureRegistry.from_known(
+            context.known_fingerprints, context.extra.get("known_structures"), symprec=self.generator.settings.symprec
+        )
+        rules = ValidityRules(
+            charge_balance=space.charge_balance,
+            min_distance_factor=self.funnel.min_distance_factor,
+            density_range=self.funnel.density_range,
+            max_atoms=space.max_atoms,
+        )
+        outcome = run_funnel(
+            structures, registry, rules, OxidationRules(space.oxidation_states), self._reference_set(), self._mlip()
+        )
+        self.last_outcome = outcome
+        return [
+            candidates[i].model_copy(update={"fingerprint_override": outcome.fingerprints[i]})
+            for i in outcome.survivors
+        ]
+
+    def _reference_set(self) -> ReferenceSet | None:
+        if self.funnel.novelty_reference and self._reference is None:
+            self._reference = ReferenceSet.from_csv(resolve_data_path(self.funnel.novelty_reference))
+        return self._reference
+
+    def _mlip(self) -> Any:
+        if self.funnel.mlip is None:
+            return None
+        if self._screen is None:
+            from surrogates.mlip import MLIPScreen, MLIPSettings
+
+            self._screen = MLIPScreen(MLIPSettings.model_validate(self.funnel.mlip))
+        return self._screen
+
+
+def funnel_generator(**settings: Any) -> FunnelGenerator:
+    """Factory for campaign files: ``generator: {type: "generators.crystal:funnel_generator", settings: ...}``."""
+    return FunnelGenerator.from_settings(settings)

@@ -1,0 +1,125 @@
+"""Relaxing structures with a machine-learned interatomic potential (CHGNet by default, MACE from a file).
+
+Both are wrapped behind one small protocol, :class:`Relaxer`, so the screening
+funnel and the elemental references never care which potential is in use — only
+that every energy on one phase diagram comes from the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pymatgen.core import Structure
+
+
+@dataclass(frozen=True)
+class RelaxResult:
+    """One relaxation: final structure and energy per atom (eV), or the error that stopped it."""
+
+    structure: Structure | None
+    energy_per_atom: float | None
+    converged: bool
+    steps: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.energy_per_atom is not None and math.isfinite(self.energy_per_atom)
+
+
+@runtime_checkable
+class Relaxer(Protocol):
+    """Relaxes structures; ``name`` identifies the potential (it keys the elemental-reference cache)."""
+
+    name: str
+
+    def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult: ...
+
+
+def limit_threads(n: int | None) -> None:
+    """CPU relaxations of small cells gain nothing from many threads; on shared CI they lose."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+class CHGNetRelaxer:
+    """CHGNet (pretrained weights ship in its wheel, so this works offline)."""
+
+    def __init__(self, fmax: float = 0.1, steps: int = 200, threads: int | None = 1) -> None:
+        limit_threads(threads)
+        from chgnet.model import CHGNet, StructOptimizer
+
+        model = CHGNet.load(verbose=False)
+        self._optimizer = StructOptimizer(model=model, optimizer_class="FIRE")
+        self.fmax = fmax
+        self.steps = steps
+        self.name = f"chgnet-{model.version or 'default'}"
+
+    def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = self._optimizer.relax(
+                    structure, fmax=self.fmax, steps=self.steps, relax_cell=relax_cell, verbose=False
+                )
+        except Exception as exc:  # a failed relaxation is a result, not a crash of the batch
+            return RelaxResult(None, None, False, 0, f"CHGNet relaxation failed: {type(exc).__name__}: {exc}")
+        final: Structure = out["final_structure"]
+        energies = out["trajectory"].energies
+        steps = len(energies)
+        return RelaxResult(final, float(energies[-1]) / len(final), steps < self.steps, steps)
+
+
+class MACERelaxer:
+    """Any MACE model from a local file (e.g. a MACE-MP foundation model), relaxed with ASE's FIRE."""
+
+    def __init__(self, model_path: str | Path, fmax: float = 0.1, steps: int = 200, threads: int | None = 1) -> None:
+        limit_threads(threads)
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"MACE model file {path} does not exist")
+        import torch
+
+        torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 vs torch's weights_only default
+        from mace.calculators import MACECalculator
+        from mace.calculators.mace import get_model_dtype
+
+        # MACE model files are whole pickled modules, which torch's weights_only default refuses;
+        # like any pickle, only configure files you trust.
+        model = torch.load(path, map_location="cpu", weights_only=False)
+        self._calc = MACECalculator(models=[model], device="cpu", default_dtype=get_model_dtype(model))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.name = f"mace-{digest}"
+        self.fmax = fmax
+        self.steps = steps
+
+    def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult:
+        from ase.filters import FrechetCellFilter
+        from ase.optimize import FIRE
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        try:
+            atoms = AseAtomsAdaptor.get_atoms(structure)
+            atoms.calc = self._calc
+            target = FrechetCellFilter(atoms) if relax_cell else atoms
+            opt = FIRE(target, logfile=None)
+            converged = bool(opt.run(fmax=self.fmax, steps=self.steps))
+            energy = float(atoms.get_potential_energy()) / len(atoms)
+            final = AseAtomsAdaptor.get_structure(atoms)
+        except Exception as exc:
+            return RelaxResult(None, None, False, 0, f"MACE relaxation failed: {type(exc).__name__}: {exc}")
+        return RelaxResult(final, energy, converged, int(opt.nsteps))
+
+
+def make_relaxer(model_path: str | None = None, fmax: float = 0.1, steps: int = 200, threads: int | None = 1) -> Relaxer:
+    """MACE when a model file is configured, CHGNet otherwise."""
+    if model_path:
+        return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads)
+    return CHGNetRelaxer(fmax=fmax, steps=steps, threads=threads)
