@@ -33,7 +33,7 @@ def _as_phase_image(image: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ConductionError(
-            f"microstructure pixel ({i}, {j}) is {arr[i, j]!r}; a two-phase image holds only 0 and 1 "
+            f"microstructure pixel ({i}, {j}) is {float(arr[i, j])!r}; a two-phase image holds only 0 and 1 "
             "(threshold continuous images first)"
         )
     return arr

@@ -24,7 +24,7 @@ def microstructure_dataset(
     size: int = 64,
     seed: int = 0,
     volume_fraction_range: tuple[float, float] = (0.15, 0.85),
-    length_scale_range: tuple[float, float] = (2.0, 6.0),
+    length_scale_range: tuple[float, float] = (3.0, 8.0),
     k0: float = 1.0,
     k1: float = 10.0,
 ) -> MicrostructureData:

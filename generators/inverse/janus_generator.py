@@ -1,0 +1,59 @@
+"""The ``janus`` generator: latent-space inverse design of two-phase microstructure images."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from generators.base import GenerationContext
+from generators.inverse.context import InverseDesignError, measured_pairs, target_value
+from generators.inverse.janus import Inversion, JanusModel, JanusTraining, design, train_janus
+from matloop.types import Candidate, CandidateKind
+
+
+class JanusGenerator:
+    """``generator: {type: "generators.inverse:JanusGenerator"}`` — decode latents descended toward the target.
+
+    Learns from the campaign's measured images (``context.extra['measurements']``), or uses a
+    pre-trained :class:`JanusModel` given at construction (a model trained on a simulated
+    library transfers to a campaign that has measured only a few images).  The design
+    space is not inspected beyond its optional ``size``: until ``matloop.space`` has a
+    microstructure space, any space whose images match the measured ones is accepted.
+    """
+
+    name = "janus"
+
+    def __init__(self, model: JanusModel | None = None, training: JanusTraining | dict | None = None,
+                 inversion: Inversion | dict | None = None, max_candidates: int = 64) -> None:
+        self.model = model
+        self.training = JanusTraining(**training) if isinstance(training, dict) else training or JanusTraining()
+        self.inversion = Inversion(**inversion) if isinstance(inversion, dict) else inversion or Inversion()
+        self.max_candidates = max_candidates  # each candidate is one latent descent
+
+    def propose(self, space: object, context: GenerationContext, n: int) -> list[Candidate]:
+        n = min(n, self.max_candidates)
+        pairs = [(c, v) for c, v in measured_pairs(context.extra, self.name) if c.kind is CandidateKind.IMAGE]
+        if not pairs:
+            raise InverseDesignError("janus: no measured image candidates in context.extra['measurements']")
+        images = np.array([c.image for c, _ in pairs], dtype=np.float32)
+        values = np.array([v for _, v in pairs])
+        size = getattr(space, "size", None)
+        if size is not None and images.shape[1:] != (size, size):
+            raise InverseDesignError(f"janus: measured images are {images.shape[1:]}, the space says {size}×{size}")
+        target = target_value(context.target, values, self.name)
+        torch.manual_seed(context.seed)
+        model = self.model
+        if model is None:
+            model, _ = train_janus(images, values, JanusTraining(**{**self.training.__dict__, "seed": context.seed}))
+        cfg = Inversion(**{**self.inversion.__dict__, "n_starts": max(self.inversion.n_starts, 2 * n)})
+        designs, _ = design(model, target, images, values, n=cfg.n_starts, cfg=cfg)
+        out: list[Candidate] = []
+        seen = set(context.known_fingerprints)
+        for img in designs:
+            cand = Candidate(kind=CandidateKind.IMAGE, image=img.tolist(), origin=self.name)
+            if cand.fingerprint not in seen:
+                seen.add(cand.fingerprint)
+                out.append(cand)
+            if len(out) == n:
+                break
+        return out

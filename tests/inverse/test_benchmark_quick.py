@@ -1,0 +1,33 @@
+"""The benchmark's ``--quick`` form runs end to end and prints the issue's summary line."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "mos2_bandgap" / "data_x.csv"
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_summary():
+    if not DATA.exists():
+        pytest.skip(f"shared MoS2 data not found at {DATA} (CI places shared/ beside the checkout)")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "inverse_design.py"), "--quick"],
+        capture_output=True, text=True, timeout=400, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(
+        r"summary: cinn_mae_0=(\S+) cinn_mae_05=(\S+) cinn_mae_1=(\S+) cinn_s_10k=(\S+) janus_r2=(\S+) "
+        r"janus_inverse_rel_err=(\S+)",
+        last,
+    )
+    assert m, last
+    values = [float(v) for v in m.groups()]
+    assert all(v == v for v in values)  # no NaN
+    assert values[0] < 0.2 and values[1] < 0.4 and values[2] < 0.4  # far better than random designs
+    assert "MoS2 band gap" in proc.stdout and "Janus inverse design" in proc.stdout
