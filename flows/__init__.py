@@ -1,1 +1,1 @@
-"""Prefect flows and deployments for running campaigns."""
+"""Prefect flows and deployments: the campaign flow, the approval pause, serving for the Prefect UI."""

@@ -1,0 +1,179 @@
+"""``matloop run``, ``serve``, ``approve`` and ``demo``: running campaigns on Prefect."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agent.cli.common import EXIT_INVALID, console, err_console, fail, plain_store_errors
+from agent.spec import Campaign, CampaignFileError, load_campaign
+
+
+class ApprovalChoice(StrEnum):
+    auto = "auto"
+    manual = "manual"
+    auto_below_cost = "auto_below_cost"
+
+
+def _load(path: Path) -> Campaign:
+    try:
+        return load_campaign(path)
+    except CampaignFileError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+class BudgetProgress:
+    """A rich progress bar of the budget, fed from the database by a background thread (the DB is the truth)."""
+
+    def __init__(self, campaign: Campaign, database_url: str | None, interval: float = 1.0) -> None:
+        self.campaign = campaign
+        self.database_url = database_url
+        self.interval = interval
+        self._stop = threading.Event()
+        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[text]}"),
+                                  TimeElapsedColumn(), console=console, transient=False)
+        self._task = self._progress.add_task(campaign.name, total=100, text="starting")
+        self._thread = threading.Thread(target=self._loop, name="matloop-progress", daemon=True)
+
+    def __enter__(self) -> BudgetProgress:
+        self._progress.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._update()
+        self._progress.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._update()
+
+    def _update(self) -> None:
+        from agent.loop.context import LoopContext
+        from agent.store import Database
+        from agent.store.campaigns import get_campaign
+        from flows.artifacts import budget_fraction
+
+        try:
+            db = Database(self.database_url)
+            try:
+                with db.reading() as session:
+                    record = get_campaign(session, self.campaign.name)
+                    status = record.status
+                ctx = LoopContext(db=db, campaign=self.campaign, campaign_id=record.id, adapters={})
+                fraction, text = budget_fraction(ctx)
+            finally:
+                db.dispose()
+        except Exception:  # noqa: BLE001 - not registered yet, or a busy moment: show it next time
+            return
+        self._progress.update(self._task, completed=100 * fraction, text=f"{text} [{status}]")
+
+
+def _print_summary(result: dict[str, Any], reference: float | None = None) -> None:
+    best = result.get("best")
+    line = f"best {result['objective']}: {best:.4g}" if best is not None else "no successful result"
+    if reference is not None:
+        line += f" (plate best {reference:.4g})"
+    console.print(
+        f"[bold]{result['campaign']}[/]: {result['status']}"
+        + (f" — {result['stop_reason']}" if result.get("stop_reason") else "")
+        + f"\n{line}; experiments {result['experiments']} ({result['failed']} failed); "
+        f"iterations {result['iterations']}"
+    )
+    if result.get("best_candidate"):
+        console.print(f"best candidate: {result['best_candidate']}")
+
+
+def run(
+    path: Path = typer.Argument(..., help="campaign file", exists=True, dir_okay=False),
+    approval: ApprovalChoice | None = typer.Option(None, "--approval", help="override the campaign's approval policy"),
+    max_iterations: int | None = typer.Option(None, "--max-iterations", min=1, help="stop this run after N iterations"),
+    resume: bool = typer.Option(False, "--resume", help="continue a campaign that already has history"),
+) -> None:
+    """Run a campaign as a Prefect flow until it stops (or --max-iterations), showing the budget spent."""
+    spec = _load(path)
+    from flows.campaign import campaign_flow
+    from flows.inputs import CampaignSource
+
+    with plain_store_errors(), BudgetProgress(spec, None):
+        state = campaign_flow(
+            CampaignSource(path=str(path.resolve())), approval=approval.value if approval else None,
+            max_iterations=max_iterations, resume=resume, return_state=True,
+        )
+    if state.is_failed():
+        try:
+            state.result()
+        except Exception as exc:  # noqa: BLE001 - shown as one sentence
+            raise fail(f"campaign {spec.name} stopped with an error: {exc}. "
+                       f"Fix it and continue with `matloop run {path} --resume`.") from None
+    _print_summary(state.result())
+
+
+def serve(
+    name: str = typer.Option("campaign", "--name", help="deployment name"),
+    limit: int | None = typer.Option(None, "--limit", help="most campaign runs at the same time"),
+) -> None:
+    """Serve the campaign deployment, so campaigns can be started from the Prefect UI (Ctrl-C stops)."""
+    from flows.deployments import serve_deployments
+
+    serve_deployments(name=name, limit=limit)
+
+
+def approve(
+    name: str = typer.Argument(..., help="campaign name"),
+    by: str = typer.Option(..., "--by", help="your name (stored with the decision)"),
+    drop: list[int] = typer.Option([], "--drop", help="candidate id to leave out (repeatable)"),
+    reject: bool = typer.Option(False, "--reject", help="reject the batch; it is re-proposed without its candidates"),
+    note: str | None = typer.Option(None, "--note", help="why"),
+) -> None:
+    """Decide on the batch a campaign waits on: approve (optionally dropping candidates) or reject it."""
+    from agent.cli.common import open_database
+    from flows.approval import send_decision
+    from flows.inputs import ApprovalInput
+
+    if reject and drop:
+        raise fail("give either --reject or --drop, not both")
+    db = open_database()
+    with plain_store_errors():
+        message = send_decision(
+            db, name, ApprovalInput(approver=by, decision="reject" if reject else "approve", drop=drop, note=note)
+        )
+    console.print(f"[green]✓[/] {message}")
+
+
+def demo(
+    out: Path = typer.Option(Path("matloop-demo"), "--out", help="folder for the report and the demo database"),
+) -> None:
+    """Run the OER demo campaign end to end (in-process lab, SQLite, Prefect) and write a report to OUT."""
+    from flows.demo import run_demo
+
+    started = time.monotonic()
+    with plain_store_errors():
+        result, report, reference = run_demo(out, progress=lambda spec, url: BudgetProgress(spec, url, interval=0.5))
+    _print_summary(result, reference)
+    console.print(f"report: {report.summary}, {report.plot}, {report.history} "
+                  f"({time.monotonic() - started:.0f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(serve)
+    app.command()(approve)
+    app.command()(demo)
+    # Prefect's ephemeral API starts a server subprocess; on a busy 2-core machine its default 20 s is too short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls (and no errors offline)
+    # gpytorch's jitter notices are about numerics we already handle; they drown the progress display
+    warnings.filterwarnings("ignore", module=r"(linear_operator|gpytorch)(\..*)?")

@@ -1,0 +1,95 @@
+"""Step 6, dispatch: submit the approved candidates, each job with its idempotency key.
+
+The order is what makes a crash harmless: (1) the jobs are written with their
+keys in one transaction, (2) each is submitted, (3) its external id is
+recorded.  Killed between (2) and (3), a resumed run submits the same key
+again and the lab answers with the experiment it already has — nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from agent.loop.context import LoopContext
+from agent.loop.faults import checkpoint
+from agent.loop.state import candidate_from_record
+from agent.loop.sync import measurement_of
+from agent.store.events import record_event
+from agent.store.models import BatchRecord, CandidateRecord, IterationRecord, JobRecord
+from matloop.types import JobRequest, JobStatus, make_idempotency_key
+
+
+def create_jobs(ctx: LoopContext, batch_id: int) -> int:
+    """Write one pending job per (kept candidate, measurement) with its key; returns how many are new."""
+    created = 0
+    with ctx.db.transaction() as session:
+        batch = session.get(BatchRecord, batch_id)
+        assert batch is not None
+        if batch.status not in ("approved", "edited", "dispatched"):
+            raise RuntimeError(f"batch {batch_id} is {batch.status}, not approved; refusing to dispatch it")
+        for item in batch.items:
+            if item.dropped:
+                continue
+            candidate = session.get(CandidateRecord, item.candidate_id)
+            assert candidate is not None
+            for m in ctx.campaign.measurements:
+                key = make_idempotency_key(ctx.campaign.name, candidate.fingerprint, m.fidelity, 0)
+                if session.scalar(select(JobRecord.id).where(JobRecord.idempotency_key == key)) is not None:
+                    continue
+                session.add(JobRecord(
+                    campaign_id=ctx.campaign_id, candidate_id=candidate.id, batch_item_id=item.id,
+                    adapter=m.adapter, fidelity=m.fidelity, idempotency_key=key,
+                    status=JobStatus.PENDING.value, cost=m.cost,
+                ))
+                created += 1
+    return created
+
+
+def submit_pending(ctx: LoopContext) -> int:
+    """Submit every job recorded but not yet acknowledged by its adapter; returns how many."""
+    with ctx.db.reading() as session:
+        rows = session.execute(
+            select(JobRecord, CandidateRecord)
+            .join(CandidateRecord, CandidateRecord.id == JobRecord.candidate_id)
+            .where(JobRecord.campaign_id == ctx.campaign_id, JobRecord.external_id.is_(None),
+                   JobRecord.status == JobStatus.PENDING.value)
+            .order_by(JobRecord.id)
+        ).all()
+    for job, candidate in rows:
+        m = measurement_of(ctx.campaign, job.adapter, job.fidelity)
+        request = JobRequest(
+            idempotency_key=job.idempotency_key, campaign=ctx.campaign.name,
+            candidate=candidate_from_record(candidate), fidelity=job.fidelity,
+            properties=list(m.properties), attempt=0, options=dict(m.options),
+        )
+        checkpoint("dispatch.before_submit")
+        external_id = ctx.adapters[job.adapter].submit(request)
+        checkpoint("dispatch.after_submit")
+        with ctx.db.transaction() as session:
+            record = session.get(JobRecord, job.id)
+            assert record is not None
+            record.external_id = external_id
+            record.status = JobStatus.SUBMITTED.value
+            record.submitted_at = datetime.now(UTC)
+            record.attempts = (record.attempts or 0) + 1
+    return len(rows)
+
+
+def dispatch(ctx: LoopContext, batch_id: int) -> int:
+    """Create, submit and record the batch's jobs; the iteration moves to ``dispatched``."""
+    create_jobs(ctx, batch_id)
+    checkpoint("dispatch.after_create")
+    submitted = submit_pending(ctx)
+    with ctx.db.transaction() as session:
+        batch = session.get(BatchRecord, batch_id)
+        assert batch is not None
+        iteration = session.get(IterationRecord, batch.iteration_id)
+        assert iteration is not None
+        if batch.status != "dispatched":
+            batch.status = "dispatched"
+            iteration.step = "dispatched"
+            record_event(session, "batch_dispatched", campaign_id=ctx.campaign_id, iteration_id=iteration.id,
+                         payload={"batch": batch_id, "submitted": submitted})
+    return submitted

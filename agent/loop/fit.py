@@ -1,0 +1,154 @@
+"""Step 2, fit: train the surrogate on every stored measurement and record the model version.
+
+The model lives in memory only; what is stored is what it was trained on
+(size, hash) and how well it cross-validated.  A resumed iteration refits
+(deterministic in the seed) and reuses the iteration's model-version record when
+the training data is the same, so resuming writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from agent.loop.context import LoopContext
+from agent.loop.state import Observations, observations
+from agent.store.events import record_event
+from agent.store.models import IterationRecord, ModelVersionRecord
+
+
+@dataclass
+class FitOutcome:
+    """The fitted surrogate (``None`` during the initial design) and what it was fitted on."""
+
+    observations: Observations
+    fitted: Any | None = None
+    featurizer: Any | None = None
+    model_version_id: int | None = None
+    reason: str = ""
+
+    @property
+    def model(self) -> Any | None:
+        return None if self.fitted is None else getattr(self.fitted, "model", self.fitted)
+
+
+def initial_design_size(ctx: LoopContext) -> int:
+    return ctx.campaign.initial_design_size or max(ctx.campaign.batch_size, 2)
+
+
+def featurizer(ctx: LoopContext) -> Any:
+    from surrogates.featurize import featurizer_for
+
+    return featurizer_for(ctx.campaign.space)
+
+
+def points_of(candidates: list[Any]) -> list[Any]:
+    """What the campaign's featurizer reads: parameter dicts, composition dicts, or pymatgen structures."""
+    out: list[Any] = []
+    for c in candidates:
+        if c.params is not None:
+            out.append(c.params)
+        elif c.composition is not None:
+            out.append(c.composition)
+        elif c.structure is not None:
+            from pymatgen.core import Structure
+
+            out.append(Structure.from_dict(c.structure))
+        else:
+            out.append(c.content)
+    return out
+
+
+def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
+    """Fit the surrogate on all complete observations; record a model version (one transaction)."""
+    import torch
+
+    with ctx.db.reading() as session:
+        obs = observations(session, ctx.campaign, ctx.campaign_id)
+    needed = initial_design_size(ctx)
+    if obs.n_complete < needed:
+        outcome = FitOutcome(observations=obs, reason=f"initial design: {obs.n_complete} of {needed} results")
+        _mark(ctx, iteration_id, None, outcome.reason)
+        return outcome
+    from surrogates import fit_surrogate
+
+    feats = featurizer(ctx)
+    X = feats.transform(points_of(obs.candidates)).to(torch.double)
+    Y = torch.tensor(obs.values, dtype=torch.double)
+    var = torch.tensor(obs.variances, dtype=torch.double)
+    Yvar = None if torch.isnan(var).all() or bool((torch.nan_to_num(var) == 0).all()) else var
+    torch.manual_seed(ctx.campaign.seed)
+    settings = dict(ctx.campaign.surrogate.settings)
+    options = {"cv_folds": int(settings.pop("cv_folds"))} if "cv_folds" in settings else {}
+    fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=ctx.campaign.surrogate.type, seed=ctx.campaign.seed,
+                           settings=settings, **options)
+    version_id = _record_version(ctx, iteration_id, fitted)
+    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
+                      reason=str(getattr(fitted, "reason", "")))
+
+
+def _clean_metrics(metrics: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in dict(metrics or {}).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = None
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, dict):
+            out[k] = _clean_metrics(v)
+        else:
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                out[k] = str(v)
+    return out
+
+
+def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
+    with ctx.db.transaction() as session:
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        if iteration.model_version_id is not None:
+            existing = session.get(ModelVersionRecord, iteration.model_version_id)
+            if existing is not None and existing.training_hash == str(fitted.training_hash):
+                if iteration.step == "started":
+                    iteration.step = "fitted"
+                return existing.id
+        artifact = None
+        if ctx.artifacts_dir is not None and hasattr(fitted, "save"):
+            path = ctx.artifacts_dir / "models" / f"iteration-{iteration.number:04d}.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fitted.save(path)
+                artifact = str(path)
+            except Exception:  # noqa: BLE001 - the model file is a convenience; the record is the truth
+                artifact = None
+        version = ModelVersionRecord(
+            campaign_id=ctx.campaign_id,
+            iteration_id=iteration_id,
+            kind=str(fitted.kind),
+            objective=",".join(o.property for o in ctx.campaign.objectives),
+            n_train=int(fitted.n_train),
+            training_hash=str(fitted.training_hash),
+            metrics=_clean_metrics(getattr(fitted, "metrics", {})),
+            reason=str(getattr(fitted, "reason", "")),
+            artifact_path=artifact,
+        )
+        session.add(version)
+        session.flush()
+        iteration.model_version_id = version.id
+        if iteration.step == "started":
+            iteration.step = "fitted"
+        record_event(session, "model_fitted", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
+                     payload={"model_version": version.id, "kind": version.kind, "n_train": version.n_train})
+        return version.id
+
+
+def _mark(ctx: LoopContext, iteration_id: int, version_id: int | None, reason: str) -> None:
+    with ctx.db.transaction() as session:
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        if iteration.step == "started":
+            iteration.step = "fitted"
+        iteration.info = {**(iteration.info or {}), "fit": reason}

@@ -1,0 +1,182 @@
+"""Step 4, select: score the pool and choose the batch; store each pick with its reason.
+
+Before enough results exist the batch is a space-filling initial design; after,
+BoTorch acquisition over the surrogate posterior with in-flight jobs as pending
+points.  The batch, its items and any new candidate rows commit together.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import select
+
+from agent.loop.context import LoopContext
+from agent.loop.fit import FitOutcome, points_of
+from agent.loop.state import current_batch, progress
+from agent.store.events import record_event
+from agent.store.models import BatchItemRecord, BatchRecord, CandidateRecord, IterationRecord
+from matloop.types import Candidate
+
+
+class NothingToSelect(RuntimeError):
+    """The pool is empty or the budget allows no experiment: the campaign cannot go on."""
+
+
+def batch_size_now(ctx: LoopContext) -> int:
+    with ctx.db.reading() as session:
+        snapshot = progress(session, ctx.campaign, ctx.campaign_id)
+    left = snapshot.remaining_experiments(ctx.campaign)
+    return int(min(ctx.campaign.batch_size, left)) if math.isfinite(left) else ctx.campaign.batch_size
+
+
+def _first(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().reshape(-1).tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, (list, tuple)):
+        return float(value[0]) if value else None
+    return float(value)
+
+
+def _by_property(values: dict[str, float] | None) -> dict[str, float | None]:
+    """Posterior moments per property as JSON-safe floats (non-finite → None)."""
+    out: dict[str, float | None] = {}
+    for prop, value in (values or {}).items():
+        v = float(value)
+        out[prop] = v if math.isfinite(v) else None
+    return out
+
+
+def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, iteration_number: int) -> list[dict]:
+    """The picks as plain dicts: candidate, acquisition value, mean, std, reason."""
+    seed = ctx.campaign.seed * 1_000 + iteration_number
+    if fit.fitted is None:
+        try:
+            from agent.selection import initial_design
+        except ImportError:  # selection's space-filling design not available: a greedy maximin over the pool
+            initial_design = _maximin_design
+        points = initial_design(ctx.campaign.space, q, seed, pool=[c.params for c in pool] if pool else None)
+        by_fp = {c.fingerprint: c for c in pool}
+        picks = []
+        for rank, point in enumerate(points):
+            candidate = point if isinstance(point, Candidate) else Candidate.point(point, origin="initial_design")
+            candidate = by_fp.get(candidate.fingerprint, candidate)
+            picks.append({"candidate": candidate, "rank": rank, "acquisition_value": None, "mean": None,
+                          "std": None, "reason": f"initial design (space-filling); {fit.reason}"})
+        return picks
+    import torch
+
+    from agent.selection import select_batch
+
+    feats = fit.featurizer
+    X_pool = feats.transform(points_of(pool)).to(torch.double)
+    obs = fit.observations
+    X_obs = feats.transform(points_of(obs.candidates)).to(torch.double)
+    Y_obs = torch.tensor(obs.values, dtype=torch.double)
+    X_pending = feats.transform(points_of(obs.pending)).to(torch.double) if obs.pending else None
+    acquisition = ctx.campaign.acquisition.type
+    chosen = select_batch(
+        fit.model, X_pool,
+        objectives=ctx.campaign.objectives, constraints=ctx.campaign.constraints, properties=obs.properties,
+        q=q, X_observed=X_obs, Y_observed=Y_obs, X_pending=X_pending,
+        acquisition="qlognei" if acquisition == "auto" else acquisition,
+        seed=seed, feasibility_model=_feasibility(obs, X_obs, seed),
+    )
+    return [
+        {"candidate": pool[int(p.index)], "rank": int(p.rank), "acquisition_value": _first(p.acquisition_value),
+         "mean": p.mean, "std": p.std, "reason": str(p.reason)}
+        for p in chosen
+    ]
+
+
+def _maximin_design(space: Any, n: int, seed: int, pool: list[dict] | None = None) -> list[dict]:
+    """Greedy maximin over the pool in the unit-scaled numeric features: spread the first batch out."""
+    import numpy as np
+
+    if not pool:
+        raise NothingToSelect("no pool to draw the initial design from")
+    names = [k for k, v in pool[0].items() if isinstance(v, (int, float))]
+    X = np.array([[float(p[k]) for k in names] for p in pool]) if names else np.zeros((len(pool), 1))
+    span = X.max(axis=0) - X.min(axis=0)
+    X = (X - X.min(axis=0)) / np.where(span > 0, span, 1.0)
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(len(pool)))]
+    dist = np.linalg.norm(X - X[chosen[0]], axis=1)
+    while len(chosen) < min(n, len(pool)):
+        j = int(np.argmax(dist))
+        chosen.append(j)
+        dist = np.minimum(dist, np.linalg.norm(X - X[j], axis=1))
+    return [pool[i] for i in chosen]
+
+
+def _feasibility(obs: Any, X_obs: Any, seed: int) -> Any:
+    """Learn where experiments fail, once some have failed (a failed experiment is data too)."""
+    import torch
+
+    succeeded = torch.tensor([not math.isnan(row[0]) for row in obs.values], dtype=torch.bool)
+    if len(succeeded) == 0 or bool(succeeded.all()):
+        return None
+    from agent.selection import fit_feasibility
+
+    return fit_feasibility(X_obs, succeeded, seed=seed)
+
+
+def select_batch_step(ctx: LoopContext, iteration_id: int, fit: FitOutcome, pool: list[Candidate]) -> int:
+    """Choose and store the batch; returns its id.  The iteration moves to ``selected``."""
+    q = batch_size_now(ctx)
+    if q <= 0:
+        raise NothingToSelect("the budget allows no more experiments")
+    if not pool:
+        raise NothingToSelect("the generator proposed no new candidate: every candidate of the space is known")
+    with ctx.db.reading() as session:
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        number = iteration.number
+    picks = choose(ctx, fit, pool, min(q, len(pool)), number)
+    with ctx.db.transaction() as session:
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        previous = current_batch(session, iteration_id)
+        if previous is not None and previous.status == "proposed":
+            return previous.id  # a resumed run selected already; keep that decision
+        batch = BatchRecord(
+            campaign_id=ctx.campaign_id, iteration_id=iteration_id, status="proposed",
+            policy=ctx.campaign.approval.policy,
+            replaces_batch_id=previous.id if previous is not None and previous.status == "rejected" else None,
+        )
+        session.add(batch)
+        session.flush()
+        for pick in picks:
+            candidate: Candidate = pick["candidate"]
+            record = session.scalar(
+                select(CandidateRecord).where(
+                    CandidateRecord.campaign_id == ctx.campaign_id, CandidateRecord.fingerprint == candidate.fingerprint
+                )
+            )
+            if record is None:
+                record = CandidateRecord(
+                    campaign_id=ctx.campaign_id, fingerprint=candidate.fingerprint, kind=candidate.kind.value,
+                    representation=candidate.model_dump(mode="json"), origin=candidate.origin,
+                )
+                session.add(record)
+                session.flush()
+            mean, std = _by_property(pick["mean"]), _by_property(pick["std"])
+            first = ctx.campaign.objectives[0].property
+            session.add(BatchItemRecord(
+                batch_id=batch.id, candidate_id=record.id, rank=pick["rank"],
+                acquisition_value=pick["acquisition_value"], posterior_mean=mean.get(first), posterior_std=std.get(first),
+                predictions={p: {"mean": mean.get(p), "std": std.get(p)} for p in mean},
+                reason=pick["reason"],
+            ))
+        iteration.step = "selected"
+        record_event(session, "batch_proposed", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
+                     payload={"batch": batch.id, "size": len(picks), "model_version": fit.model_version_id})
+        return batch.id

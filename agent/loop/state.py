@@ -1,0 +1,188 @@
+"""Reading where a campaign stands from the database: iterations, observations, progress.
+
+Every function here only reads; the steps that write use them inside their own
+transaction so what they decide on is what they commit against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agent.policy.stopping import CampaignProgress, is_better
+from agent.spec import Campaign
+from agent.store.models import (
+    BatchItemRecord,
+    BatchRecord,
+    CampaignRecord,
+    CandidateRecord,
+    IterationRecord,
+    JobRecord,
+    MeasurementRecord,
+)
+from matloop.types import Candidate, JobStatus
+
+#: Iteration steps in the order they commit.  ``step`` on an iteration is the last one committed.
+STEPS = ("started", "fitted", "generated", "selected", "approved", "dispatched", "complete")
+OPEN_JOB_STATUSES = (JobStatus.PENDING.value, JobStatus.SUBMITTED.value, JobStatus.RUNNING.value)
+
+
+def step_index(step: str) -> int:
+    if step == "rejected":
+        return STEPS.index("started")  # a rejected batch sends the iteration back to choosing
+    if step == "awaiting_approval":
+        return STEPS.index("selected")
+    return STEPS.index(step)
+
+
+def latest_iteration(session: Session, campaign_id: int) -> IterationRecord | None:
+    return session.scalar(
+        select(IterationRecord)
+        .where(IterationRecord.campaign_id == campaign_id)
+        .order_by(IterationRecord.number.desc())
+        .limit(1)
+    )
+
+
+def current_batch(session: Session, iteration_id: int) -> BatchRecord | None:
+    """The newest batch of an iteration (a rejected batch is replaced by a newer one)."""
+    return session.scalar(
+        select(BatchRecord).where(BatchRecord.iteration_id == iteration_id).order_by(BatchRecord.id.desc()).limit(1)
+    )
+
+
+def candidate_from_record(record: CandidateRecord) -> Candidate:
+    return Candidate.model_validate(record.representation)
+
+
+def excluded_fingerprints(session: Session, campaign_id: int) -> set[str]:
+    """Candidates never to propose again: dispatched ones, and those a person rejected or dropped."""
+    dispatched = select(CandidateRecord.fingerprint).join(JobRecord, JobRecord.candidate_id == CandidateRecord.id)
+    refused = (
+        select(CandidateRecord.fingerprint)
+        .join(BatchItemRecord, BatchItemRecord.candidate_id == CandidateRecord.id)
+        .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
+        .where((BatchItemRecord.dropped.is_(True)) | (BatchRecord.status == "rejected"))
+    )
+    return set(session.scalars(dispatched.where(JobRecord.campaign_id == campaign_id))) | set(
+        session.scalars(refused.where(BatchRecord.campaign_id == campaign_id))
+    )
+
+
+@dataclass
+class Observations:
+    """Measured candidates and their values, one row per candidate, one column per property."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    candidate_ids: list[int] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)  # NaN where missing or failed
+    variances: list[list[float]] = field(default_factory=list)
+    pending: list[Candidate] = field(default_factory=list)  # dispatched, no result yet
+
+    @property
+    def n_complete(self) -> int:
+        return sum(1 for row in self.values if not any(math.isnan(v) for v in row))
+
+
+def modelled_properties(campaign: Campaign) -> list[str]:
+    props = [o.property for o in campaign.objectives]
+    return props + [c.property for c in campaign.constraints if c.property not in props]
+
+
+def observations(session: Session, campaign: Campaign, campaign_id: int) -> Observations:
+    """Every measured candidate with its values (failed measurements as NaN), and the pending ones."""
+    props = modelled_properties(campaign)
+    rows = session.execute(
+        select(MeasurementRecord, CandidateRecord)
+        .join(CandidateRecord, CandidateRecord.id == MeasurementRecord.candidate_id)
+        .where(MeasurementRecord.campaign_id == campaign_id)
+        .order_by(CandidateRecord.id, MeasurementRecord.id)
+    ).all()
+    by_candidate: dict[int, tuple[CandidateRecord, dict[str, tuple[float, float]]]] = {}
+    for m, c in rows:
+        entry = by_candidate.setdefault(c.id, (c, {}))
+        if m.property in props and not m.failed and m.value is not None:
+            entry[1][m.property] = (m.value, (m.std or 0.0) ** 2)
+        elif m.property in props:
+            entry[1].setdefault(m.property, (math.nan, math.nan))
+    obs = Observations(properties=props)
+    for cid, (record, values) in by_candidate.items():
+        obs.candidates.append(candidate_from_record(record))
+        obs.candidate_ids.append(cid)
+        obs.values.append([values.get(p, (math.nan, math.nan))[0] for p in props])
+        obs.variances.append([values.get(p, (math.nan, math.nan))[1] for p in props])
+    pending = session.scalars(
+        select(CandidateRecord)
+        .join(JobRecord, JobRecord.candidate_id == CandidateRecord.id)
+        .where(JobRecord.campaign_id == campaign_id, JobRecord.status.in_(OPEN_JOB_STATUSES))
+        .distinct()
+    )
+    obs.pending = [candidate_from_record(r) for r in pending]
+    return obs
+
+
+def best_value(campaign: Campaign, obs: Observations) -> tuple[float | None, Candidate | None]:
+    """The best measured value of the first objective, and who achieved it."""
+    best: float | None = None
+    who: Candidate | None = None
+    for candidate, row in zip(obs.candidates, obs.values, strict=True):
+        value = row[0]
+        if not math.isnan(value) and (best is None or is_better(campaign, value, best)):
+            best, who = value, candidate
+    return best, who
+
+
+def target_met(campaign: Campaign, obs: Observations) -> bool:
+    targets = [(i, o) for i, o in enumerate(campaign.objectives) if o.goal == "target"]
+    if not targets:
+        return False
+    return any(
+        all(not math.isnan(row[i]) and o.satisfied_by(row[i]) for i, o in targets) for row in obs.values
+    )
+
+
+def progress(session: Session, campaign: Campaign, campaign_id: int) -> CampaignProgress:
+    """A snapshot for the stopping policy and the progress display."""
+    record = session.get(CampaignRecord, campaign_id)
+    assert record is not None
+    experiments = session.scalar(
+        select(func.count(func.distinct(JobRecord.candidate_id))).where(
+            JobRecord.campaign_id == campaign_id, JobRecord.status != JobStatus.CANCELLED.value
+        )
+    ) or 0
+    cost = session.scalar(
+        select(func.coalesce(func.sum(JobRecord.cost), 0.0)).where(
+            JobRecord.campaign_id == campaign_id, JobRecord.status != JobStatus.CANCELLED.value
+        )
+    ) or 0.0
+    completed = list(
+        session.scalars(
+            select(IterationRecord)
+            .where(IterationRecord.campaign_id == campaign_id, IterationRecord.step == "complete")
+            .order_by(IterationRecord.number)
+        )
+    )
+    obs = observations(session, campaign, campaign_id)
+    best, _ = best_value(campaign, obs)
+    return CampaignProgress(
+        experiments=int(experiments),
+        cost=float(cost),
+        completed_iterations=len(completed),
+        elapsed=datetime.now(UTC) - record.created_at,
+        results=obs.n_complete,
+        failed=sum(1 for row in obs.values if math.isnan(row[0])),
+        best=best,
+        best_history=[_info_best(it.info) for it in completed],
+        target_met=target_met(campaign, obs),
+    )
+
+
+def _info_best(info: dict[str, Any] | None) -> float | None:
+    value = (info or {}).get("best")
+    return None if value is None else float(value)

@@ -1,0 +1,150 @@
+"""The approval pause, and sending a decision to a paused run (what ``matloop approve`` does).
+
+The flow records in the database which flow run waits and on which Prefect
+API, then pauses (in-process run: the process waits) or suspends (a run from a
+deployment: no worker is held while a person takes hours or days).  A decision
+is sent with ``resume_flow_run(id, run_input=...)``; when no run is waiting any
+more (its process died), the decision is written to the database directly and
+the next ``matloop run --resume`` dispatches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import select
+
+from agent.loop.context import LoopContext
+from agent.loop.gate import apply_decision, request_approval
+from agent.policy.approval import Decision
+from agent.store import Database, StoreError
+from agent.store.campaigns import get_campaign
+from agent.store.models import BatchRecord, EventRecord
+from flows.inputs import ApprovalInput
+
+#: How long a paused run waits for a person before its pause times out (the campaign stays resumable).
+APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600
+APPROVAL_POLL_SECONDS = 2
+
+
+def approval_key(batch_id: int) -> str:
+    return f"approve-batch-{batch_id}"
+
+
+def _current_api_url() -> str | None:
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return str(client.api_url)
+    except Exception:  # noqa: BLE001 - only a hint for `matloop approve`
+        return None
+
+
+def ask_person_in_prefect(ctx: LoopContext, batch_id: int) -> Decision:
+    """Wait in Prefect for a person's decision on ``batch_id`` (pause, or suspend when deployed)."""
+    from prefect.flow_runs import pause_flow_run, suspend_flow_run
+    from prefect.runtime import deployment, flow_run
+
+    key = approval_key(batch_id)
+    request_approval(ctx.db, batch_id, flow_run_id=str(flow_run.id), approval_key=key, api_url=_current_api_url())
+    print(
+        f"batch {batch_id} waits for approval: `matloop approve {ctx.campaign.name} --by NAME` "
+        "(or answer the form of this run in the Prefect UI)"
+    )
+    if deployment.id:
+        answer = suspend_flow_run(wait_for_input=ApprovalInput, key=key, timeout=APPROVAL_TIMEOUT_SECONDS)
+    else:
+        answer = pause_flow_run(
+            wait_for_input=ApprovalInput, key=key, timeout=APPROVAL_TIMEOUT_SECONDS, poll_interval=APPROVAL_POLL_SECONDS
+        )
+    assert answer is not None
+    return answer.to_decision()
+
+
+@dataclass
+class Waiting:
+    """A batch waiting for a decision, and the flow run (and API) waiting with it."""
+
+    batch_id: int
+    flow_run_id: str | None
+    api_url: str | None
+
+
+def waiting_batch(db: Database, campaign: str) -> Waiting:
+    """The campaign's batch awaiting a decision; a :class:`StoreError` when there is none."""
+    with db.reading() as session:
+        record = get_campaign(session, campaign)
+        batch = session.scalar(
+            select(BatchRecord).where(BatchRecord.campaign_id == record.id).order_by(BatchRecord.id.desc()).limit(1)
+        )
+        if batch is None or batch.status != "proposed":
+            state = "no batch yet" if batch is None else f"its latest batch {batch.id} is {batch.status}"
+            raise StoreError(f"campaign {campaign!r} has no batch waiting for approval ({state})")
+        event = session.scalar(
+            select(EventRecord)
+            .where(EventRecord.campaign_id == record.id, EventRecord.kind == "approval_requested")
+            .order_by(EventRecord.id.desc())
+            .limit(1)
+        )
+        payload = (event.payload or {}) if event is not None and event.payload.get("batch") == batch.id else {}
+        return Waiting(batch_id=batch.id, flow_run_id=payload.get("flow_run_id"), api_url=payload.get("api_url"))
+
+
+def _paused_run_id(flow_run_id: str | None, api_url: str | None) -> UUID | None:
+    """The flow run if it is reachable and paused right now, else ``None``."""
+    if not flow_run_id:
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def read() -> UUID | None:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            return run.id if run.state is not None and run.state.is_paused() else None
+
+    try:
+        if api_url and not PREFECT_API_URL.value():
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                return read()
+        return read()
+    except Exception:  # noqa: BLE001 - unreachable API or unknown run: the database path answers
+        return None
+
+
+def send_decision(db: Database, campaign: str, answer: ApprovalInput) -> str:
+    """Deliver a decision: resume the waiting flow run with it, or store it directly when none waits.
+
+    Returns a sentence saying which happened.
+    """
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    waiting = waiting_batch(db, campaign)
+    decision = answer.to_decision()
+    _check_drop(db, waiting.batch_id, decision)
+    run_id = _paused_run_id(waiting.flow_run_id, waiting.api_url)
+    if run_id is not None:
+        payload = answer.model_dump(include={"approver", "decision", "drop", "note"})
+        if waiting.api_url and not PREFECT_API_URL.value():
+            with temporary_settings(updates={PREFECT_API_URL: waiting.api_url}):
+                resume_flow_run(run_id, run_input=payload)
+        else:
+            resume_flow_run(run_id, run_input=payload)
+        return f"sent to the waiting flow run {run_id}; it resumes with batch {waiting.batch_id}"
+    status = apply_decision(db, waiting.batch_id, decision)
+    return (
+        f"batch {waiting.batch_id} is {status} (stored; no flow run is waiting — "
+        f"`matloop run --resume` continues the campaign)"
+    )
+
+
+def _check_drop(db: Database, batch_id: int, decision: Decision) -> None:
+    with db.reading() as session:
+        batch = session.get(BatchRecord, batch_id)
+        assert batch is not None
+        ids = {item.candidate_id for item in batch.items}
+    unknown = sorted(set(decision.drop) - ids)
+    if unknown:
+        raise StoreError(f"candidates {unknown} are not in batch {batch_id}; its candidates are {sorted(ids)}")

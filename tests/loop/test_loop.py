@@ -1,0 +1,118 @@
+"""The loop's steps over a real store and the real simulated lab (in-process, real HTTP on loopback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from agent.adapters import open_adapters
+from agent.loop import (
+    Backoff,
+    LoopContext,
+    apply_decision,
+    dispatch,
+    fit,
+    generate,
+    open_iteration,
+    run_campaign,
+    select_batch_step,
+    submit_pending,
+    sync,
+)
+from agent.loop.dispatch import create_jobs
+from agent.loop.gate import DecisionError
+from agent.policy import Decision
+from agent.store import Database
+from agent.store.campaigns import register_campaign
+from agent.store.migrate import upgrade
+from agent.store.models import BatchRecord, EventRecord, IterationRecord, JobRecord, MeasurementRecord
+from tests.loop.conftest import branin_spec
+
+
+def make_ctx(url: str, spec: Any, adapters: dict) -> LoopContext:
+    upgrade(url)
+    db = Database(url)
+    with db.transaction() as session:
+        campaign_id = register_campaign(session, spec).id
+    return LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters=adapters,
+                       backoff=Backoff(initial=0.02, maximum=0.2))
+
+
+def test_campaign_runs_to_budget_and_stores_every_decision(sqlite_url: str, simlab: Any) -> None:
+    spec = branin_spec(simlab.url, simlab.token)
+    with open_adapters(spec) as adapters:
+        ctx = make_ctx(sqlite_url, spec, adapters)
+        outcome = run_campaign(ctx)
+    assert outcome.status == "stopped" and outcome.reason == "budget spent: 12 of 12 experiments"
+    with ctx.db.reading() as session:
+        iterations = list(session.scalars(select(IterationRecord).order_by(IterationRecord.number)))
+        assert [it.step for it in iterations] == ["complete"] * 3
+        assert iterations[0].model_version_id is None  # initial design: no model yet
+        assert all(it.model_version_id is not None for it in iterations[1:])
+        batches = list(session.scalars(select(BatchRecord)))
+        assert {b.status for b in batches} == {"dispatched"} and {b.approver for b in batches} == {"policy:auto"}
+        assert all(item.reason for b in batches for item in b.items)
+        assert all(item.acquisition_value is not None for b in batches[1:] for item in b.items)
+        jobs = list(session.scalars(select(JobRecord)))
+        assert len(jobs) == 12 and {j.status for j in jobs} == {"succeeded"}
+        assert session.scalar(select(func.count()).select_from(MeasurementRecord)) == 12
+        assert len({j.idempotency_key for j in jobs}) == 12
+    # everything is decided: running again only confirms the stop
+    with open_adapters(spec) as adapters:
+        ctx.adapters = adapters
+        assert run_campaign(ctx).status == "stopped"
+    ctx.db.dispose()
+
+
+def test_rejected_batch_is_reproposed_without_its_candidates(sqlite_url: str, simlab: Any) -> None:
+    spec = branin_spec(simlab.url, simlab.token, approval={"policy": "manual"})
+    with open_adapters(spec) as adapters:
+        ctx = make_ctx(sqlite_url, spec, adapters)
+        iteration = open_iteration(ctx)
+        fitted = fit(ctx, iteration.id)
+        first = select_batch_step(ctx, iteration.id, fitted, generate(ctx, iteration.id, fitted))
+        with ctx.db.reading() as session:
+            rejected = {item.candidate_id for item in session.get(BatchRecord, first).items}  # type: ignore[union-attr]
+        with pytest.raises(DecisionError, match="not in batch"):
+            apply_decision(ctx.db, first, Decision(approver="ada", drop=[99999]))
+        assert apply_decision(ctx.db, first, Decision(approver="ada", approve=False, note="too close")) == "rejected"
+        second = select_batch_step(ctx, iteration.id, fitted, generate(ctx, iteration.id, fitted))
+        with ctx.db.reading() as session:
+            batch = session.get(BatchRecord, second)
+            assert batch is not None and batch.replaces_batch_id == first
+            assert not rejected & {item.candidate_id for item in batch.items}
+            keep = sorted(item.candidate_id for item in batch.items)
+        assert apply_decision(ctx.db, second, Decision(approver="bo", drop=keep[:1])) == "edited"
+        assert apply_decision(ctx.db, second, Decision(approver="bo", drop=keep[:1])) == "edited"  # idempotent
+        with pytest.raises(DecisionError, match="already decided"):
+            apply_decision(ctx.db, second, Decision(approver="eve", approve=False))
+        dispatch(ctx, second)
+        with ctx.db.reading() as session:
+            assert session.scalar(select(func.count()).select_from(JobRecord)) == 3
+            decided = list(session.scalars(select(EventRecord).where(EventRecord.kind == "batch_decided")))
+            assert [e.actor for e in decided] == ["ada", "bo"]
+            assert session.get(BatchRecord, first).note == "too close"  # type: ignore[union-attr]
+    ctx.db.dispose()
+
+
+def test_a_job_recorded_but_never_submitted_is_submitted_once_on_resume(sqlite_url: str, simlab: Any) -> None:
+    """The crash window between writing the job and the lab accepting it: resume submits each key once."""
+    spec = branin_spec(simlab.url, simlab.token)
+    with open_adapters(spec) as adapters:
+        ctx = make_ctx(sqlite_url, spec, adapters)
+        iteration = open_iteration(ctx)
+        fitted = fit(ctx, iteration.id)
+        batch = select_batch_step(ctx, iteration.id, fitted, generate(ctx, iteration.id, fitted))
+        apply_decision(ctx.db, batch, Decision(approver="policy:auto"))
+        create_jobs(ctx, batch)  # the process "dies" here: jobs written, nothing submitted
+        assert submit_pending(ctx) == 4
+        assert submit_pending(ctx) == 0
+        outcome = run_campaign(ctx)
+        assert outcome.status == "stopped"
+        sync(ctx)
+    experiments = simlab.lab.list(limit=1000)
+    assert len(experiments) == 12 and len({e.idempotency_key for e in experiments}) == 12
+    assert {e.executions for e in experiments} == {1}
+    ctx.db.dispose()
