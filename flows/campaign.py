@@ -27,6 +27,7 @@ from agent.spec import Approval, Campaign
 from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
 from agent.store.campaigns import acquire_run_lock, register_campaign, release_run_lock
 from agent.store.events import record_event
+from agent.store.lease import LeaseHeartbeat
 from agent.store.models import CampaignRecord
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
@@ -184,7 +185,7 @@ def campaign_flow(
     publisher = ArtifactPublisher()
     renew = _renewer(db, campaign_id)
     try:
-        with open_adapters(run_spec) as adapters:
+        with LeaseHeartbeat(db, campaign_id, LOCK_TTL), open_adapters(run_spec) as adapters:
             ctx = LoopContext(
                 db=db, campaign=run_spec, campaign_id=campaign_id, adapters=adapters,
                 artifacts_dir=get_settings().data_dir / "campaigns" / spec.name, base_dir=campaign.base_dir,

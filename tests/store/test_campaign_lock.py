@@ -63,3 +63,37 @@ def test_a_dead_local_owner_does_not_block(db: Database) -> None:
         record.lock_expires_at = datetime.now(UTC) + timedelta(minutes=5)
     with db.transaction() as s:
         acquire_run_lock(s, get_campaign(s, "oer-demo"))
+
+
+def _expiry(db: Database) -> datetime:
+    with db.reading() as s:
+        value = get_campaign(s, "oer-demo").lock_expires_at
+    assert value is not None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_heartbeat_keeps_the_lease_through_a_long_wait_and_stops_when_it_is_taken(db: Database) -> None:
+    import time
+
+    from agent.store.lease import LeaseHeartbeat
+
+    ttl = timedelta(seconds=3)
+    with db.transaction() as s:
+        record = register_campaign(s, parse_campaign(template_text("oer")))
+        acquire_run_lock(s, record, ttl=ttl)
+        campaign_id = record.id
+    first = _expiry(db)
+    with LeaseHeartbeat(db, campaign_id, ttl, interval=0.2) as heartbeat:
+        time.sleep(4)  # longer than the lease: without the heartbeat a second process could take over
+        assert heartbeat.renewals >= 3 and heartbeat.lost is None
+        assert _expiry(db) > first + timedelta(seconds=2)
+        with db.transaction() as s:  # a second process took the lease (e.g. after a long network split)
+            record = get_campaign(s, "oer-demo")
+            record.lock_owner = "otherhost:4242"
+            record.lock_expires_at = datetime.now(UTC) + timedelta(minutes=5)
+        deadline = time.monotonic() + 5
+        while heartbeat.lost is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert heartbeat.lost is not None and "otherhost:4242" in heartbeat.lost
+    with db.reading() as s:
+        assert get_campaign(s, "oer-demo").lock_owner == "otherhost:4242"  # the heartbeat did not steal it back

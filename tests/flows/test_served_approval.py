@@ -1,0 +1,140 @@
+"""A campaign launched from the served deployment suspends for approval and frees its worker slot.
+
+``matloop serve --limit 1`` runs in a subprocess, as it would on a server.  A
+campaign with manual approval is started from the deployment (what the Prefect
+UI's "Run" button does); at the gate its flow run *suspends*: the run's process
+exits, so the only slot is free and a second campaign runs to the end meanwhile.
+``matloop approve`` (a real CLI subprocess) then resumes the suspended run, which
+the served process picks up again and finishes with the decision and approver stored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import select
+
+from agent.store import Database
+from agent.store.models import BatchRecord, CampaignRecord
+from flows.approval import waiting_batch
+from tests.loop.conftest import branin_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def served(prefect_api: str, sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "MATLOOP_DATABASE_URL": sqlite_url,
+        "MATLOOP_DATA_DIR": str(tmp_path / "data"),
+        "PREFECT_API_URL": prefect_api,
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "OMP_NUM_THREADS": "1",
+    }
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from agent.cli import main; main()", "serve", "--limit", "1"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield env
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def _state(flow_run_id: UUID) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+def _start(spec: Any, database_url: str) -> UUID:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        "matloop-campaign/campaign", timeout=0,
+        parameters={"campaign": {"spec": spec.model_dump(mode="json")}, "database_url": database_url,
+                    "poll_initial_seconds": 0.05, "poll_max_seconds": 0.5},
+    )
+    return run.id
+
+
+@pytest.mark.slow
+def test_served_run_suspends_for_approval_and_the_cli_resumes_it(
+    served: dict[str, str], sqlite_url: str, simlab: Any
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    def deployed() -> bool:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_deployment_by_name("matloop-campaign/campaign")
+            except Exception:  # noqa: BLE001 - not served yet
+                return False
+            return True
+
+    _wait_for(deployed, 120, "`matloop serve` to register the deployment")
+    manual = branin_spec(simlab.url, simlab.token, name="branin-served-manual", approval={"policy": "manual"},
+                         budget={"max_experiments": 4, "max_iterations": 1})
+    waiting_run = _start(manual, sqlite_url)
+    suspended = _wait_for(lambda: (s := _state(waiting_run)) is not None and s.name == "Suspended" and s,
+                          240, "the served run to suspend at the approval gate")
+    assert suspended.is_paused()
+
+    # The suspended run holds no process: with --limit 1 another campaign runs to the end meanwhile.
+    auto = branin_spec(simlab.url, simlab.token, name="branin-served-auto",
+                       budget={"max_experiments": 4, "max_iterations": 1})
+    other = _start(auto, sqlite_url)
+    finished = _wait_for(lambda: (s := _state(other)) is not None and s.is_final() and s, 240,
+                         "the second campaign to finish while the first is suspended")
+    assert finished.is_completed(), finished
+    assert _state(waiting_run).name == "Suspended"
+
+    db = Database(sqlite_url)
+    waiting = waiting_batch(db, manual.name)
+    assert waiting.flow_run_id == str(waiting_run)
+    approve = subprocess.run(
+        [sys.executable, "-c", "from agent.cli import main; main()", "approve", manual.name, "--by", "grace",
+         "--note", "looks sensible"],
+        cwd=REPO, env=served, capture_output=True, text=True, timeout=120,
+    )
+    assert approve.returncode == 0, approve.stdout + approve.stderr
+    assert "sent to the waiting flow run" in approve.stdout
+
+    done = _wait_for(lambda: (s := _state(waiting_run)) is not None and s.is_final() and s, 240,
+                     "the resumed run to finish")
+    assert done.is_completed(), done
+    with db.reading() as session:
+        record = session.scalar(select(CampaignRecord).where(CampaignRecord.name == manual.name))
+        assert record is not None
+        batch = session.get(BatchRecord, waiting.batch_id)
+        assert batch is not None and batch.approver == "grace" and batch.note == "looks sensible"
+        assert batch.status == "dispatched" and batch.decided_at is not None
+        assert record.lock_owner is None  # the finished run gave its lease back
+    db.dispose()
