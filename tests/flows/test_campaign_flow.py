@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from flows.approval import send_decision, waiting_batch
 from flows.campaign import campaign_flow
 from flows.inputs import ApprovalInput, CampaignSource
 from tests.loop.conftest import branin_spec
+from tests.support.processes import wait_for
 
 
 def test_campaign_end_to_end_on_postgres(prefect_api: str, pg_url: str, simlab: Any, tmp_path: Path) -> None:
@@ -49,16 +49,6 @@ def test_campaign_end_to_end_on_postgres(prefect_api: str, pg_url: str, simlab: 
     assert {"branin-flow-batch", "branin-flow-model", "branin-flow-budget"} <= keys
 
 
-def _wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_manual_approval_waits_and_resumes_through_the_prefect_api(
     prefect_api: str, sqlite_url: str, simlab: Any
 ) -> None:
@@ -84,7 +74,7 @@ def test_manual_approval_waits_and_resumes_through_the_prefect_api(
             return None
         return waiting if waiting.flow_run_id else None
 
-    waiting = _wait_for(paused, 120, "the flow to pause for approval")
+    waiting = wait_for(paused, 120, "the flow to pause for approval")
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -94,7 +84,7 @@ def test_manual_approval_waits_and_resumes_through_the_prefect_api(
             state = client.read_flow_run(UUID(waiting.flow_run_id)).state
             return bool(state and state.is_paused())
 
-    _wait_for(run_is_paused, 60, "the flow run to be paused in Prefect")
+    wait_for(run_is_paused, 60, "the flow run to be paused in Prefect")
     with db.reading() as session:
         batch = session.get(BatchRecord, waiting.batch_id)
         assert batch is not None and batch.status == "proposed" and batch.approver is None

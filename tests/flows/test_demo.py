@@ -9,13 +9,11 @@ from __future__ import annotations
 import csv
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.processes import run_matloop
 
 
 @pytest.mark.slow
@@ -24,10 +22,7 @@ def test_demo_runs_a_whole_campaign_and_writes_its_report(tmp_path: Path) -> Non
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), MATLOOP_DATA_DIR=str(tmp_path / "data"),
                OMP_NUM_THREADS="1", COLUMNS="160")
     out = tmp_path / "report"
-    done = subprocess.run(
-        [sys.executable, "-c", "from agent.cli import main; main()", "demo", "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )
+    done = run_matloop(["demo", "--out", str(out)], env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout
     assert "oer-demo" in text and "stopped" in text, text[-2000:]

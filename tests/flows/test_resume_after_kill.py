@@ -8,10 +8,8 @@ executed exactly once, and every result reached the database.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,7 @@ from agent.spec import dump_campaign
 from agent.store import Database
 from agent.store.models import CampaignRecord, JobRecord, MeasurementRecord
 from tests.loop.conftest import branin_spec
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.processes import matloop_env, run_matloop
 
 #: Instants to die at, in the order the campaign reaches them (name:pass).
 KILL_POINTS = [
@@ -38,10 +35,7 @@ def _run(campaign_file: Path, env: dict[str, str], kill_at: str | None) -> subpr
     run_env = dict(env)
     if kill_at:
         run_env["MATLOOP_KILL_AT"] = kill_at
-    return subprocess.run(
-        [sys.executable, "-c", "from agent.cli import main; main()", "run", str(campaign_file), "--resume"],
-        cwd=REPO, env=run_env, capture_output=True, text=True, timeout=300,
-    )
+    return run_matloop(["run", str(campaign_file), "--resume"], run_env)
 
 
 @pytest.mark.slow
@@ -52,15 +46,7 @@ def test_sigkill_at_any_step_then_resume_runs_every_key_once(
     campaign_file = tmp_path / "campaign.yaml"
     campaign_file.write_text(dump_campaign(spec))
     assert yaml.safe_load(campaign_file.read_text())["adapters"]["lab"]["url"] == simlab.url
-    env = {
-        **os.environ,
-        "MATLOOP_DATABASE_URL": pg_url,
-        "MATLOOP_DATA_DIR": str(tmp_path / "data"),
-        "PREFECT_API_URL": prefect_api,
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "OMP_NUM_THREADS": "1",
-        "COLUMNS": "200",
-    }
+    env = matloop_env(database_url=pg_url, data_dir=tmp_path / "data", prefect_api=prefect_api)
     for point in KILL_POINTS:
         killed = _run(campaign_file, env, point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr[-3000:])

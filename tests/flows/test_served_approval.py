@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -27,34 +25,15 @@ from agent.store import Database
 from agent.store.models import BatchRecord, CampaignRecord
 from flows.approval import waiting_batch
 from tests.loop.conftest import branin_spec
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1.0)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, wait_for
 
 
 @pytest.fixture
 def served(prefect_api: str, sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {
-        **os.environ,
-        "MATLOOP_DATABASE_URL": sqlite_url,
-        "MATLOOP_DATA_DIR": str(tmp_path / "data"),
-        "PREFECT_API_URL": prefect_api,
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "OMP_NUM_THREADS": "1",
-    }
+    env = matloop_env(database_url=sqlite_url, data_dir=tmp_path / "data", prefect_api=prefect_api)
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from agent.cli import main; main()", "serve", "--limit", "1"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        matloop_argv("serve", "--limit", "1"), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         yield env
@@ -99,11 +78,11 @@ def test_served_run_suspends_for_approval_and_the_cli_resumes_it(
                 return False
             return True
 
-    _wait_for(deployed, 120, "`matloop serve` to register the deployment")
+    wait_for(deployed, 120, "`matloop serve` to register the deployment")
     manual = branin_spec(simlab.url, simlab.token, name="branin-served-manual", approval={"policy": "manual"},
                          budget={"max_experiments": 4, "max_iterations": 1})
     waiting_run = _start(manual, sqlite_url)
-    suspended = _wait_for(lambda: (s := _state(waiting_run)) is not None and s.name == "Suspended" and s,
+    suspended = wait_for(lambda: (s := _state(waiting_run)) is not None and s.name == "Suspended" and s,
                           240, "the served run to suspend at the approval gate")
     assert suspended.is_paused()
 
@@ -111,7 +90,7 @@ def test_served_run_suspends_for_approval_and_the_cli_resumes_it(
     auto = branin_spec(simlab.url, simlab.token, name="branin-served-auto",
                        budget={"max_experiments": 4, "max_iterations": 1})
     other = _start(auto, sqlite_url)
-    finished = _wait_for(lambda: (s := _state(other)) is not None and s.is_final() and s, 240,
+    finished = wait_for(lambda: (s := _state(other)) is not None and s.is_final() and s, 240,
                          "the second campaign to finish while the first is suspended")
     assert finished.is_completed(), finished
     assert _state(waiting_run).name == "Suspended"
@@ -119,15 +98,11 @@ def test_served_run_suspends_for_approval_and_the_cli_resumes_it(
     db = Database(sqlite_url)
     waiting = waiting_batch(db, manual.name)
     assert waiting.flow_run_id == str(waiting_run)
-    approve = subprocess.run(
-        [sys.executable, "-c", "from agent.cli import main; main()", "approve", manual.name, "--by", "grace",
-         "--note", "looks sensible"],
-        cwd=REPO, env=served, capture_output=True, text=True, timeout=120,
-    )
+    approve = run_matloop(["approve", manual.name, "--by", "grace", "--note", "looks sensible"], served, 120)
     assert approve.returncode == 0, approve.stdout + approve.stderr
     assert "sent to the waiting flow run" in approve.stdout
 
-    done = _wait_for(lambda: (s := _state(waiting_run)) is not None and s.is_final() and s, 240,
+    done = wait_for(lambda: (s := _state(waiting_run)) is not None and s.is_final() and s, 240,
                      "the resumed run to finish")
     assert done.is_completed(), done
     with db.reading() as session:
