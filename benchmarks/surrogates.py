@@ -1,6 +1,6 @@
 """Surrogate benchmark: GP, deep ensemble and a random-forest baseline on the shared data sets.
 
-    python benchmarks/surrogates.py [--quick] [--threads N] [--switch-only]
+    python benchmarks/surrogates.py [--quick] [--threads N] [--switch-only] [--accuracy-only] [--datasets a,b]
 
 For each data set (OER plates, MoS2 band gaps, perovskite heats of formation from
 composition + structure features) and each model, an outer k-fold cross-validation on
@@ -8,9 +8,13 @@ a random subset gives held-out RMSE, NLL, 68%/95% coverage and the Spearman rank
 correlation of |error| with the predicted std. GP and ensemble are fitted with
 ``fit_surrogate`` (so their own inner CV recalibrates the variance, as in production);
 the random forest's uncertainty is the spread of its trees' predictions, uncalibrated,
-which is what a random-forest baseline usually reports. Fit time is one fit (no CV) at
-100 / 1,000 / 5,000 training points. The full run also times exact against sparse GP
-on MoS2 to show where ``gp.EXACT_GP_MAX_N`` belongs.
+which is what a random-forest baseline usually reports. The ``auto`` row is what
+``fit_surrogate(kind="auto")`` would have returned in each outer fold: the GP or the
+ensemble, whichever had the lower inner-CV NLL (fits are deterministic under the seed,
+so this equals fitting ``auto`` without paying for it twice). Fit time is one fit (no CV)
+at 100 / 1,000 / 5,000 training points (``--accuracy-only`` skips it and the switch
+table). The full run also times exact against sparse GP on MoS2 to show where
+``gp.EXACT_GP_MAX_N`` belongs.
 
 The run ends with one line per data set:
 ``summary: dataset=<name> best=<model> rmse=<x> nll=<y> cov95=<z> fit_s_1000=<t>``
@@ -106,31 +110,57 @@ def _subset(total: int, n: int | None, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit_predict(model: str, Xtr: torch.Tensor, ytr: np.ndarray, Xte: torch.Tensor, cfg: dict, seed: int,
-                cv_folds: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out predictive mean and variance (observation noise included)."""
+                cv_folds: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Held-out predictive mean and variance (observation noise included), and the fit's own CV metrics."""
     if model == "random_forest":
         from sklearn.ensemble import RandomForestRegressor
 
         rf = RandomForestRegressor(n_estimators=cfg["rf_trees"], min_samples_leaf=2, random_state=seed, n_jobs=1)
         rf.fit(Xtr.numpy(), ytr)
         per_tree = np.stack([t.predict(Xte.numpy()) for t in rf.estimators_])
-        return per_tree.mean(axis=0), np.maximum(per_tree.var(axis=0), 1e-12)
+        return per_tree.mean(axis=0), np.maximum(per_tree.var(axis=0), 1e-12), {}
     fitted = fit_surrogate(Xtr, torch.tensor(ytr).unsqueeze(-1), kind=model, seed=seed, cv_folds=cv_folds,
                            settings=cfg["settings"])
     mean, var = fitted.predict(Xte, observation_noise=True)
-    return mean[:, 0].numpy(), var[:, 0].numpy()
+    return mean[:, 0].numpy(), var[:, 0].numpy(), fitted.metrics["0"]
 
 
-def cross_validate(model: str, X: torch.Tensor, y: np.ndarray, cfg: dict) -> dict[str, float]:
-    n = len(y)
+def outer_folds(n: int, cfg: dict) -> list[np.ndarray]:
     order = np.random.default_rng(1).permutation(n)
+    return [order[k :: cfg["outer_folds"]] for k in range(cfg["outer_folds"])]
+
+
+def cross_validate(model: str, X: torch.Tensor, y: np.ndarray, cfg: dict) -> tuple[dict[str, float], dict]:
+    """Outer-CV metrics, plus the per-fold predictions and inner-CV metrics (for the ``auto`` row)."""
+    n = len(y)
     mean, var = np.empty(n), np.empty(n)
-    for k in range(cfg["outer_folds"]):
-        test = order[k :: cfg["outer_folds"]]
-        train = np.setdiff1d(order, test)
-        m, v = fit_predict(model, X[train], y[train], X[test], cfg, seed=k, cv_folds=cfg["inner_folds"])
+    inner = []
+    for k, test in enumerate(outer_folds(n, cfg)):
+        train = np.setdiff1d(np.arange(n), test)
+        m, v, fold_metrics = fit_predict(model, X[train], y[train], X[test], cfg, seed=k, cv_folds=cfg["inner_folds"])
         mean[test], var[test] = m, v
-    return regression_metrics(y, mean, var)
+        inner.append(fold_metrics)
+    return regression_metrics(y, mean, var), {"mean": mean, "var": var, "inner": inner}
+
+
+def auto_choice(y: np.ndarray, runs: dict[str, dict], cfg: dict) -> tuple[dict[str, float], list[str]]:
+    """What ``kind="auto"`` returns per outer fold (lower inner-CV NLL, ties to the GP), and its held-out metrics."""
+    mean, var = np.empty(len(y)), np.empty(len(y))
+    picks = []
+    for k, test in enumerate(outer_folds(len(y), cfg)):
+        pick = min(("gp", "ensemble"), key=lambda m: (runs[m]["inner"][k]["nll"], m != "gp"))
+        mean[test], var[test] = runs[pick]["mean"][test], runs[pick]["var"][test]
+        picks.append(pick)
+    return regression_metrics(y, mean, var), picks
+
+
+def describe_maps(inner: list[dict]) -> str:
+    """The recalibration each outer fold's model carries, e.g. ``power b=0.41 a=0.93``."""
+    out = []
+    for m in inner:
+        a, b = m.get("variance_scale", 1.0), m.get("std_power", 1.0)
+        out.append("none" if (a, b) == (1.0, 1.0) else (f"scale {a:.2f}" if b == 1.0 else f"power a={a:.2f} b={b:.2f}"))
+    return ", ".join(out)
 
 
 def fit_seconds(model: str, X: torch.Tensor, y: np.ndarray, cfg: dict) -> float:
@@ -170,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small subsets, for the test suite (< 60 s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the CI machine has 2 cores)")
     parser.add_argument("--switch-only", action="store_true", help="only the exact-vs-sparse GP timing table")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="only the cross-validated accuracy table: no fit-time columns, no switch table")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {list(DATASETS)}")
     args = parser.parse_args(argv)
+    datasets = args.datasets.split(",")
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; known: {list(DATASETS)}")
     torch.set_num_threads(args.threads)
     if args.quick:
         cfg = {"n_cv": 90, "outer_folds": 3, "inner_folds": 3, "fit_sizes": [100], "rf_trees": 50,
@@ -178,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cfg = {"n_cv": 600, "outer_folds": 5, "inner_folds": 3, "fit_sizes": [100, 1000, 5000], "rf_trees": 200,
                "settings": {}, "switch_sizes": [500, 1000, 2000]}
+    # the rows the CV subset is drawn from stay the same with --accuracy-only, so its table is comparable
+    cfg["load_n"] = max(cfg["n_cv"], *cfg["fit_sizes"])
+    if args.accuracy_only:
+        cfg["fit_sizes"], cfg["switch_sizes"] = [], []
     if args.switch_only:
         print("exact vs sparse GP (MoS2, 1000 held-out points):")
         switch_table(cfg)
@@ -185,43 +226,55 @@ def main(argv: list[str] | None = None) -> int:
     models = ["gp", "ensemble", "random_forest"]
     rows, summaries = [], []
     t_start = time.perf_counter()
-    for name, loader in DATASETS.items():
+    for name in datasets:
+        loader = DATASETS[name]
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
-        X, y = loader(max(cfg["n_cv"], *cfg["fit_sizes"]), rng)
+        X, y = loader(cfg["load_n"], rng)
         print(f"# {name}: {len(y)} rows, {X.shape[1]} features, loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-        results = {}
+        results, runs = {}, {}
+        cv_idx = np.random.default_rng(3).choice(len(y), size=min(cfg["n_cv"], len(y)), replace=False)
         for model in models:
-            cv_idx = np.random.default_rng(3).choice(len(y), size=min(cfg["n_cv"], len(y)), replace=False)
-            r = cross_validate(model, X[cv_idx], y[cv_idx], cfg)
+            t0 = time.perf_counter()
+            r, runs[model] = cross_validate(model, X[cv_idx], y[cv_idx], cfg)
+            r["cv_s"] = time.perf_counter() - t0
             for size in cfg["fit_sizes"]:
                 size_used = min(size, len(y))
                 r[f"fit_s_{size}"] = fit_seconds(model, X[:size_used], y[:size_used], cfg)
                 r[f"n_fit_{size}"] = size_used
             results[model] = r
             rows.append((name, model, r))
-            print(f"#   {model}: rmse {r['rmse']:.4g} nll {r['nll']:.3f} cov95 {r['cov95']:.3f}", flush=True)
+            maps = f"; recalibration per fold: {describe_maps(runs[model]['inner'])}" if model != "random_forest" else ""
+            print(f"#   {model}: rmse {r['rmse']:.4g} nll {r['nll']:.3f} cov95 {r['cov95']:.3f} "
+                  f"({r['cv_s']:.0f} s){maps}", flush=True)
+        auto, picks = auto_choice(y[cv_idx], runs, cfg)
+        rows.append((name, "auto", auto))
+        print(f"#   auto: picks {picks}: rmse {auto['rmse']:.4g} nll {auto['nll']:.3f} cov95 {auto['cov95']:.3f}",
+              flush=True)
         best = min((m for m in models), key=lambda m: results[m]["nll"])
         b = results[best]
         ok_cov = all(0.90 <= results[m]["cov95"] <= 0.98 for m in ("gp", "ensemble"))
         ok_nll = all(results[m]["nll"] < results["random_forest"]["nll"] for m in ("gp", "ensemble"))
+        ok_auto = 0.90 <= auto["cov95"] <= 0.98 and auto["nll"] < results["random_forest"]["nll"]
         print(f"# {name}: target cov95 in [0.90, 0.98] for gp and ensemble: {ok_cov}; "
-              f"both NLL below random forest: {ok_nll}", flush=True)
+              f"both NLL below random forest: {ok_nll}; auto in window and below random forest: {ok_auto}", flush=True)
         summaries.append(
             f"summary: dataset={name} best={best} rmse={b['rmse']:.4g} nll={b['nll']:.4g} "
             f"cov95={b['cov95']:.3f} fit_s_1000={b.get('fit_s_1000', math.nan):.2f}"
         )
     sizes = cfg["fit_sizes"]
     print()
-    print("| dataset | model | n (cv) | rmse | mae | r2 | nll | cov68 | cov95 | spearman | "
-          + " | ".join(f"fit s @{s}" for s in sizes) + " |")
+    print("| dataset | model | n (cv) | rmse | mae | r2 | nll | cov68 | cov95 | spearman |"
+          + "".join(f" fit s @{s} |" for s in sizes))
     print("|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(sizes))
     for name, model, r in rows:
-        fits = " | ".join(
-            f"{r[f'fit_s_{s}']:.2f}" + ("" if r[f"n_fit_{s}"] == s else f" (n={r[f'n_fit_{s}']})") for s in sizes
+        fits = "".join(
+            (f" {r[f'fit_s_{s}']:.2f}" + ("" if r[f"n_fit_{s}"] == s else f" (n={r[f'n_fit_{s}']})") + " |")
+            if f"fit_s_{s}" in r else " – |"
+            for s in sizes
         )
         print(f"| {name} | {model} | {int(r['n'])} | {r['rmse']:.4g} | {r['mae']:.4g} | {r['r2']:.3f} | "
-              f"{r['nll']:.3f} | {r['cov68']:.3f} | {r['cov95']:.3f} | {r['spearman_err_std']:.3f} | {fits} |")
+              f"{r['nll']:.3f} | {r['cov68']:.3f} | {r['cov95']:.3f} | {r['spearman_err_std']:.3f} |{fits}")
     if cfg["switch_sizes"]:
         print("\nexact vs sparse GP (MoS2, 1000 held-out points):")
         switch_table(cfg)

@@ -4,8 +4,9 @@ Every output column (one per campaign property) gets its own single-output model
 fitted on the rows where that property was measured: properties are often measured
 on different subsets (a failed synthesis has no band gap but does count for
 feasibility), and independent per-output models are what BoTorch's ``ModelList``
-composes. Each fit runs k-fold cross-validation, stores the metrics, and rescales
-the variance when the cross-validated 95% coverage is off (``calibration.py``).
+composes. Each fit runs k-fold cross-validation, stores the metrics, and maps the
+predictive std through the recalibration (identity, one scale or a power map) that
+gives the best cross-fitted NLL on those CV predictions (``calibration.py``).
 
 ``kind="auto"`` cross-validates both a GP and a deep ensemble and keeps the one
 with the lower summed NLL; the reason string records both numbers.
@@ -25,7 +26,7 @@ import torch
 from botorch.models.model import Model, ModelList
 from torch import Tensor
 
-from surrogates.calibration import PriorModel, ScaledVarianceModel, recalibration_scale, regression_metrics
+from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.ensemble import DEFAULTS as ENSEMBLE_DEFAULTS
 from surrogates.ensemble import fit_ensemble, rebuild_ensemble
 from surrogates.gp import fit_gp, rebuild_gp
@@ -45,14 +46,14 @@ class OutputModel:
     kind: str  # "gp" | "ensemble" | "prior"
     base: Model
     recipe: dict[str, Any]
-    scale: float
+    recalibration: StdMap
     X: Tensor
     y: Tensor
     yvar: Tensor | None
 
     @property
     def model(self) -> Model:
-        return self.base if self.scale == 1.0 else ScaledVarianceModel(self.base, self.scale)
+        return self.base if self.recalibration.is_identity else RecalibratedModel(self.base, self.recalibration)
 
 
 @dataclass
@@ -61,7 +62,9 @@ class FittedSurrogate:
 
     ``metrics`` maps each output column index (as ``str``) to cross-validated
     ``n, rmse, mae, r2, nll, cov68, cov95, spearman_err_std`` (after recalibration;
-    ``*_raw`` before it, and ``variance_scale``). Outputs without a model (prior) have NaNs.
+    ``*_raw`` before it; the map's ``variance_scale`` (a), ``std_power`` (b) and
+    ``std_sigma0``). The recalibrated numbers are cross-fitted (the map scored on CV
+    predictions it was not fitted on). Outputs without a model (prior) have NaNs.
     ``is_prior`` is True when any output has learned nothing (fewer than two points or a
     constant target; see ``prior_outputs``): the controller should then fill space.
     """
@@ -109,7 +112,7 @@ class FittedSurrogate:
                 {
                     "kind": o.kind,
                     "recipe": o.recipe,
-                    "scale": o.scale,
+                    "recalibration": o.recalibration.as_dict(),
                     "X": o.X,
                     "y": o.y,
                     "yvar": o.yvar,
@@ -135,7 +138,11 @@ def load_surrogate(path: str | Path) -> FittedSurrogate:
         else:
             base = PriorModel()
             base.load_state_dict(o["state"])
-        outputs.append(OutputModel(o["kind"], base, o["recipe"], float(o["scale"]), o["X"], o["y"], o["yvar"]))
+        if "recalibration" in o:
+            std_map = StdMap.from_dict(o["recalibration"])
+        else:  # files written before the power map stored one std scale
+            std_map = StdMap() if float(o["scale"]) == 1.0 else StdMap("scale", float(o["scale"]), 1.0, 1.0)
+        outputs.append(OutputModel(o["kind"], base, o["recipe"], std_map, o["X"], o["y"], o["yvar"]))
     return FittedSurrogate(
         model=_combine(outputs),
         kind=payload["kind"],
@@ -204,7 +211,7 @@ def fit_surrogate(
 
     # Cross-validate each candidate kind on every learnable output.
     candidates = ["gp", "ensemble"] if kind == "auto" else ([kind] if kind != "prior" else [])
-    cv: dict[str, dict[int, tuple[dict[str, float], float, str]]] = {k: {} for k in candidates}
+    cv: dict[str, dict[int, tuple[dict[str, float], StdMap, str]]] = {k: {} for k in candidates}
     for k in candidates:
         for c in learnable:
             cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings)
@@ -216,14 +223,15 @@ def fit_surrogate(
         Xc, y, yvar = columns[c]
         if c in prior_outputs:
             mean = float(y.mean()) if len(y) else 0.0
-            outputs.append(OutputModel("prior", PriorModel(mean, 1.0), {}, 1.0, Xc, y, yvar))
+            outputs.append(OutputModel("prior", PriorModel(mean, 1.0), {}, StdMap(), Xc, y, yvar))
             metrics[str(c)] = {k: float("nan") for k in METRIC_KEYS} | {"n": float(len(y))}
             continue
         base, recipe = FITTERS[chosen](Xc, y, yvar, seed, settings)
-        col_metrics, scale, _ = cv[chosen][c]
-        outputs.append(OutputModel(chosen, base, recipe, scale, Xc, y, yvar))
+        col_metrics, std_map, _ = cv[chosen][c]
+        outputs.append(OutputModel(chosen, base, recipe, std_map, Xc, y, yvar))
         metrics[str(c)] = col_metrics
-    scale_notes = [f"output {c}: {cv[chosen][c][2]}" for c in learnable if chosen in cv and cv[chosen][c][1] != 1.0]
+    scale_notes = [f"output {c}: {cv[chosen][c][2]}" for c in learnable
+                   if chosen in cv and not cv[chosen][c][1].is_identity]
     if scale_notes:
         reason += "; " + "; ".join(scale_notes)
     if chosen == "gp" and any(o.recipe.get("variant") == "sparse" for o in outputs) and Yvar is not None:
@@ -309,13 +317,13 @@ def _kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
 
 def _cross_validate(
     kind: str, X: Tensor, y: Tensor, yvar: Tensor | None, *, folds: int, seed: int, settings: dict[str, Any]
-) -> tuple[dict[str, float], float, str]:
-    """Held-out metrics (after recalibration, with ``*_raw`` before), the std scale and why."""
+) -> tuple[dict[str, float], StdMap, str]:
+    """Held-out metrics (after recalibration, with ``*_raw`` before), the std map and why."""
     n = X.shape[0]
     folds = min(folds, n)
     if folds < 2 or n < 3:
-        nan = {k: float("nan") for k in METRIC_KEYS} | {"n": float(n), "variance_scale": 1.0}
-        return nan, 1.0, "no cross-validation"
+        nan = {k: float("nan") for k in METRIC_KEYS} | {"n": float(n), "variance_scale": 1.0, "std_power": 1.0}
+        return nan, StdMap(), "no cross-validation"
     mean = torch.empty(n, dtype=torch.double)
     var = torch.empty(n, dtype=torch.double)
     for i, test in enumerate(_kfold(n, folds, seed)):
@@ -331,18 +339,21 @@ def _cross_validate(
         mean[te], var[te] = mu, v
     yy, mm, vv = y[:, 0].numpy(), mean.numpy(), var.numpy()
     raw = regression_metrics(yy, mm, vv)
-    scale, why = (1.0, "recalibration off")
+    std_map, why, calibrated = StdMap(), "recalibration off", raw
     if settings.get("recalibrate", True):
-        scale, why = recalibration_scale(yy, mm, vv)
-    calibrated = regression_metrics(yy, mm, vv * scale**2)
-    out = calibrated | {f"{k}_raw": raw[k] for k in ("nll", "cov68", "cov95")} | {"variance_scale": scale}
-    return out, scale, why
+        # With measured noise the GP's predictive std at a new point is not defined (its noise
+        # is unknown there), so only a single scale, which does not depend on it, is allowed.
+        std_map, why, calibrated = fit_recalibration(yy, mm, vv, allow_power=not (yvar is not None and kind == "gp"),
+                                                     seed=seed)
+    out = calibrated | {f"{k}_raw": raw[k] for k in ("nll", "cov68", "cov95")} | {
+        "variance_scale": std_map.a, "std_power": std_map.b, "std_sigma0": std_map.sigma0}
+    return out, std_map, why
 
 
 def _choose(
     kind: str,
     candidates: list[str],
-    cv: dict[str, dict[int, tuple[dict[str, float], float, str]]],
+    cv: dict[str, dict[int, tuple[dict[str, float], StdMap, str]]],
     learnable: list[int],
     prior_outputs: list[int],
 ) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Deep ensembles (Lakshminarayanan et al. 2017) for one property, as a BoTorch ``Model``.
 
 Each member is a small MLP that predicts a mean and a variance and is trained with
-the Gaussian negative log-likelihood from its own random initialisation and its own
-minibatch order. The ensemble's predictive distribution is the moment-matched
+the Gaussian negative log-likelihood (optionally beta-NLL, Seitzer et al. 2022) from
+its own random initialisation and its own minibatch order, after a short mean-only
+warm-up. The ensemble's predictive distribution is the moment-matched
 Gaussian of the uniform mixture:
 
     mean = avg_i mu_i,   total var = avg_i (sigma_i² + mu_i²) - mean²
@@ -25,15 +26,23 @@ from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DiagLinearOperator
 from torch import Tensor, nn
 
+#: Measured on the three benchmark data sets (~480 training rows each, 5-fold CV, two seeds):
+#: the former 5 members x 64 wide x 1,000 steps overfitted, collapsing the members' noise
+#: estimates (raw held-out NLL +0.8 on OER, +8.7 on perovskites, 95% coverage 0.46-0.60
+#: before recalibration). 300 steps, 32 wide, 10 members gave the best recalibrated NLL on
+#: perovskites and OER (0.46 / -2.48 vs 0.59 / -2.44) at equal or better RMSE, kept MoS2
+#: (-1.10 / -1.16 vs -1.02) and costs less. Longer training, weight decay 1e-2/1e-1, a longer
+#: mean-only warm-up and beta-NLL (beta = 0.5) were each no better on at least two of the three.
 DEFAULTS: dict[str, Any] = {
-    "n_members": 5,
-    "hidden": 64,
+    "n_members": 10,
+    "hidden": 32,
     "layers": 2,
-    "steps": 1000,
+    "steps": 300,
     "batch_size": 128,
     "lr": 1e-2,
     "weight_decay": 1e-4,
     "warmup_fraction": 0.2,
+    "nll_beta": 0.0,
 }
 
 MIN_VAR = 1e-6  # in standardised units: a floor that keeps the NLL finite
@@ -112,6 +121,7 @@ class DeepEnsemble(Model):
         steps = int(s["steps"])
         warmup = int(float(s["warmup_fraction"]) * steps)
         members = int(s["n_members"])
+        beta = float(s["nll_beta"])
         gen = torch.Generator().manual_seed(seed)
         self.members.reset_parameters(gen)
         opt = torch.optim.AdamW(self.members.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
@@ -127,7 +137,12 @@ class DeepEnsemble(Model):
             if step < warmup:
                 loss = ((mu - target) ** 2).mean(dim=1).sum()
             else:
-                loss = (0.5 * (torch.log(var) + (target - mu) ** 2 / var)).mean(dim=1).sum()
+                nll = 0.5 * (torch.log(var) + (target - mu) ** 2 / var)
+                if beta > 0:
+                    # beta-NLL (Seitzer et al. 2022): weight each point's NLL by var^beta (no gradient
+                    # through the weight), so high-noise points do not stop the mean from being learned.
+                    nll = nll * var.detach() ** beta
+                loss = nll.mean(dim=1).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
