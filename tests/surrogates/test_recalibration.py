@@ -114,3 +114,13 @@ def test_power_map_on_the_latent_posterior_keeps_acquisition_differentiable(smal
     Xq = torch.rand(2, 3, 2, dtype=torch.double, requires_grad=True)
     acq(Xq).sum().backward()
     assert torch.isfinite(Xq.grad).all() and Xq.grad.abs().sum() > 0
+
+
+def test_ensemble_training_length_follows_epochs_not_a_fixed_step_count() -> None:
+    """300 steps suit ~500 rows but underfit thousands (measured): the default budget is epochs, clamped."""
+    from surrogates.ensemble import DEFAULTS, STEPS_RANGE, training_steps
+
+    assert training_steps(480, 128, DEFAULTS) == STEPS_RANGE[0]
+    assert training_steps(3000, 128, DEFAULTS) == math.ceil(DEFAULTS["epochs"] * 3000 / 128)
+    assert training_steps(10**6, 128, DEFAULTS) == STEPS_RANGE[1]
+    assert training_steps(3000, 128, {**DEFAULTS, "steps": 50}) == 50
