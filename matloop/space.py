@@ -1,9 +1,10 @@
 """Design spaces: what a campaign may make (a shared type: generators and surrogates read it too).
 
-Three kinds, chosen by ``type``: a parametric space (continuous, integer and
+Four kinds, chosen by ``type``: a parametric space (continuous, integer and
 categorical parameters, simplex groups, linear inequality constraints), a
-composition space over allowed elements, and a crystal space (prototypes and
-substitutions; its generator lives in ``generators``).
+composition space over allowed elements, a crystal space (prototypes and
+substitutions; its generator lives in ``generators``) and a microstructure space
+(two-phase images, for the latent-space inverse generator).
 """
 
 from __future__ import annotations
@@ -286,6 +287,10 @@ class CrystalSpace(BaseModel):
     sites: dict[str, list[str]] = Field(
         default_factory=dict, description="prototype site label -> allowed elements (e.g. A: [Ba, Sr])"
     )
+    site_sets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="sublattice label -> allowed compositions of the whole sublattice (e.g. X: [O3, O2N, ON2])",
+    )
     max_atoms: int = Field(default=20, ge=1, le=500)
     oxidation_states: dict[str, list[int]] | None = None
     charge_balance: bool = True
@@ -300,11 +305,101 @@ class CrystalSpace(BaseModel):
             raise ValueError(f"unknown element symbols {unknown}")
         return v
 
+    @field_validator("sites")
+    @classmethod
+    def _known_site_elements(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        from pymatgen.core.periodic_table import Element
+
+        for label, elements in v.items():
+            if not elements:
+                raise ValueError(f"sites[{label!r}] is empty; list the elements allowed on it")
+            unknown = [e for e in elements if not Element.is_valid_symbol(e)]
+            if unknown:
+                raise ValueError(f"sites[{label!r}] names unknown element symbols {unknown}")
+        return v
+
+    @field_validator("site_sets")
+    @classmethod
+    def _readable_site_sets(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each entry is a formula with whole atom counts; whether it divides the sublattice is the generator's check.
+
+        (The sublattice sizes belong to the prototypes in ``generators``, which this shared type may not import.)
+        """
+        for label, formulas in v.items():
+            if not formulas:
+                raise ValueError(f"site_sets[{label!r}] is empty; list the compositions allowed on it")
+            repeated = sorted({f for f in formulas if formulas.count(f) > 1})
+            if repeated:
+                raise ValueError(f"site_sets[{label!r}] repeats {repeated}")
+            for text in formulas:
+                counts = _formula_counts(text)
+                if isinstance(counts, str):
+                    raise ValueError(f"site_sets[{label!r}] entry {text!r}: {counts}")
+        return v
+
     @model_validator(mode="after")
     def _something_to_build(self) -> CrystalSpace:
         if not (self.prototypes or self.seed_cifs):
             raise ValueError("a crystal space needs prototypes or seed_cifs")
+        for label, formulas in self.site_sets.items():
+            allowed = self.sites.get(label)
+            if allowed is None:
+                continue
+            outside = sorted({e for f in formulas for e in _formula_counts(f) if e not in allowed})  # type: ignore[union-attr]
+            if outside:
+                raise ValueError(f"site_sets[{label!r}] uses {outside}, which sites[{label!r}] does not allow")
         return self
 
 
-DesignSpace = Annotated[ParametricSpace | CompositionSpace | CrystalSpace, Field(discriminator="type")]
+def _formula_counts(text: str) -> dict[str, float] | str:
+    """Element -> count of a formula such as ``O2N``, or a sentence saying why it is not one."""
+    from pymatgen.core import Composition
+    from pymatgen.core.periodic_table import Element
+
+    try:
+        counts = Composition(text).get_el_amt_dict()
+    except Exception:  # noqa: BLE001 - pymatgen raises several kinds for unreadable formulas
+        return "not a readable formula"
+    if not counts:
+        return "not a readable formula"
+    unknown = [e for e in counts if not Element.is_valid_symbol(e)]
+    if unknown:
+        return f"unknown element symbols {unknown}"
+    fractional = [e for e, n in counts.items() if abs(n - round(n)) > 1e-9 or n <= 0]
+    if fractional:
+        return f"atom counts of {fractional} are not whole numbers"
+    return counts
+
+
+class MicrostructureSpace(BaseModel):
+    """Square two-phase images (0/1 pixels) of ``size`` pixels a side.
+
+    ``volume_fraction`` and ``length_scale`` bound the thresholded Gaussian-random-field
+    images the initial design and cold-start pools draw (the inverse generators then
+    propose images of any morphology); they do not constrain proposed images.
+    """
+
+    model_config = STRICT
+    type: Literal["microstructure"]
+    size: int = Field(default=64, ge=8, le=256, description="pixels per side")
+    volume_fraction: tuple[float, float] = (0.1, 0.9)
+    length_scale: tuple[float, float] = Field(default=(2.0, 8.0), description="feature size range of the pool, px")
+
+    @field_validator("volume_fraction")
+    @classmethod
+    def _fraction_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < v[0] < v[1] < 1.0:
+            raise ValueError(f"volume_fraction {list(v)} must satisfy 0 < low < high < 1")
+        return v
+
+    @field_validator("length_scale")
+    @classmethod
+    def _scale_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < v[0] <= v[1]:
+            raise ValueError(f"length_scale {list(v)} must satisfy 0 < low <= high")
+        return v
+
+
+DesignSpace = Annotated[
+    ParametricSpace | CompositionSpace | CrystalSpace | MicrostructureSpace, Field(discriminator="type")
+]

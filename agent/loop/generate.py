@@ -8,7 +8,9 @@ regenerated, and its funnel (generated → valid → novel) is stored as a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -16,31 +18,60 @@ from sqlalchemy import select
 from agent.loop.context import LoopContext
 from agent.loop.fit import FitOutcome
 from agent.loop.state import excluded_fingerprints
-from agent.store.models import IterationRecord, PoolRecord
+from agent.store.models import CandidateRecord, IterationRecord, PoolRecord
 from generators.base import GenerationContext
 from generators.pool import PoolError, pool_generator
-from matloop.space import ParametricSpace
-from matloop.types import Candidate
+from matloop.space import CrystalSpace, MicrostructureSpace, ParametricSpace
+from matloop.types import Candidate, CandidateKind
 
 #: Default largest pool; the selection scores it in chunks.
 DEFAULT_POOL_SIZE = 100_000
+#: Default for crystal spaces: every proposal is built, volume-rescaled and checked (~ms each), then featurized.
+DEFAULT_CRYSTAL_POOL_SIZE = 1_000
+
+
+#: ``generator.type`` short names beyond the pool kinds: name -> "module:factory".
+NAMED_GENERATORS = {
+    "crystal": "generators.crystal:funnel_generator",
+    "substitution": "generators.crystal:funnel_generator",
+    "cinn": "generators.inverse:CINNGenerator",
+    "janus": "generators.inverse:JanusGenerator",
+    "random_field": "generators.inverse.images:RandomFieldPool",
+}
 
 
 def make_generator(ctx: LoopContext) -> Any:
-    """The generator ``campaign.generator`` names: a pool kind, or ``module:Class`` for any other."""
+    """The generator ``campaign.generator`` names: a pool kind, a short name, or ``module:factory``.
+
+    ``auto`` picks by the design space: the crystal funnel (substitution + validity,
+    de-duplication, novelty) for a crystal space, random-field images for a
+    microstructure space, a grid or Sobol pool for a parametric one.
+    """
     config = ctx.campaign.generator
     kind = config.type
+    space = ctx.campaign.space
     if kind == "auto":
-        kind = "grid" if _gridded(ctx.campaign.space) else "sobol"
+        if isinstance(space, CrystalSpace):
+            kind = "crystal"
+        elif isinstance(space, MicrostructureSpace):
+            kind = "random_field"
+        else:
+            kind = "grid" if _gridded(space) else "sobol"
+    settings = {k: v for k, v in config.settings.items() if k != "pool_size"}
     if kind in ("grid", "sobol", "dataset"):
-        settings = {k: v for k, v in config.settings.items() if k != "pool_size"}
         return pool_generator(kind, settings, base_dir=ctx.base_dir)
-    if ":" in kind:
-        module_name, _, attr = kind.partition(":")
+    target = NAMED_GENERATORS.get(kind, kind)
+    if ":" in target:
+        module_name, _, attr = target.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
-        settings = {k: v for k, v in config.settings.items() if k != "pool_size"}
-        return factory(**settings)
-    raise PoolError(f"generator.type: unknown generator {kind!r}; use grid, sobol, dataset or 'module:Class'")
+        try:
+            return factory(**settings)
+        except (TypeError, ValueError) as exc:
+            raise PoolError(f"generator.settings: {kind!r} refuses these settings: {exc}") from exc
+    raise PoolError(
+        f"generator.type: unknown generator {kind!r}; use auto, grid, sobol, dataset, "
+        f"{', '.join(NAMED_GENERATORS)} or 'module:factory'"
+    )
 
 
 def _gridded(space: Any) -> bool:
@@ -63,13 +94,16 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None)
         assert iteration is not None
         number = iteration.number
         known = excluded_fingerprints(session, ctx.campaign_id)
+        structures = _known_structures(session, ctx.campaign_id, known)
     generator = make_generator(ctx)
-    size = int(ctx.campaign.generator.settings.get("pool_size", DEFAULT_POOL_SIZE))
+    default = DEFAULT_CRYSTAL_POOL_SIZE if isinstance(ctx.campaign.space, CrystalSpace) else DEFAULT_POOL_SIZE
+    size = int(ctx.campaign.generator.settings.get("pool_size", default))
     context = GenerationContext(
         seed=ctx.campaign.seed * 100_003 + number,
         known_fingerprints=set(known),
         target={o.property: o.model_dump(mode="json") for o in ctx.campaign.objectives},
         surrogate=None if fit is None else fit.model,
+        extra={"known_structures": structures, "measurements": _measurements(ctx, fit)},
     )
     raw = generator.propose(ctx.campaign.space, context, size)
     pool: list[Candidate] = []
@@ -91,6 +125,7 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None)
         "known_excluded": len(known),
         "novel": len(pool),
         "valid_rate": (len(raw) - invalid) / len(raw) if raw else 0.0,
+        **_generator_stats(generator),
     }
     with ctx.db.transaction() as session:
         iteration = session.get(IterationRecord, iteration_id)
@@ -102,3 +137,53 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None)
         if iteration.step in ("started", "fitted"):
             iteration.step = "generated"
     return pool
+
+
+def _known_structures(session: Any, campaign_id: int, known: set[str]) -> dict[str, dict]:
+    """Fingerprint -> structure dict of the campaign's known crystals, for ``StructureMatcher`` de-duplication.
+
+    The coarse fingerprint (formula + space group) alone would call two different
+    decorations with the same formula and symmetry duplicates; with the structures the
+    crystal funnel compares geometry within each group.
+    """
+    if not known:
+        return {}
+    rows = session.execute(
+        select(CandidateRecord.fingerprint, CandidateRecord.representation).where(
+            CandidateRecord.campaign_id == campaign_id, CandidateRecord.kind == CandidateKind.STRUCTURE.value
+        )
+    )
+    return {fp: rep["structure"] for fp, rep in rows if fp in known and (rep or {}).get("structure")}
+
+
+def _measurements(ctx: LoopContext, fit: FitOutcome | None) -> list[tuple[Candidate, float]]:
+    """``(candidate, value)`` of the first objective for every successful measurement (inverse generators train on it).
+
+    Failed experiments (NaN) are left out: an inverse model of ``p(x | y)`` has no ``y`` for them.
+    """
+    if fit is None:
+        return []
+    obs = fit.observations
+    prop = ctx.campaign.objectives[0].property
+    if prop not in obs.properties:
+        return []
+    col = obs.properties.index(prop)
+    return [(c, float(row[col])) for c, row in zip(obs.candidates, obs.values, strict=True) if math.isfinite(row[col])]
+
+
+def _generator_stats(generator: Any) -> dict[str, Any]:
+    """What the generator says about its own funnel, for the pool record (crystal: valid/unique/novel/SUN rates)."""
+    out: dict[str, Any] = {}
+    outcome = getattr(generator, "last_outcome", None)
+    if outcome is not None and hasattr(outcome, "rates"):
+        out["funnel"] = outcome.rates.as_dict()
+        reasons: dict[str, int] = {}
+        for why in outcome.rejected.values():
+            head = why.split(":", 1)[0]
+            reasons[head] = reasons.get(head, 0) + 1
+        out["funnel_rejections"] = reasons
+    inner = getattr(generator, "generator", generator)
+    stats = getattr(inner, "stats", None)
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        out["generation"] = dataclasses.asdict(stats)
+    return out

@@ -17,6 +17,7 @@ from agent.loop.fit import FitOutcome, points_of
 from agent.loop.state import current_batch, progress
 from agent.store.events import record_event
 from agent.store.models import BatchItemRecord, BatchRecord, CandidateRecord, IterationRecord
+from matloop.space import ParametricSpace
 from matloop.types import Candidate
 
 
@@ -58,6 +59,8 @@ def _by_property(values: dict[str, float] | None) -> dict[str, float | None]:
 def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, iteration_number: int) -> list[dict]:
     """The picks as plain dicts: candidate, acquisition value, mean, std, reason."""
     seed = ctx.campaign.seed * 1_000 + iteration_number
+    if fit.fitted is None and not isinstance(ctx.campaign.space, ParametricSpace):
+        return _initial_from_pool(ctx, fit, pool, q, seed)
     if fit.fitted is None:
         try:
             from agent.selection import initial_design
@@ -115,6 +118,40 @@ def _maximin_design(space: Any, n: int, seed: int, pool: list[dict] | None = Non
         chosen.append(j)
         dist = np.minimum(dist, np.linalg.norm(X - X[j], axis=1))
     return [pool[i] for i in chosen]
+
+
+def _initial_from_pool(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, seed: int) -> list[dict]:
+    """The first batch of a non-parametric campaign (crystals, images): a maximin subset of the pool's features.
+
+    There is no box to fill, so spread the batch over what the surrogate will see: the
+    featurizer's columns, standardised over the pool, farthest-point from each other and
+    from what is already measured.  Rows the greedy cannot separate (identical features)
+    are topped up at random, so a batch is never short while the pool has candidates.
+    """
+    import torch
+
+    from agent.selection.grid import maximin_subset
+    from surrogates.featurize import featurizer_for
+
+    if not pool:
+        raise NothingToSelect("no pool to draw the initial design from")
+    feats = featurizer_for(ctx.campaign.space)
+    X = feats.transform(points_of(pool)).to(torch.double)
+    measured = fit.observations.candidates + fit.observations.pending
+    X_fixed = feats.transform(points_of(measured)).to(torch.double) if measured else None
+    both = X if X_fixed is None else torch.cat([X, X_fixed])
+    mean, std = both.mean(dim=0), both.std(dim=0)
+    std = torch.where(std > 1e-12, std, torch.ones_like(std))
+    Z = torch.nan_to_num((X - mean) / std)
+    Z_fixed = None if X_fixed is None else torch.nan_to_num((X_fixed - mean) / std)
+    chosen = maximin_subset(Z, q, seed, fixed=Z_fixed)
+    if len(chosen) < min(q, len(pool)):
+        rest = [i for i in torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
+                if i not in set(chosen)]
+        chosen += rest[: min(q, len(pool)) - len(chosen)]
+    reason = f"initial design (maximin over {feats.dim} standardised {type(feats).__name__} features); {fit.reason}"
+    return [{"candidate": pool[i], "rank": rank, "acquisition_value": None, "mean": None, "std": None,
+             "reason": reason} for rank, i in enumerate(chosen)]
 
 
 def _feasibility(obs: Any, X_obs: Any, seed: int) -> Any:

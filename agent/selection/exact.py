@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from botorch.posteriors import PosteriorList
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.safe_math import log_softplus, logmeanexp
 from torch import Tensor
@@ -41,10 +42,27 @@ class SampleTable:
 
 
 def joint_samples(model, X: Tensor, n_samples: int, seed: int) -> Tensor:
-    """``n_samples x len(X) x m`` quasi-MC samples of the joint posterior at ``X``."""
+    """``n_samples x len(X) x m`` quasi-MC samples of the joint posterior at ``X``.
+
+    A ``ModelListGP`` (one independent model per property, as a campaign with a target
+    and a constraint fits) returns a ``PosteriorList``, which has no single base-sample
+    shape: each output is sampled by its own Sobol sampler (seeds ``seed, seed + 1, ...``,
+    as BoTorch's ``ListSampler`` does) and the outputs are stacked.  The outputs are
+    independent, so this is the same joint distribution.
+    """
     with torch.no_grad():
         posterior = model.posterior(X)
+        if isinstance(posterior, PosteriorList):
+            parts = [
+                _as_3d(SobolQMCNormalSampler(sample_shape=torch.Size([n_samples]), seed=seed + i)(p))
+                for i, p in enumerate(posterior.posteriors)
+            ]
+            return torch.cat(parts, dim=-1)
         Z = SobolQMCNormalSampler(sample_shape=torch.Size([n_samples]), seed=seed)(posterior)
+    return _as_3d(Z)
+
+
+def _as_3d(Z: Tensor) -> Tensor:
     return Z if Z.ndim == 3 else Z.unsqueeze(-1)
 
 

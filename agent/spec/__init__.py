@@ -18,6 +18,7 @@ from matloop.space import (
     CrystalSpace,
     IntegerParameter,
     LinearConstraint,
+    MicrostructureSpace,
     ParametricSpace,
     SimplexGroup,
 )
@@ -25,6 +26,6 @@ from matloop.space import (
 __all__ = [
     "AdapterConfig", "Approval", "Budget", "Campaign", "CampaignFileError", "CategoricalParameter",
     "ComponentConfig", "CompositionSpace", "ContinuousParameter", "CrystalSpace", "IntegerParameter",
-    "LinearConstraint", "Measurement", "Objective", "OutcomeConstraint", "ParametricSpace", "SimplexGroup",
+    "LinearConstraint", "Measurement", "MicrostructureSpace", "Objective", "OutcomeConstraint", "ParametricSpace", "SimplexGroup",
     "SpecProblem", "Stopping", "dump_campaign", "load_campaign", "parse_campaign",
 ]

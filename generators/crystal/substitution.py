@@ -45,8 +45,8 @@ from matloop.types import Candidate, CandidateKind
 class SubstitutionSettings(BaseModel):
     """Generator settings from the campaign's ``generator.settings`` (unknown keys refused).
 
-    ``site_sets`` holds what ``CrystalSpace`` cannot yet say: the allowed *compositions*
-    of a multi-site sublattice (``{X: [O3, O2N, ON2, N3]}``).
+    ``site_sets`` (allowed *compositions* of a multi-site sublattice, ``{X: [O3, O2N, ON2, N3]}``)
+    belongs in ``CrystalSpace.site_sets``; given here too, it overrides the space's per label.
     ``reference_formulas`` (a CSV with a ``formula`` column, e.g. the perov5 data)
     restricts proposals to formulas a lookup-table lab can answer.
     """
@@ -98,9 +98,11 @@ def _fill_options(
     m = template.multiplicity(label)
     ref = template.reference_species[label]
     anion = (ref.oxi_state or 0) < 0
-    if label in settings.site_sets:
+    # the campaign's space says it (``space.site_sets``); generator settings may still override it per label
+    site_sets = {**space.site_sets, **settings.site_sets}
+    if label in site_sets:
         options = []
-        for text in settings.site_sets[label]:
+        for text in site_sets[label]:
             comp = Composition(text)
             counts = comp.get_el_amt_dict()
             total = sum(counts.values())
@@ -197,7 +199,10 @@ class SubstitutionGenerator:
         # decoration is equally likely a priori (a 2-site rocksalt is exhausted long before a spinel)
         sizes = np.array([math.prod(len(o) for o in options[t.name].values()) for t in templates], dtype=float)
         template_p = sizes / sizes.sum()
-        while len(drafts) < wanted * 2 and self.stats.drawn < budget:
+        # a small space (the 30 decorations of a 3-prototype binary space) is exhausted long before the
+        # attempt budget: stop once every decoration has been seen instead of drawing repeats for minutes
+        total = float(sizes.sum())
+        while len(drafts) < wanted * 2 and self.stats.drawn < budget and len(seen_decorations) < total:
             self.stats.drawn += 1
             t = templates[rng.choice(len(templates), p=template_p)]
             fill = {lb: opts[rng.integers(len(opts))] for lb, opts in options[t.name].items()}

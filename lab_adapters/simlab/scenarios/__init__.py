@@ -37,6 +37,8 @@ _REGISTRY: dict[str, str] = {
     "mos2_bandgap": ".mos2:Mos2Bandgap",
     "branin": ".analytic:Branin",
     "hartmann6": ".analytic:Hartmann6",
+    "perov5": ".perov5:Perov5",
+    "microstructure": ".microstructure:Microstructure",
 }
 
 _loaded: dict[str, Scenario] = {}
