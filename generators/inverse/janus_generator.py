@@ -7,7 +7,9 @@ import torch
 
 from generators.base import GenerationContext
 from generators.inverse.context import InverseDesignError, measured_pairs, target_value
+from generators.inverse.images import RandomFieldPool
 from generators.inverse.janus import Inversion, JanusModel, JanusTraining, design, train_janus
+from matloop.space import MicrostructureSpace
 from matloop.types import Candidate, CandidateKind
 
 
@@ -17,22 +19,32 @@ class JanusGenerator:
     Learns from the campaign's measured images (``context.extra['measurements']``), or uses a
     pre-trained :class:`JanusModel` given at construction (a model trained on a simulated
     library transfers to a campaign that has measured only a few images).  The design
-    space is not inspected beyond its optional ``size``: until ``matloop.space`` has a
-    microstructure space, any space whose images match the measured ones is accepted.
+    space is not inspected beyond its optional ``size``, so any space whose images match the
+    measured ones is accepted; with a :class:`MicrostructureSpace` and fewer than
+    ``min_measurements`` measured images it cold-starts with random-field images.
     """
 
     name = "janus"
 
     def __init__(self, model: JanusModel | None = None, training: JanusTraining | dict | None = None,
-                 inversion: Inversion | dict | None = None, max_candidates: int = 64) -> None:
+                 inversion: Inversion | dict | None = None, max_candidates: int = 64,
+                 min_measurements: int = 8) -> None:
         self.model = model
         self.training = JanusTraining(**training) if isinstance(training, dict) else training or JanusTraining()
         self.inversion = Inversion(**inversion) if isinstance(inversion, dict) else inversion or Inversion()
         self.max_candidates = max_candidates  # each candidate is one latent descent
+        self.min_measurements = min_measurements
 
     def propose(self, space: object, context: GenerationContext, n: int) -> list[Candidate]:
+        # No "measurements" at all = the loop's initial design: with a microstructure space (and no
+        # pre-trained model) there is nothing to invert yet, so draw random-field images, as cinn draws Sobol.
+        cold_startable = self.model is None and isinstance(space, MicrostructureSpace)
+        given = context.extra if "measurements" in context.extra or not cold_startable else {"measurements": []}
+        pairs = [(c, v) for c, v in measured_pairs(given, self.name) if c.kind is CandidateKind.IMAGE]
+        if cold_startable and len(pairs) < self.min_measurements:
+            cold = RandomFieldPool().propose(space, context, n)
+            return [c.model_copy(update={"origin": f"{self.name}-coldstart"}) for c in cold]
         n = min(n, self.max_candidates)
-        pairs = [(c, v) for c, v in measured_pairs(context.extra, self.name) if c.kind is CandidateKind.IMAGE]
         if not pairs:
             raise InverseDesignError("janus: no measured image candidates in context.extra['measurements']")
         images = np.array([c.image for c, _ in pairs], dtype=np.float32)

@@ -107,10 +107,11 @@ def test_loop_shaped_target_and_cold_start():
 def test_template_generator_builds_from_its_settings():
     import importlib
 
+    from agent.loop.generate import NAMED_GENERATORS
     from agent.spec import load_campaign
 
     campaign = load_campaign("agent/templates/microstructure.yaml")
-    module_name, _, attr = campaign.generator.type.partition(":")
+    module_name, _, attr = NAMED_GENERATORS.get(campaign.generator.type, campaign.generator.type).partition(":")
     gen = getattr(importlib.import_module(module_name), attr)(**campaign.generator.settings)
     assert gen.name == "cinn" and gen.training.epochs == 40 and gen.max_candidates == 500
     measured = [
