@@ -124,12 +124,16 @@ def _fit_map(name: str, err2: np.ndarray, var: np.ndarray, sigma0: float) -> Std
         r = var / sigma0**2
 
         def a_for(b: float) -> float:
-            return float(np.sqrt(np.mean(err2 / sigma0**2 / r**b)))
+            with np.errstate(all="ignore"):
+                return float(np.sqrt(np.mean(err2 / sigma0**2 / r**b)))
 
         def nll(b: float) -> float:
-            return _gauss_nll(err2, StdMap("power", a_for(b), b, sigma0).variance(var))
+            with np.errstate(all="ignore"):  # degenerate stds make some b non-finite: rank those last
+                value = _gauss_nll(err2, StdMap("power", a_for(b), b, sigma0).variance(var))
+            return value if math.isfinite(value) else math.inf
 
-        b = float(minimize_scalar(nll, bounds=POWER_BOUNDS, method="bounded", options={"xatol": 1e-3}).x)
+        with np.errstate(all="ignore"):
+            b = float(minimize_scalar(nll, bounds=POWER_BOUNDS, method="bounded", options={"xatol": 1e-3}).x)
         return StdMap("power", a_for(b), b, sigma0)
     raise ValueError(f"unknown recalibration map {name!r}")
 
@@ -176,13 +180,13 @@ def fit_recalibration(
     _, nll, _, name, held_metrics = pick
     fitted = _fit_map(name, err2, var, sigma0)
     ident = next((s for s in scored if s[3] == "identity"), None)
-    before = f"{ident[1]:.3f}" if ident else "nan"
+    before = f"{ident[1]:.4g}" if ident else "nan"
     if fitted.is_identity or name == "identity":
         why = f"no recalibration: cross-fitted NLL {before}, cov95 {held_metrics['cov95']:.3f}"
         return StdMap(), why, held_metrics
     form = f"std scaled by {fitted.a:.3g}" if fitted.b == 1.0 else (
         f"std mapped to {fitted.a:.3g}*s0*(s/s0)^{fitted.b:.3f}, s0={fitted.sigma0:.3g}")
-    why = f"{form} ({name}): cross-fitted NLL {before} -> {nll:.3f}, cov95 {held_metrics['cov95']:.3f}"
+    why = f"{form} ({name}): cross-fitted NLL {before} -> {nll:.4g}, cov95 {held_metrics['cov95']:.3f}"
     return fitted, why, held_metrics
 
 

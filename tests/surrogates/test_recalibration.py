@@ -124,3 +124,12 @@ def test_ensemble_training_length_follows_epochs_not_a_fixed_step_count() -> Non
     assert training_steps(3000, 128, DEFAULTS) == math.ceil(DEFAULTS["epochs"] * 3000 / 128)
     assert training_steps(10**6, 128, DEFAULTS) == STEPS_RANGE[1]
     assert training_steps(3000, 128, {**DEFAULTS, "steps": 50}) == 50
+
+
+def test_degenerate_stds_give_a_finite_map_without_warnings(recwarn) -> None:
+    """Stds spanning hundreds of orders of magnitude (a collapsed model) must not crash or warn."""
+    rng = np.random.default_rng(0)
+    y, var = rng.standard_normal(50), np.exp(rng.uniform(-700, 2, 50))
+    std_map, _, held = fit_recalibration(y, np.zeros(50), var)
+    assert math.isfinite(std_map.a) and math.isfinite(std_map.b) and math.isfinite(held["nll"])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
