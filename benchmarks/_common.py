@@ -70,14 +70,19 @@ def perovskite_pool() -> Pool:
     return Pool("perovskites", X, df["hse_gap"].to_numpy(), True, 0.05, columns)
 
 
-def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int):
-    """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent."""
+def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor | None = None):
+    """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent.
+
+    ``bounds`` (2 x d) are the pool's known feature bounds: the GP scales its inputs by them, as BayBE scales
+    by its search space's bounds, rather than by the range of the few points measured so far.
+    """
     try:
         from surrogates import api
     except ImportError:
         api = None
     if api is not None and hasattr(api, "fit_surrogate"):
-        return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0).model
+        settings = {} if bounds is None else {"bounds": bounds.tolist()}
+        return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0, settings=settings).model
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from gpytorch.mlls import ExactMarginalLogLikelihood

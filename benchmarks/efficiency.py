@@ -44,7 +44,7 @@ def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int) -> list[
 
     X = pool.X[observed]
     y = torch.tensor(pool.y[observed], dtype=torch.double).unsqueeze(-1)
-    model = fit_model(X, y, seed)
+    model = fit_model(X, y, seed, bounds=torch.stack([pool.X.min(dim=0).values, pool.X.max(dim=0).values]))
     exclude = torch.zeros(len(pool.X), dtype=torch.bool)
     exclude[observed] = True
     picks = select_batch(
@@ -103,6 +103,29 @@ def replay(pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget:
     return order
 
 
+def cached_replay(
+    cache: Path | None, name: str, pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int
+) -> list[int]:
+    """``replay``, reading and writing BayBE's orders under ``cache`` when given.
+
+    BayBE's runs are deterministic for a seed and cost 10-100x matloop's; caching them (keyed by pool, its
+    size, q, seed, n_init, budget and the BayBE version) lets matloop's side be re-run against the same
+    BayBE orders. matloop's own runs are never cached.
+    """
+    if cache is None or name != "baybe":
+        return replay(pool, chooser, q, seed, n_init, budget)
+    import json
+    from importlib.metadata import version
+
+    path = cache / f"{pool.name}-N{len(pool.y)}-q{q}-seed{seed}-init{n_init}-budget{budget}-baybe{version('baybe')}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    order = replay(pool, chooser, q, seed, n_init, budget)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(order))
+    return order
+
+
 def first_hit(order: list[int], targets: set[int], budget: int) -> int:
     for i, row in enumerate(order):
         if row in targets:
@@ -156,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
                 n_best, n_top, ef25, ef50 = [], [], [], []
                 clock = Stopwatch()
                 for seed in range(args.seeds):
-                    order = replay(pool, chooser, q, seed, max(args.n_init, 2), args.budget)
+                    order = cached_replay(args.baybe_cache, name, pool, chooser, q, seed, max(args.n_init, 2),
+                                          args.budget)
                     n_best.append(first_hit(order, best, args.budget))
                     n_top.append(first_hit(order, top, args.budget))
                     ef25.append(enhancement(order, top, 25, N))
@@ -194,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--no-baybe", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--baybe-cache", type=Path, default=None,
+                        help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.batch_sizes, args.budget = min(args.seeds, 2), [4], 32

@@ -184,6 +184,7 @@ def fit_surrogate(
     """Fit one model per column of ``Y`` on featurized ``X``, cross-validate, recalibrate.
 
     ``settings``: ``exact_gp_max_n``, ``num_inducing``, ``gp_variant`` ("exact"/"sparse"),
+    ``gp_prior`` ("gamma"/"botorch"), ``bounds`` (2 x d known input bounds; see ``gp.py``),
     ``cat_dims`` (one-hot columns for a mixed GP), ``ensemble`` (dict, see
     ``ensemble.DEFAULTS``), ``recalibrate`` (default True). ``cv_folds < 2`` skips CV
     (no metrics, no recalibration; ``auto`` then picks the GP).
@@ -277,7 +278,8 @@ def _validate(X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[Tensor, Tensor
     return X, Y, Yvar
 
 
-SETTINGS = {"exact_gp_max_n", "num_inducing", "gp_variant", "sparse_maxiter", "cat_dims", "ensemble", "recalibrate"}
+SETTINGS = {"exact_gp_max_n", "num_inducing", "gp_variant", "sparse_maxiter", "cat_dims", "ensemble", "recalibrate",
+            "gp_prior", "bounds"}
 
 
 def _check_settings(settings: dict[str, Any]) -> None:

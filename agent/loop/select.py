@@ -90,7 +90,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
         fit.model, X_pool,
         objectives=ctx.campaign.objectives, constraints=ctx.campaign.constraints, properties=obs.properties,
         q=q, X_observed=X_obs, Y_observed=Y_obs, X_pending=X_pending,
-        acquisition="qlognei" if acquisition == "auto" else acquisition,
+        acquisition=acquisition,  # "auto": selection picks (qlogei for one objective)
         seed=seed, feasibility_model=_feasibility(obs, X_obs, seed),
     )
     return [

@@ -117,7 +117,7 @@ def optimize_continuous(
     X_observed: Tensor,
     Y_observed: Tensor,
     X_pending: Tensor | None = None,
-    acquisition: str = "qlognei",
+    acquisition: str = "auto",
     seed: int = 0,
     feasibility_model: FeasibilityModel | None = None,
     num_restarts: int = 8,

@@ -28,6 +28,7 @@ from agent.selection.acquisition import (
 )
 from agent.selection.exact import INCUMBENTS, band_table, greedy_from_table, joint_samples, nei_table, ucb_table
 from agent.selection.feasibility import FeasibilityModel
+from agent.selection.improvement import ei_table, plugin_incumbent
 from agent.selection.objectives import ObjectiveMap
 from agent.selection.picks import Pick, as_dicts, explain
 from agent.selection.screening import available_rows, feasibility_probability, posterior_moments, prescreen
@@ -156,7 +157,7 @@ def _sample_greedy(
     surv_mean: Tensor,
     surv_std: Tensor,
 ) -> tuple[list[int], list[float]]:
-    """qLogNEI / qUCB / band probability, greedy over one joint sample table (see :mod:`agent.selection.exact`)."""
+    """qLogEI / qLogNEI / qUCB / band probability, greedy over one joint sample table (:mod:`agent.selection.exact`)."""
     n_s = len(X_surv)
     n_p = 0 if X_pending is None else len(X_pending)
     parts = [X_surv] + ([X_pending] if n_p else [])
@@ -165,7 +166,9 @@ def _sample_greedy(
     Z = joint_samples(model, torch.cat(parts), mc_samples, seed)
     pending = slice(n_s, n_s + n_p) if n_p else None
     floor = 0.0
-    if name == "qlognei":
+    if name == "qlogei":
+        table = ei_table(omap, Z, plugin_incumbent(model, omap, X_observed))
+    elif name == "qlognei":
         table = nei_table(omap, Z, slice(n_s + n_p, n_s + n_p + len(incumbents)))
     elif name == "ucb":
         col = omap.objective_columns[0]
@@ -193,7 +196,7 @@ def select_batch(
     X_observed: Tensor,
     Y_observed: Tensor,
     X_pending: Tensor | None = None,
-    acquisition: str = "qlognei",
+    acquisition: str = "auto",
     seed: int = 0,
     feasibility_model: FeasibilityModel | None = None,
     exclude: Tensor | None = None,
@@ -209,8 +212,9 @@ def select_batch(
     repeated rows are never picked. Fewer than ``q`` picks come back only when fewer rows are eligible.
     ``points`` (one dict per pool row) is copied into each :class:`Pick` for the caller's convenience.
 
-    ``acquisition``: ``qlognei`` (default), ``ucb``, ``thompson``; several objectives use ``qlognehvi`` and a
-    target band the in-band probability (see :mod:`agent.selection.acquisition`). Thompson sampling keeps
+    ``acquisition``: ``auto`` (default: ``qlogei`` for one objective), ``qlogei``, ``qlognei``, ``ucb``,
+    ``thompson``; several objectives use ``qlognehvi`` and a target band the in-band probability (see
+    :mod:`agent.selection.acquisition`). Thompson sampling keeps
     pending points out of the batch but does not condition on them (it has no notion of pending outcomes).
     """
     _check_inputs(X_pool, X_observed, Y_observed, properties, q)
@@ -218,7 +222,7 @@ def select_batch(
         raise ValueError(f"points has {len(points)} entries but X_pool has {len(X_pool)} rows")
     omap = ObjectiveMap.build(objectives, constraints, properties)
     name = resolve_acquisition(acquisition, omap)
-    if len(X_observed) == 0 and name in ("qlognei", "qlognehvi"):
+    if len(X_observed) == 0 and name in ("qlogei", "qlognei", "qlognehvi"):
         raise ValueError("no observations yet: use initial_design() for the first batch")
     dtype = X_observed.dtype if X_observed.is_floating_point() else torch.double
     X_pool = X_pool.to(dtype)

@@ -13,7 +13,7 @@ from tests.selection.helpers import bumpy, fit_gp, grid_2d
 MAX = [Objective(property="y", goal="maximize")]
 
 
-def _loop(pool, f, objectives, q, rounds, seed=0, properties=("y",), constraints=None, acquisition="qlognei"):
+def _loop(pool, f, objectives, q, rounds, seed=0, properties=("y",), constraints=None, acquisition="auto"):
     """Replay a campaign on an analytic pool; returns the observed row indices in order."""
     gen = torch.Generator().manual_seed(seed)
     observed = torch.randperm(len(pool), generator=gen)[:6].tolist()
@@ -45,12 +45,37 @@ def test_minimize_finds_the_minimum():
     assert best in observed
 
 
-@pytest.mark.parametrize("acquisition", ["ucb", "thompson"])
+@pytest.mark.parametrize("acquisition", ["qlognei", "ucb", "thompson"])
 def test_other_acquisitions_find_the_maximum(acquisition):
     pool = grid_2d(15)
     best = int(torch.argmax(bumpy(pool)))
     observed = _loop(pool, lambda X: bumpy(X).unsqueeze(-1), MAX, q=3, rounds=7, acquisition=acquisition)
     assert best in observed
+
+
+def test_auto_resolves_to_plugin_ei_for_one_objective_and_ehvi_for_several():
+    from agent.selection.acquisition import resolve_acquisition
+    from agent.selection.objectives import ObjectiveMap
+
+    one = ObjectiveMap.build(MAX, None, ["y"])
+    two = ObjectiveMap.build(MAX + [Objective(property="z", goal="minimize")], None, ["y", "z"])
+    assert resolve_acquisition("auto", one) == "qlogei"
+    assert resolve_acquisition("auto", two) == "qlognehvi"
+
+
+def test_plugin_incumbent_is_the_best_posterior_mean_not_a_sample_maximum():
+    """The plug-in incumbent never exceeds the best posterior mean at the measured points (NEI's does)."""
+    from agent.selection.improvement import plugin_incumbent
+    from agent.selection.objectives import ObjectiveMap
+
+    pool = grid_2d(9)
+    X = pool[::3]
+    Y = (bumpy(X) + 0.05 * torch.randn(len(X), generator=torch.Generator().manual_seed(0))).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    omap = ObjectiveMap.build(MAX, None, ["y"])
+    with torch.no_grad():
+        best_mean = float(model.posterior(X).mean.max())
+    assert plugin_incumbent(model, omap, X) == pytest.approx(best_mean, rel=1e-6)
 
 
 def test_outcome_constraint_steers_to_the_best_feasible_point():
