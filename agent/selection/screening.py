@@ -19,7 +19,7 @@ from torch import Tensor
 
 from agent.selection.objectives import ObjectiveMap
 
-CHUNK = 8192
+CHUNK = 2048
 #: Optimism of the pre-screen, in posterior standard deviations (wider than the acquisition's own).
 SCREEN_SIGMAS = 3.0
 
@@ -81,6 +81,9 @@ def _exact_gp_moments(model, X: Tensor, chunk: int) -> tuple[Tensor, Tensor] | N
             root = _low_rank_inverse_root(strategy.lik_train_train_covar.to_dense())
             strategy._matloop_variance_root = root
         train_X = model.train_inputs[0]
+        # float32 for the one big product when it is big: the reduction is a lower bound that the exact stage
+        # re-checks anyway, and a single-precision rounding (~1e-7 relative) is far below what the screen resolves
+        root32 = root.float() if len(X) * root.shape[-2] >= FLOAT32_MIN_WORK else None
         means, variances = [], []
         for start in range(0, len(X), chunk):
             Xt = model.transform_inputs(X[start : start + chunk])
@@ -88,7 +91,7 @@ def _exact_gp_moments(model, X: Tensor, chunk: int) -> tuple[Tensor, Tensor] | N
                 Xt = Xt.unsqueeze(0).expand(m, *Xt.shape)
             K = model.covar_module(Xt, train_X).to_dense()
             mean = model.mean_module(Xt) + (K @ mean_cache.unsqueeze(-1)).squeeze(-1)
-            var = model.covar_module(Xt, diag=True) - (K @ root).pow(2).sum(-1)
+            var = model.covar_module(Xt, diag=True) - _variance_reduction(K, root, root32)
             if m > 1:
                 mean, var = mean.transpose(0, 1), var.transpose(0, 1)
             else:
@@ -104,6 +107,15 @@ def _exact_gp_moments(model, X: Tensor, chunk: int) -> tuple[Tensor, Tensor] | N
 
 #: Largest rank of the variance root used in the pre-screen (cost: rows x n_train x rank).
 VARIANCE_RANK = 256
+#: rows x n_train above which the variance product runs in float32 (2x faster; the mean stays float64).
+FLOAT32_MIN_WORK = 2**24
+
+
+def _variance_reduction(K: Tensor, root: Tensor, root32: Tensor | None) -> Tensor:
+    """``sum((K R)^2)``, the (lower-bounded) variance explained by the training data, in float32 when asked."""
+    if root32 is None:
+        return (K @ root).pow(2).sum(-1)
+    return (K.float() @ root32).pow(2).sum(-1).to(K.dtype)
 
 
 def _low_rank_inverse_root(K_hat: Tensor, rank: int = VARIANCE_RANK) -> Tensor:
