@@ -42,6 +42,10 @@ EVAL_CHUNK = 512
 #: smaller evaluation chunks.
 SURVIVORS_MULTI = 64
 MULTI_CHUNK = 32
+#: Quasi-MC samples of the joint posterior: BoTorch's default (512) for the one-table acquisitions, whose greedy
+#: costs only a reduction per step; 128 for hypervolume acquisitions, which pay a box decomposition per sample.
+MC_SAMPLES = 512
+MC_SAMPLES_MULTI = 128
 
 
 def _check_inputs(X_pool: Tensor, X_observed: Tensor, Y_observed: Tensor, properties: Sequence[str], q: int) -> None:
@@ -202,7 +206,7 @@ def select_batch(
     exclude: Tensor | None = None,
     points: Sequence[dict] | None = None,
     survivors: int | None = None,
-    mc_samples: int = 128,
+    mc_samples: int | None = None,
 ) -> list[Pick]:
     """Choose up to ``q`` rows of ``X_pool`` (features, as the model sees them) for the next experiments.
 
@@ -211,6 +215,7 @@ def select_batch(
     or ``X_pending``, rows flagged in ``exclude`` (a boolean mask over the pool, e.g. known fingerprints) and
     repeated rows are never picked. Fewer than ``q`` picks come back only when fewer rows are eligible.
     ``points`` (one dict per pool row) is copied into each :class:`Pick` for the caller's convenience.
+    ``mc_samples`` defaults to ``MC_SAMPLES`` (``MC_SAMPLES_MULTI`` for hypervolume acquisitions).
 
     ``acquisition``: ``auto`` (default: ``qlogei`` for one objective), ``qlogei``, ``qlognei``, ``ucb``,
     ``thompson``; several objectives use ``qlognehvi`` and a target band the in-band probability (see
@@ -240,6 +245,8 @@ def select_batch(
     else:
         keep = max(SURVIVORS_MIN, SURVIVORS_PER_PICK * q)
     positions = prescreen(omap, mean, std, keep, seed)
+    if mc_samples is None:
+        mc_samples = MC_SAMPLES_MULTI if name == "qlognehvi" else MC_SAMPLES
     X_surv = X_eligible[positions]
 
     if name == "thompson":
