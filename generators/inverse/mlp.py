@@ -8,9 +8,52 @@ module so callers pass raw design coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
+
+
+def _register_scaling(module: nn.Module, n_in: int) -> None:
+    """Buffers for the standardisation done inside the module (saved and moved with its weights)."""
+    module.register_buffer("x_mean", torch.zeros(n_in))
+    module.register_buffer("x_std", torch.ones(n_in))
+    module.register_buffer("y_mean", torch.zeros(()))
+    module.register_buffer("y_std", torch.ones(()))
+
+
+def _fit_standardised(
+    module: nn.Module, predict: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, y: np.ndarray, *,
+    epochs: int, lr: float, batch_size: int, seed: int,
+) -> None:
+    """Set ``module``'s scaling from the data, then Adam on standardised squared error with cosine decay.
+
+    ``predict`` maps raw inputs to raw predictions of any leading shape that broadcasts
+    against the targets (one network, or every member of an ensemble at once).
+    """
+    torch.manual_seed(seed)
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1)
+    module.x_mean.copy_(xt.mean(0))
+    module.x_std.copy_(xt.std(0).clamp_min(1e-8))
+    module.y_mean.copy_(yt.mean())
+    module.y_std.copy_(yt.std().clamp_min(1e-8))
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    steps_per_epoch = max(1, int(np.ceil(len(xt) / batch_size)))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    module.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for k in range(steps_per_epoch):
+            b = order[k * batch_size : (k + 1) * batch_size]
+            loss = torch.mean(((predict(xt[b]) - yt[b]) / module.y_std) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    module.eval()
 
 
 class MLPRegressor(nn.Module):
@@ -25,10 +68,7 @@ class MLPRegressor(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
-        self.register_buffer("x_mean", torch.zeros(n_in))
-        self.register_buffer("x_std", torch.ones(n_in))
-        self.register_buffer("y_mean", torch.zeros(()))
-        self.register_buffer("y_std", torch.ones(()))
+        _register_scaling(self, n_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.x_mean) / self.x_std).squeeze(-1) * self.y_std + self.y_mean
@@ -36,28 +76,7 @@ class MLPRegressor(nn.Module):
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 300, lr: float = 3e-3, batch_size: int = 256,
             seed: int = 0) -> MLPRegressor:
         """Adam on mean-squared error with a cosine learning-rate decay (full control, no early stopping)."""
-        torch.manual_seed(seed)
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1)
-        self.x_mean.copy_(xt.mean(0))
-        self.x_std.copy_(xt.std(0).clamp_min(1e-8))
-        self.y_mean.copy_(yt.mean())
-        self.y_std.copy_(yt.std().clamp_min(1e-8))
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        steps_per_epoch = max(1, int(np.ceil(len(xt) / batch_size)))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-        gen = torch.Generator().manual_seed(seed)
-        self.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(xt), generator=gen)
-            for k in range(steps_per_epoch):
-                b = order[k * batch_size : (k + 1) * batch_size]
-                loss = torch.mean(((self(xt[b]) - yt[b]) / self.y_std) ** 2)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-        self.eval()
+        _fit_standardised(self, self, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
         return self
 
     @torch.no_grad()
@@ -87,10 +106,7 @@ class MLPEnsemble(nn.Module):
                 nn.init.kaiming_uniform_(w[k].T, a=5**0.5)  # nn.Linear's default, per member
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(n_members, 1, b)))
-        self.register_buffer("x_mean", torch.zeros(n_in))
-        self.register_buffer("x_std", torch.ones(n_in))
-        self.register_buffer("y_mean", torch.zeros(()))
-        self.register_buffer("y_std", torch.ones(()))
+        _register_scaling(self, n_in)
 
     def members_forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, d)`` raw inputs → ``(K, n)`` raw predictions of every member."""
@@ -106,26 +122,8 @@ class MLPEnsemble(nn.Module):
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 200, lr: float = 3e-3, batch_size: int = 256,
             seed: int = 0) -> MLPEnsemble:
-        torch.manual_seed(seed)
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1)
-        self.x_mean.copy_(xt.mean(0))
-        self.x_std.copy_(xt.std(0).clamp_min(1e-8))
-        self.y_mean.copy_(yt.mean())
-        self.y_std.copy_(yt.std().clamp_min(1e-8))
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        steps_per_epoch = max(1, int(np.ceil(len(xt) / batch_size)))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-        gen = torch.Generator().manual_seed(seed)
-        for _ in range(epochs):
-            order = torch.randperm(len(xt), generator=gen)
-            for k in range(steps_per_epoch):
-                b = order[k * batch_size : (k + 1) * batch_size]
-                loss = torch.mean(((self.members_forward(xt[b]) - yt[b]) / self.y_std) ** 2)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+        """Every member at once, on the same minibatches (their initialisations differ)."""
+        _fit_standardised(self, self.members_forward, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
         return self
 
     @torch.no_grad()
