@@ -6,13 +6,13 @@ fail) are the entry points; each pick comes back as a :class:`Pick` with its acq
 and std, rank and reason.
 """
 
-from agent.selection.acquisition import ACQUISITIONS
 from agent.selection.continuous import optimize_continuous
 from agent.selection.discrete import select_batch
 from agent.selection.feasibility import FeasibilityModel, fit_feasibility
 from agent.selection.grid import UnitScaler, snap
 from agent.selection.initial import initial_design
 from agent.selection.picks import Pick
+from agent.spec.acquisition import ACQUISITIONS
 
 __all__ = [
     "ACQUISITIONS",

@@ -30,8 +30,8 @@ from torch import Tensor
 
 from agent.selection.feasibility import FeasibilityModel
 from agent.selection.objectives import ObjectiveMap
+from agent.spec.acquisition import check_acquisition
 
-ACQUISITIONS = ("auto", "qlogei", "qlognei", "ucb", "thompson", "qlognehvi", "band")
 #: Exploration weight of UCB (BoTorch's beta multiplies the variance: sqrt(beta) = 2 standard deviations).
 UCB_BETA = 4.0
 
@@ -39,21 +39,13 @@ UCB_BETA = 4.0
 def resolve_acquisition(name: str, omap: ObjectiveMap) -> str:
     """The acquisition actually used: several objectives -> qlognehvi; a target band -> band (unless Thompson);
     ``auto`` -> qlogei for one objective to maximise or minimise."""
-    name = name.lower()
-    if name not in ACQUISITIONS:
-        raise ValueError(f"unknown acquisition {name!r}; choose one of {list(ACQUISITIONS)}")
+    name = check_acquisition(name, omap.objectives)
     if name == "auto":
         name = "qlogei"
     if omap.is_multi:
-        if name == "thompson":
-            return "thompson"
-        return "qlognehvi"
-    if name == "qlognehvi":
-        raise ValueError("qlognehvi needs several objectives; this campaign has one")
+        return "thompson" if name == "thompson" else "qlognehvi"
     if omap.has_target and name in ("qlogei", "qlognei", "ucb"):
         return "band"
-    if name == "band" and not omap.has_target:
-        raise ValueError("the 'band' acquisition needs a target objective (goal: target)")
     return name
 
 

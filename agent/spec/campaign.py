@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from agent.spec.acquisition import check_acquisition
 from agent.spec.objectives import Objective, OutcomeConstraint
 from matloop.space import DesignSpace, ParametricSpace
 
@@ -160,6 +161,10 @@ class Campaign(BaseModel):
             [self.budget.max_experiments, self.budget.max_cost, self.budget.max_iterations, self.budget.wall_clock]
         ):
             raise ValueError("budget needs at least one limit (max_experiments, max_cost, max_iterations, wall_clock)")
+        try:
+            check_acquisition(self.acquisition.type, self.objectives)
+        except ValueError as e:
+            raise ValueError(f"acquisition.type: {e}") from None
         if self.approval.policy == "auto_below_cost" and self.approval.cost_limit is not None:
             pass
         return self

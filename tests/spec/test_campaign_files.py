@@ -173,3 +173,21 @@ def test_parametric_violations() -> None:
     bad = dict(good, ni_load=0.7)
     assert any("simplex[0] sums to 1.2" in v for v in space.violations(bad))
     assert space.violations({"ni_load": 1.0}) and "missing parameters" in space.violations({"ni_load": 1.0})[0]
+
+
+@pytest.mark.parametrize(
+    ("acquisition", "expected"),
+    [
+        ("ts", "unknown acquisition 'ts'"),
+        ("qlognehvi", "'qlognehvi' needs several objectives"),
+        ("band", "'band' needs a target objective"),
+    ],
+)
+def test_acquisition_that_cannot_serve_the_objectives_is_refused_with_the_file(acquisition: str, expected: str) -> None:
+    p = one_problem(BASE + f"acquisition: {{type: {acquisition}}}\n")
+    assert expected in p.message
+
+
+@pytest.mark.parametrize("acquisition", ["auto", "qlogei", "QLogNEI", "ucb", "thompson"])
+def test_single_objective_acquisitions_are_accepted(acquisition: str) -> None:
+    assert parse_campaign(BASE + f"acquisition: {{type: {acquisition}}}\n").acquisition.type == acquisition
