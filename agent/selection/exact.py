@@ -13,7 +13,7 @@ those base samples, up to the smoothing constants noted below.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -110,8 +110,13 @@ def greedy_from_table(
     pending: slice | None,
     log_success: Tensor | None = None,
     floor: float = 0.0,
+    first: Sequence[int] = (),
 ) -> tuple[list[int], list[float]]:
     """Greedy batch over the first ``n_candidates`` columns; ``pending`` columns count as already chosen.
+
+    ``first`` (candidate positions) are taken as the batch's first picks whatever their acquisition value (the
+    exploitation share of :func:`agent.selection.discrete.select_batch`); the greedy then conditions on them as
+    on any earlier pick, and each gets the marginal value it adds, so the stored values stay comparable.
 
     ``log_success`` (per candidate) is the learnt log-probability that the experiment succeeds: added to log
     acquisitions; for the others a failure is worth ``floor``: ``p * value + (1 - p) * floor``, as
@@ -126,13 +131,14 @@ def greedy_from_table(
     free = torch.ones(n_candidates, dtype=torch.bool)
     order: list[int] = []
     values: list[float] = []
-    for _ in range(min(q, n_candidates)):
+    forced = [int(j) for j in first][:q]
+    for step in range(min(q, n_candidates)):
         vals = table.reduce(torch.maximum(cand, current))
         if log_success is not None:
             p = log_success.exp()
             vals = vals + log_success if table.log else p * vals + (1 - p) * floor
         vals = torch.nan_to_num(vals, nan=-float("inf")).masked_fill(~free, -float("inf"))
-        j = int(torch.argmax(vals))
+        j = forced[step] if step < len(forced) else int(torch.argmax(vals))
         if not free[j]:
             break
         order.append(j)
