@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from benchmarks._common import OER_PLATES, Pool, Stopwatch, fit_model, oer_pool,
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
 
 
-def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int, exploit_share: float | None = None) -> list[int]:
     from agent.selection import select_batch
     from agent.spec.objectives import Objective
 
@@ -49,7 +50,7 @@ def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int) -> list[
     exclude[observed] = True
     picks = select_batch(
         model, pool.X, objectives=[Objective(property="y", goal="minimize" if pool.minimize else "maximize")],
-        properties=["y"], q=q, X_observed=X, Y_observed=y, exclude=exclude, seed=seed,
+        properties=["y"], q=q, X_observed=X, Y_observed=y, exclude=exclude, seed=seed, exploit_share=exploit_share,
     )
     return [p.index for p in picks]
 
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         pools = [oer_pool(OER_PLATES[0], limit=300, seed=0), perovskite_pool()]
     else:
         pools = [oer_pool(p) for p in args.plates] + ([perovskite_pool()] if not args.no_perovskites else [])
-    strategies: dict[str, Chooser] = {"matloop": matloop_chooser}
+    strategies: dict[str, Chooser] = {"matloop": partial(matloop_chooser, exploit_share=args.exploit_share)}
     if not args.no_baybe:
         try:
             strategies["baybe"] = BayBEChooser()
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--no-baybe", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--exploit-share", type=float, default=None,
+                        help="share of each batch given to the best posterior means (default: auto's, 0.25)")
     parser.add_argument("--baybe-cache", type=Path, default=None,
                         help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them")
     args = parser.parse_args(argv)
