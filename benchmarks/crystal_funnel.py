@@ -160,7 +160,8 @@ def main() -> None:
     r = outcome.rates
     print("funnel rates of the MLIP batch: " + ", ".join(
         f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.as_dict().items()))
-    print(f"summary: candidates_per_s={cps:.1f} relax_per_s={rps:.3f} sun_rate={r.sun_rate:.3f}")
+    sun = "n/a" if r.sun_rate is None else f"{r.sun_rate:.3f}"
+    print(f"summary: candidates_per_s={cps:.1f} relax_per_s={rps:.3f} sun_rate={sun}")
 
 
 if __name__ == "__main__":

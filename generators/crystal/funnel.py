@@ -55,17 +55,22 @@ class FunnelRates:
         return self._rate(self.novel)
 
     @property
-    def stable_rate(self) -> float:
-        """Stable share of the screened structures (what the MLIP said about what it saw)."""
-        return self.stable / self.screened if self.screened else 0.0
+    def stable_rate(self) -> float | None:
+        """Stable share of the screened structures (what the MLIP said about what it saw).
+
+        ``None`` when nothing was screened (no MLIP stage, or nothing survived novelty):
+        "not measured" must not read as "0 % stable" in a report or a query.
+        """
+        return self.stable / self.screened if self.screened else None
 
     @property
-    def sun_rate(self) -> float:
-        return self._rate(self.stable_unique_novel)
+    def sun_rate(self) -> float | None:
+        """Stable, unique and novel share of the batch; ``None`` without screening (see :attr:`stable_rate`)."""
+        return self._rate(self.stable_unique_novel) if self.screened else None
 
-    def as_dict(self) -> dict[str, float | int]:
-        """Counts and rates, flat, for the database and for tables."""
-        out: dict[str, float | int] = dict(asdict(self))
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Counts and rates, flat, for the database and for tables (unmeasured rates are ``None``)."""
+        out: dict[str, float | int | None] = dict(asdict(self))
         for name in ("valid_rate", "unique_rate", "novel_rate", "stable_rate", "sun_rate"):
             out[name] = getattr(self, name)
         return out

@@ -80,7 +80,9 @@ def test_funnel_counts_every_stage(reference, perovskite):
     assert out.rejected[2].startswith("invalid: ")
     assert out.rejected[3] == "duplicate of structure:CaZrO3:221"
     assert out.rejected[4].startswith("known: matches ") and "perov5_sample.csv row" in out.rejected[4]
-    assert r.valid_rate == pytest.approx(5 / 6) and r.novel_rate == pytest.approx(2 / 6) and r.sun_rate == 0.0
+    assert r.valid_rate == pytest.approx(5 / 6) and r.novel_rate == pytest.approx(2 / 6)
+    # no MLIP stage ran: stability was not measured, which is not the same as 0 % stable
+    assert r.sun_rate is None and r.stable_rate is None and r.as_dict()["sun_rate"] is None
     # the registry learnt the batch: the same batch again is all duplicates
     again = run_funnel(batch[:1], registry)
     assert again.rates.unique == 0
@@ -90,7 +92,9 @@ def test_rates_dict_is_flat():
     r = FunnelRates(generated=10, valid=8, unique=6, novel=4, screened=4, stable=1, stable_unique_novel=1)
     d = r.as_dict()
     assert d["sun_rate"] == pytest.approx(0.1) and d["stable_rate"] == pytest.approx(0.25) and d["valid"] == 8
-    assert FunnelRates(0, 0, 0, 0, 0, 0, 0).sun_rate == 0.0
+    assert FunnelRates(0, 0, 0, 0, 0, 0, 0).sun_rate is None
+    screened_none_stable = FunnelRates(generated=4, valid=4, unique=4, novel=2, screened=2, stable=0, stable_unique_novel=0)
+    assert screened_none_stable.sun_rate == 0.0 and screened_none_stable.stable_rate == 0.0
 
 
 def test_funnel_generator_returns_survivors_and_keeps_the_rates(reference, perovskite):
