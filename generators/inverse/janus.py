@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -224,46 +225,66 @@ def invert(model: JanusModel, target: float, start_latents: torch.Tensor, cfg: I
     return soft.double().numpy(), predicted.double().numpy()
 
 
-def calibrate_fraction(soft: np.ndarray, score: Callable[[np.ndarray], float], target: float, iters: int = 12) -> np.ndarray:
-    """Two-phase image from ``soft`` whose ``score`` is closest to ``target``, by bisection on the phase-1 count.
+def _nested_images(soft: np.ndarray, counts: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """For each soft image, the binary image of its ``counts[i]`` most phase-1-like pixels."""
+    n, size = len(soft), soft[0].size
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(size)[None, :].repeat(n, 0), axis=1)
+    return (ranks < counts[:, None]).astype(np.float64).reshape(soft.shape)
 
-    Taking the ``m`` most phase-1-like pixels gives nested images, and adding conductive
-    pixels never lowers the effective conductivity, so ``score`` (the head, or a physics
-    solve) is monotone in ``m`` and bisection converges.
+
+def calibrate_fractions(soft: np.ndarray, score: Callable[[np.ndarray], np.ndarray], target: float,
+                        iters: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Two-phase images from soft images ``(n, s, s)`` whose ``score`` is closest to ``target``, all at once.
+
+    Bisection on the phase-1 pixel count of each image.  Taking the ``m`` most
+    phase-1-like pixels gives nested images, and adding conductive pixels never lowers the
+    effective conductivity, so the physics is monotone in ``m``; a learned ``score`` is
+    nearly so, and the best image *seen* is returned, so a small wiggle costs nothing.
+    ``score`` maps a batch ``(n, s, s)`` to ``(n,)``: one model call per step for all
+    candidates.  Returns the images and their scores.
     """
-    order = np.argsort(soft, axis=None)[::-1]
-
-    def image(m: int) -> np.ndarray:
-        flat = np.zeros(soft.size)
-        flat[order[:m]] = 1.0
-        return flat.reshape(soft.shape)
-
-    lo, hi = 1, soft.size - 1
-    best, best_err = image(int((soft > 0.5).sum())), np.inf
+    soft = np.asarray(soft, dtype=np.float64)
+    flat = soft.reshape(len(soft), -1)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    lo = np.ones(len(soft), dtype=int)
+    hi = np.full(len(soft), flat.shape[1] - 1)
+    best = _nested_images(soft, (flat > 0.5).sum(1), order)
+    best_score = np.asarray(score(best), dtype=np.float64)
     for _ in range(iters):
-        mid = (lo + hi) // 2
-        candidate = image(mid)
-        value = score(candidate)
-        if abs(value - target) < best_err:
-            best, best_err = candidate, abs(value - target)
-        if value < target:
-            lo = mid + 1
-        else:
-            hi = mid - 1
-        if lo > hi:
+        active = lo <= hi
+        if not active.any():
             break
-    return best
+        mid = (lo + hi) // 2
+        candidates = _nested_images(soft, mid, order)
+        values = np.asarray(score(candidates), dtype=np.float64)
+        better = active & (np.abs(values - target) < np.abs(best_score - target))
+        best[better], best_score[better] = candidates[better], values[better]
+        below = values < target
+        lo = np.where(active & below, mid + 1, lo)
+        hi = np.where(active & ~below, mid - 1, hi)
+    return best, best_score
 
 
-def design(model: JanusModel, target: float, images: np.ndarray, values: np.ndarray, n: int = 1,
-           cfg: Inversion | None = None, calibrate: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` two-phase designs for ``target``, best first by the model's own estimate.
+def calibrate_fraction(soft: np.ndarray, score: Callable[[np.ndarray], float], target: float, iters: int = 12) -> np.ndarray:
+    """One soft image version of :func:`calibrate_fractions` with a per-image ``score`` (e.g. one physics solve)."""
+    images, _ = calibrate_fractions(np.asarray(soft)[None], lambda b: np.array([score(im) for im in b]), target, iters)
+    return images[0]
+
+
+class ScoreModel(Protocol):
+    """A forward model on binary images with its own uncertainty, e.g. :class:`~generators.inverse.image_regressor.ImageEnsemble`."""
+
+    def predict_with_spread(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def candidates(model: JanusModel, target: float, images: np.ndarray, values: np.ndarray, n: int = 1,
+               cfg: Inversion | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Soft decoded candidates for ``target`` and the head's estimate of each when thresholded at 0.5.
 
     Starts from the ``n_starts`` (at least ``n``) measured images whose values are nearest
     the target (but at least ``min_start_gap`` away, to prove the descent itself moves the
-    property), descends, thresholds at 0.5 (with ``calibrate``: at the phase-1 pixel count
-    where the head meets the target — measured no better, so off by default) and ranks by
-    ``|h(E(x)) − target|``.
+    property) and descends; every start is one candidate.
     """
     cfg = cfg or Inversion()
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -275,12 +296,42 @@ def design(model: JanusModel, target: float, images: np.ndarray, values: np.ndar
     nearest = eligible[np.argsort(gap[eligible])[: min(k, len(eligible))]]
     with torch.no_grad():
         z0 = model.encode(torch.as_tensor(np.asarray(images)[nearest], dtype=torch.float32))
-    soft, predicted = invert(model, target, z0, cfg)
+    return invert(model, target, z0, cfg)
+
+
+def select_designs(model: JanusModel, soft: np.ndarray, head_predicted: np.ndarray, target: float, n: int = 1,
+                   calibrate: bool = False, score_model: ScoreModel | None = None, spread_weight: float = 1.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold soft candidates to two phases and keep the ``n`` best; see :func:`design` for the modes."""
+    if score_model is not None:
+        designs, _ = calibrate_fractions(soft, lambda b: score_model.predict_with_spread(b)[0], target)
+        predicted, spread = score_model.predict_with_spread(designs)
+        order = np.argsort(np.abs(predicted - target) + spread_weight * spread)[:n]
+        return designs[order], predicted[order]
     if calibrate:
-        designs = np.stack([calibrate_fraction(s, lambda im: float(model.predict_images(im[None])[0]), target)
-                            for s in soft])
-        predicted = model.predict_images(designs)
+        designs, predicted = calibrate_fractions(soft, model.predict_images, target)
     else:
-        designs = (soft > 0.5).astype(np.float64)
+        designs, predicted = (soft > 0.5).astype(np.float64), head_predicted
     order = np.argsort(np.abs(predicted - target))[:n]
     return designs[order], predicted[order]
+
+
+def design(model: JanusModel, target: float, images: np.ndarray, values: np.ndarray, n: int = 1,
+           cfg: Inversion | None = None, calibrate: bool = False, score_model: ScoreModel | None = None,
+           spread_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` two-phase designs for ``target``, best first by the model's own estimate.
+
+    :func:`candidates` gives one soft decoded image per start; then, per candidate:
+
+    * default: threshold at 0.5 and rank by the head, ``|h(E(x)) − target|``;
+    * ``calibrate``: threshold at the phase-1 pixel count where the head meets the target
+      (measured no better than 0.5, so off by default);
+    * ``score_model``: threshold where ``score_model`` (a forward model trained on binary
+      images, with member spread) meets the target, and rank by
+      ``|mean − target| + spread_weight · spread`` — the design the model is both on
+      target for and most sure about.  Returns the score model's mean as the prediction.
+
+    No physics solve is made here in any mode.
+    """
+    soft, head_predicted = candidates(model, target, images, values, n, cfg)
+    return select_designs(model, soft, head_predicted, target, n, calibrate, score_model, spread_weight)
