@@ -47,12 +47,9 @@ MULTI_CHUNK = 32
 #: costs only a reduction per step; 128 for hypervolume acquisitions, which pay a box decomposition per sample.
 MC_SAMPLES = 512
 MC_SAMPLES_MULTI = 128
-#: Share of an ``auto`` batch (q >= 4, one objective to maximise or minimise) given to pure exploitation: the
-#: eligible rows with the best posterior-mean utility, taken first; plug-in qLogEI fills the rest conditioned on
-#: them. After De Ath et al., "Greed is good" (ACM TELO 2021): a little greed beside EI finds optima sooner. On
-#: the OER plates at q=8 (30 seeds) a quarter cut the geometric-mean experiments to the best point on plate 3496
-#: from 63 to 55 and left 4098 and the perovskites unchanged (benchmarks/RESULTS-selection.md).
-EXPLOIT_SHARE = 0.25
+#: Acquisitions whose batch may open with a greedy share (``exploit_share``): one objective, a table whose
+#: greedy can be seeded with fixed first picks.
+GREEDY_SHARE_ACQUISITIONS = ("qlogei", "qlognei", "ucb")
 
 
 def _check_inputs(X_pool: Tensor, X_observed: Tensor, Y_observed: Tensor, properties: Sequence[str], q: int) -> None:
@@ -171,7 +168,7 @@ def _sample_greedy(
 ) -> tuple[list[int], list[float], int]:
     """qLogEI / qLogNEI / qUCB / band probability, greedy over one joint sample table (:mod:`agent.selection.exact`).
 
-    The first ``n_exploit`` picks are the survivors with the best posterior-mean utility (see ``EXPLOIT_SHARE``);
+    The first ``n_exploit`` picks are the survivors with the best posterior-mean utility (``exploit_share``);
     the third value says how many there were.
     """
     n_s = len(X_surv)
@@ -233,7 +230,7 @@ def select_batch(
     points: Sequence[dict] | None = None,
     survivors: int | None = None,
     mc_samples: int | None = None,
-    exploit_share: float | None = None,
+    exploit_share: float = 0.0,
 ) -> list[Pick]:
     """Choose up to ``q`` rows of ``X_pool`` (features, as the model sees them) for the next experiments.
 
@@ -248,17 +245,20 @@ def select_batch(
     ``thompson``; several objectives use ``qlognehvi`` and a target band the in-band probability (see
     :mod:`agent.selection.acquisition`). Thompson sampling keeps
     pending points out of the batch but does not condition on them (it has no notion of pending outcomes).
-    ``exploit_share`` (default :data:`EXPLOIT_SHARE` for ``auto``, else 0) of a batch of at least 4 goes to the
-    rows with the best posterior mean (likely feasible ones first) before the acquisition picks the rest.
+    ``exploit_share`` (0 by default): ``int(q * share)`` picks go to the rows with the best posterior mean among
+    those likely to be feasible, before the acquisition picks the rest conditioned on them (after De Ath et al.,
+    "Greed is good", ACM TELO 2021). It applies to ``qlogei``, ``qlognei`` and ``ucb``. It is off by default
+    because on the benchmark pools a quarter share did not need fewer experiments than plain qLogEI over 30
+    seeds (benchmarks/RESULTS-selection.md); it is there for campaigns that want more exploitation per batch.
     """
     _check_inputs(X_pool, X_observed, Y_observed, properties, q)
     if points is not None and len(points) != len(X_pool):
         raise ValueError(f"points has {len(points)} entries but X_pool has {len(X_pool)} rows")
     omap = ObjectiveMap.build(objectives, constraints, properties)
     name = resolve_acquisition(acquisition, omap)
-    if exploit_share is None:
-        exploit_share = EXPLOIT_SHARE if acquisition.lower() == "auto" else 0.0
-    n_exploit = int(q * exploit_share) if name in ("qlogei", "qlognei", "ucb") else 0
+    if not 0.0 <= exploit_share < 1.0:
+        raise ValueError(f"exploit_share must be in [0, 1), got {exploit_share}")
+    n_exploit = int(q * exploit_share) if name in GREEDY_SHARE_ACQUISITIONS else 0
     if len(X_observed) == 0 and name in ("qlogei", "qlognei", "qlognehvi"):
         raise ValueError("no observations yet: use initial_design() for the first batch")
     dtype = X_observed.dtype if X_observed.is_floating_point() else torch.double

@@ -7,7 +7,8 @@ refused with the file, before a campaign has started, rather than at its first m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agent.spec.objectives import Objective
 
@@ -25,3 +26,29 @@ def check_acquisition(name: str, objectives: Sequence[Objective]) -> str:
     if key == "band" and not any(o.goal == "target" for o in objectives):
         raise ValueError("acquisition 'band' needs a target objective (goal: target)")
     return key
+
+
+#: Acquisitions that can open a batch with a greedy share (one objective to maximise or minimise).
+_GREEDY_SHARE = ("auto", "qlogei", "qlognei", "ucb")
+
+
+def check_acquisition_settings(name: str, settings: Mapping[str, Any], objectives: Sequence[Objective]) -> dict:
+    """The acquisition's ``settings``, checked: a misspelt or misplaced setting is refused, never ignored.
+
+    ``exploit_share`` (a number in [0, 1)): that share of each batch goes to the candidates with the best
+    posterior mean before the acquisition picks the rest (see :func:`agent.selection.select_batch`). It
+    needs one objective to maximise or minimise and an acquisition that can condition on fixed picks.
+    """
+    allowed = {"exploit_share"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(f"unknown acquisition setting(s) {unknown}; allowed: {sorted(allowed)}")
+    if "exploit_share" in settings:
+        share = settings["exploit_share"]
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise ValueError(f"exploit_share must be a number in [0, 1), got {share!r}")
+        single = len(objectives) == 1 and objectives[0].goal != "target"
+        if not single or name.lower() not in _GREEDY_SHARE:
+            raise ValueError(f"exploit_share applies to one objective to maximise or minimise with one of "
+                             f"{list(_GREEDY_SHARE)}, not acquisition {name!r} with these objectives")
+    return dict(settings)

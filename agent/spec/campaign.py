@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from agent.spec.acquisition import check_acquisition
+from agent.spec.acquisition import check_acquisition, check_acquisition_settings
 from agent.spec.objectives import Objective, OutcomeConstraint
 from matloop.space import DesignSpace, ParametricSpace
 
@@ -165,6 +165,10 @@ class Campaign(BaseModel):
             check_acquisition(self.acquisition.type, self.objectives)
         except ValueError as e:
             raise ValueError(f"acquisition.type: {e}") from None
+        try:
+            check_acquisition_settings(self.acquisition.type, self.acquisition.settings, self.objectives)
+        except ValueError as e:
+            raise ValueError(f"acquisition.settings: {e}") from None
         if self.approval.policy == "auto_below_cost" and self.approval.cost_limit is not None:
             pass
         return self

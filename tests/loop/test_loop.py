@@ -116,3 +116,18 @@ def test_a_job_recorded_but_never_submitted_is_submitted_once_on_resume(sqlite_u
     assert len(experiments) == 12 and len({e.idempotency_key for e in experiments}) == 12
     assert {e.executions for e in experiments} == {1}
     ctx.db.dispose()
+
+
+def test_exploit_share_from_the_campaign_file_reaches_the_batch(sqlite_url: str, simlab: Any) -> None:
+    """``acquisition: {settings: {exploit_share: 0.5}}``: half of each model-based batch is the best posterior means."""
+    spec = branin_spec(simlab.url, simlab.token, acquisition={"type": "auto", "settings": {"exploit_share": 0.5}})
+    with open_adapters(spec) as adapters:
+        ctx = make_ctx(sqlite_url, spec, adapters)
+        run_campaign(ctx)
+    with ctx.db.reading() as session:
+        batches = sorted(session.scalars(select(BatchRecord)), key=lambda b: b.id)
+        assert len(batches) == 3
+        for batch in batches[1:]:
+            reasons = [item.reason for item in sorted(batch.items, key=lambda i: i.rank)]
+            assert [r.startswith("posterior mean: ") for r in reasons] == [True, True, False, False], reasons
+            assert all(r.startswith("qlogei: ") for r in reasons[2:])

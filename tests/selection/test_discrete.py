@@ -235,23 +235,24 @@ def test_fast_moments_of_a_model_list_match_the_posterior():
     torch.testing.assert_close(std, post.variance.sqrt(), atol=1e-6, rtol=1e-4)
 
 
-def test_auto_gives_a_quarter_of_the_batch_to_the_best_posterior_means_and_qlogei_the_rest():
+def test_an_exploit_share_gives_its_picks_to_the_best_posterior_means_and_qlogei_the_rest():
     pool = grid_2d(15)
     gen = torch.Generator().manual_seed(3)
     observed = torch.randperm(len(pool), generator=gen)[:12].tolist()
     X, Y = pool[observed], bumpy(pool[observed]).unsqueeze(-1)
     model = fit_gp(X, Y)
     kwargs = dict(objectives=MAX, properties=["y"], q=8, X_observed=X, Y_observed=Y, seed=0)
-    picks = select_batch(model, pool, **kwargs)
+    picks = select_batch(model, pool, **kwargs, exploit_share=0.25)
     mean, _ = posterior_moments(model, pool)
     ranked = [i for i in torch.argsort(mean[:, 0], descending=True).tolist() if i not in observed]
     assert [p.index for p in picks[:2]] == ranked[:2]
     assert all(p.reason.startswith("posterior mean: ") for p in picks[:2])
     assert all(p.reason.startswith("qlogei: ") for p in picks[2:])
     assert len({p.index for p in picks}) == 8 and not {p.index for p in picks} & set(observed)
-    # an explicit acquisition, or a zero share, gives the whole batch to the acquisition
-    assert all(p.reason.startswith("qlogei: ") for p in select_batch(model, pool, **kwargs, acquisition="qlogei"))
-    assert not [p for p in select_batch(model, pool, **kwargs, exploit_share=0.0) if p.reason.startswith("posterior")]
+    # the default (no share) gives the whole batch to the acquisition
+    assert all(p.reason.startswith("qlogei: ") for p in select_batch(model, pool, **kwargs))
+    with pytest.raises(ValueError, match="exploit_share"):
+        select_batch(model, pool, **kwargs, exploit_share=1.0)
 
 
 def test_greedy_share_skips_rows_that_break_an_outcome_constraint():
@@ -263,6 +264,6 @@ def test_greedy_share_skips_rows_that_break_an_outcome_constraint():
     mean, _ = posterior_moments(model, pool)
     assert pool[int(torch.argmax(mean[:, 0])), 0] >= 0.5  # the unconstrained best mean breaks the constraint
     picks = select_batch(model, pool, objectives=MAX, constraints=[OutcomeConstraint.parse("c < 0.5")],
-                         properties=["y", "c"], q=4, X_observed=X, Y_observed=Y, seed=0)
+                         properties=["y", "c"], q=4, X_observed=X, Y_observed=Y, seed=0, exploit_share=0.25)
     assert picks[0].reason.startswith("posterior mean: ")
     assert picks[0].mean["c"] < 0.5

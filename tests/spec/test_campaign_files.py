@@ -191,3 +191,22 @@ def test_acquisition_that_cannot_serve_the_objectives_is_refused_with_the_file(a
 @pytest.mark.parametrize("acquisition", ["auto", "qlogei", "QLogNEI", "ucb", "thompson"])
 def test_single_objective_acquisitions_are_accepted(acquisition: str) -> None:
     assert parse_campaign(BASE + f"acquisition: {{type: {acquisition}}}\n").acquisition.type == acquisition
+
+
+@pytest.mark.parametrize(
+    ("acquisition", "expected"),
+    [
+        ("{type: auto, settings: {exploit_shar: 0.25}}", "unknown acquisition setting(s) ['exploit_shar']"),
+        ("{type: qlogei, settings: {exploit_share: 1.5}}", "exploit_share must be a number in [0, 1), got 1.5"),
+        ("{type: qlogei, settings: {exploit_share: lots}}", "exploit_share must be a number in [0, 1)"),
+        ("{type: thompson, settings: {exploit_share: 0.25}}", "not acquisition 'thompson'"),
+    ],
+)
+def test_acquisition_settings_are_checked_with_the_file(acquisition: str, expected: str) -> None:
+    p = one_problem(BASE + f"acquisition: {acquisition}\n")
+    assert expected in p.message and "acquisition.settings" in p.message
+
+
+def test_an_exploit_share_is_accepted_for_one_objective() -> None:
+    campaign = parse_campaign(BASE + "acquisition: {type: auto, settings: {exploit_share: 0.25}}\n")
+    assert campaign.acquisition.settings == {"exploit_share": 0.25}
