@@ -150,7 +150,7 @@ def median_text(values: list[int], budget: int) -> str:
 
 
 def median_interval(values: list[int], budget: int, level: float = 0.9, resamples: int = 2000) -> str:
-    """Bootstrap interval of the median, as ``lo-hi``.
+    """Bootstrap interval of the median, as ``lo..hi``.
 
     Why it is printed: experiments-to-best varies 10x from seed to seed on these pools, so two strategies'
     medians over 10 seeds can differ by 20 experiments by chance alone; the interval says how far to trust
@@ -161,7 +161,9 @@ def median_interval(values: list[int], budget: int, level: float = 0.9, resample
     rng = np.random.default_rng(0)
     draws = np.median(rng.choice(np.asarray(values), size=(resamples, len(values))), axis=1)
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return "-".join(f">{budget}" if v > budget else f"{v:.0f}" for v in (lo, hi))
+    if lo > budget:
+        return f">{budget}"
+    return f"{lo:.0f}.." + (f">{budget}" if hi > budget else f"{hi:.0f}")
 
 
 def run(args: argparse.Namespace) -> int:
