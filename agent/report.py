@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from agent.loop.state import latest_recommendation
 from agent.spec import Campaign
 from agent.store import Database
 from agent.store.campaigns import get_campaign, load_spec
@@ -138,6 +139,7 @@ def write_report(db: Database, name: str, out: Path, *, reference: float | None 
             .order_by(IterationRecord.number.desc()).limit(1)
         ) or 0
         status, reason = record.status, record.stop_reason
+        pick = latest_recommendation(session, record.id)
     best = best_curve[-1] if best_curve else None
     experiments = int(frame.loc[~frame["dropped"], "candidate_id"].nunique()) if not frame.empty else 0
     lines = [
@@ -150,8 +152,14 @@ def write_report(db: Database, name: str, out: Path, *, reference: float | None 
         "The batch history (every pick with its reason, prediction and measured value) is in `batches.csv`.",
     ]
     best_row = _best_row(frame, first, best)
-    if best_row:
-        lines[8:8] = [f"- best candidate: {best_row}"]
+    extra = [f"- best candidate: {best_row}"] if best_row else []
+    if pick and isinstance(pick.get("content"), dict):
+        what = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pick["content"].items())
+        extra.append(f"- model's pick (best posterior mean among measured candidates, model of iteration "
+                     f"{pick['iteration']}): {what}; predicted {_fmt(pick['mean'])} ± {pick['std']:.2g}, "
+                     f"measured {_fmt(pick['measured'])} (the model pools nearby measurements; the best single "
+                     "reading may be lucky noise)")
+    lines[8:8] = extra
     summary_path = out / "summary.md"
     summary_path.write_text("\n".join(lines) + "\n")
     return Report(plot=plot_path, history=history_path, summary=summary_path, best=best,

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from agent.adapters import open_adapters
 from agent.loop import Hooks, LoopContext, run_campaign
 from agent.loop.context import Backoff
-from agent.loop.state import latest_iteration, progress
+from agent.loop.state import latest_iteration, latest_recommendation, progress
 from agent.spec import Approval, Campaign
 from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
 from agent.store.campaigns import acquire_run_lock, register_campaign, release_run_lock
@@ -131,6 +131,7 @@ def summary(ctx: LoopContext) -> dict[str, Any]:
         assert record is not None
         snap = progress(session, ctx.campaign, ctx.campaign_id)
         best, who = best_value(ctx.campaign, observations(session, ctx.campaign, ctx.campaign_id))
+        recommended = latest_recommendation(session, ctx.campaign_id)
     return {
         "campaign": ctx.campaign.name,
         "status": record.status,
@@ -143,6 +144,7 @@ def summary(ctx: LoopContext) -> dict[str, Any]:
         "objective": ctx.campaign.objectives[0].property,
         "best": best,
         "best_candidate": None if who is None else who.content,
+        "recommended": recommended,
     }
 
 

@@ -93,6 +93,12 @@ def _print_summary(result: dict[str, Any], reference: float | None = None) -> No
     )
     if result.get("best_candidate"):
         console.print(f"best candidate: {result['best_candidate']}")
+    pick = result.get("recommended")
+    if pick and pick.get("content") is not None:
+        console.print(
+            f"model's pick (best posterior mean among measured, model of iteration {pick['iteration']}): "
+            f"{pick['content']}: predicted {pick['mean']:.4g} ± {pick['std']:.2g}, measured {pick['measured']:.4g}"
+        )
 
 
 def run(

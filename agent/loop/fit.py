@@ -84,6 +84,7 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=ctx.campaign.surrogate.type, seed=ctx.campaign.seed,
                            settings=settings, **options)
     version_id = _record_version(ctx, iteration_id, fitted)
+    _record_recommendation(ctx, iteration_id, obs, fitted, X)
     return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
                       reason=str(getattr(fitted, "reason", "")))
 
@@ -143,6 +144,19 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
         record_event(session, "model_fitted", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
                      payload={"model_version": version.id, "kind": version.kind, "n_train": version.n_train})
         return version.id
+
+
+def _record_recommendation(ctx: LoopContext, iteration_id: int, obs: Observations, fitted: Any, X: Any) -> None:
+    """Store the model's pick among measured candidates on the iteration (see :mod:`agent.loop.recommend`)."""
+    from agent.loop.recommend import recommend
+
+    pick = recommend(ctx.campaign, obs, fitted, X)
+    if pick is None:
+        return
+    with ctx.db.transaction() as session:
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        iteration.info = {**(iteration.info or {}), "recommended": pick}
 
 
 def _mark(ctx: LoopContext, iteration_id: int, version_id: int | None, reason: str) -> None:

@@ -49,6 +49,19 @@ def latest_iteration(session: Session, campaign_id: int) -> IterationRecord | No
     )
 
 
+def latest_recommendation(session: Session, campaign_id: int) -> dict[str, Any] | None:
+    """The newest model recommendation stored on an iteration (:mod:`agent.loop.recommend`), with its iteration."""
+    numbered = session.execute(
+        select(IterationRecord.number, IterationRecord.info)
+        .where(IterationRecord.campaign_id == campaign_id)
+        .order_by(IterationRecord.number.desc())
+    )
+    for number, info in numbered:
+        if info and info.get("recommended"):
+            return {**info["recommended"], "iteration": number}
+    return None
+
+
 def current_batch(session: Session, iteration_id: int) -> BatchRecord | None:
     """The newest batch of an iteration (a rejected batch is replaced by a newer one)."""
     return session.scalar(

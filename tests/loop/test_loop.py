@@ -23,6 +23,7 @@ from agent.loop import (
 )
 from agent.loop.dispatch import create_jobs
 from agent.loop.gate import DecisionError
+from agent.loop.state import latest_recommendation, observations
 from agent.policy import Decision
 from agent.store import Database
 from agent.store.campaigns import register_campaign
@@ -58,6 +59,12 @@ def test_campaign_runs_to_budget_and_stores_every_decision(sqlite_url: str, siml
         jobs = list(session.scalars(select(JobRecord)))
         assert len(jobs) == 12 and {j.status for j in jobs} == {"succeeded"}
         assert session.scalar(select(func.count()).select_from(MeasurementRecord)) == 12
+        # every fitted iteration records the model's pick among measured candidates; the newest is the summary's
+        assert all("recommended" in (it.info or {}) for it in iterations[1:])
+        pick = latest_recommendation(session, ctx.campaign_id)
+        measured = {c.fingerprint for c in observations(session, spec, ctx.campaign_id).candidates}
+        assert pick is not None and pick["iteration"] == 3 and pick["candidate"] in measured
+        assert set(pick["content"]) == {"x1", "x2"} and pick["std"] >= 0
         assert len({j.idempotency_key for j in jobs}) == 12
     # everything is decided: running again only confirms the stop
     with open_adapters(spec) as adapters:
