@@ -185,12 +185,20 @@ def downselect(x: np.ndarray, bounds: np.ndarray, predict: Callable[[np.ndarray]
 
 
 def localise(x: np.ndarray, surrogate: TorchRegressor, target: float, bounds: np.ndarray, *, steps: int = 100,
-             lr: float = 0.01) -> np.ndarray:
+             lr: float = 0.01, spread_weight: float = 0.0) -> np.ndarray:
     """Adam on ``(f(x) − target)²`` for every row at once, projected into ``bounds`` after each step.
 
     Steps are taken in box-normalised coordinates (``u = (x − low) / (high − low)``) so one
     learning rate suits parameters of any scale (Å and degrees here).
+
+    With ``spread_weight > 0`` and an ensemble surrogate (one with ``members_forward``),
+    the objective adds ``spread_weight · Var_members(x)``: the mean alone can be put on
+    target in places where the members disagree, i.e. where the data do not determine
+    the function and an independent check will likely disagree too.  Penalising the
+    variance moves designs along the target level set toward where it is well determined.
     """
+    members = getattr(surrogate, "members_forward", None)
+    use_spread = spread_weight > 0 and callable(members)
     if len(x) == 0:
         return x.copy()
     low = torch.as_tensor(bounds[:, 0], dtype=torch.float32)
@@ -198,7 +206,11 @@ def localise(x: np.ndarray, surrogate: TorchRegressor, target: float, bounds: np
     u = ((torch.as_tensor(x, dtype=torch.float32) - low) / span).clamp(0.0, 1.0).requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     for _ in range(steps):
-        loss = torch.sum((surrogate(u * span + low) - target) ** 2)
+        if use_spread:
+            each = members(u * span + low)  # type: ignore[misc]
+            loss = torch.sum((each.mean(0) - target) ** 2 + spread_weight * each.var(0))
+        else:
+            loss = torch.sum((surrogate(u * span + low) - target) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()

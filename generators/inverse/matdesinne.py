@@ -53,6 +53,8 @@ class MatDesINNe:
     surrogate_epochs: int = 150
     oversample: float = 1.5  # localise this many times n, keep the n the ensemble agrees on most
     max_rounds: int = 8
+    spread_weight: float = 0.0  # localisation also minimises this × the ensemble's member variance
+    preselect: float = 1.0  # draw this many times the survivors needed; localise the ones the ensemble agrees on
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> MatDesINNe:
         self.bounds = np.asarray(self.bounds, dtype=np.float64)
@@ -75,7 +77,8 @@ class MatDesINNe:
     def generate(self, target: float, n: int, seed: int = 0, *, localise_survivors: bool = True) -> Generation:
         """Sample ``p(x | target)`` in rounds until ``oversample·n`` survive down-selection, localise, keep ``n``."""
         assert self.surrogate is not None, "fit first"
-        want = int(np.ceil(self.oversample * n))
+        to_localise = int(np.ceil(self.oversample * n))
+        want = int(np.ceil(max(self.preselect, 1.0) * to_localise))
         kept: list[np.ndarray] = []
         n_sampled = n_in = n_kept = 0
         for round_ in range(self.max_rounds):
@@ -89,11 +92,14 @@ class MatDesINNe:
             if n_kept >= want:
                 break
         survivors = np.concatenate(kept)[:want] if kept else np.zeros((0, len(self.bounds)))
+        spread = getattr(self.surrogate, "spread", None)
+        if callable(spread) and len(survivors) > to_localise:
+            # Sampling is cheap, localisation is not: spend the localisation budget where the members agree.
+            survivors = survivors[np.argsort(spread(survivors))[:to_localise]]
         if localise_survivors:
             survivors = localise(survivors, self.surrogate, target, self.bounds, steps=self.localise_steps,
-                                 lr=self.localise_lr)
+                                 lr=self.localise_lr, spread_weight=self.spread_weight)
         predicted = self._predict(survivors)
-        spread = getattr(self.surrogate, "spread", None)
         if callable(spread) and len(survivors) > n:
             order = np.argsort(spread(survivors))[:n]  # where the ensemble agrees most
         else:
