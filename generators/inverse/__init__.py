@@ -6,10 +6,13 @@
 * ``janus`` — Janus (arXiv 2512.15746): a convolutional encoder–decoder with a property
   head on its latent, trained with reconstruction, property, cycle and deep-cycle losses;
   designs come from gradient descent on the latent, decoded and thresholded to two phases.
+* ``image_regressor`` — a CNN ensemble on binary images (optionally over a coarse-grid
+  physics prior) that ``design(..., score_model=)`` uses to pick the threshold and design.
 """
 
 from generators.inverse.cinn import ConditionalINN, FlowTraining, ForwardINN, downselect, in_bounds, localise
 from generators.inverse.context import InverseDesignError
+from generators.inverse.image_regressor import ImageEnsemble, ImageEnsembleTraining, train_image_ensemble
 from generators.inverse.janus import Inversion, JanusModel, JanusTraining, design, invert, train_janus
 from generators.inverse.janus_generator import JanusGenerator
 from generators.inverse.matdesinne import CINNGenerator, Generation, MatDesINNe
@@ -25,6 +28,8 @@ __all__ = [
     "ForwardINN",
     "GENERATORS",
     "Generation",
+    "ImageEnsemble",
+    "ImageEnsembleTraining",
     "InverseDesignError",
     "Inversion",
     "JanusGenerator",
@@ -38,5 +43,6 @@ __all__ = [
     "in_bounds",
     "invert",
     "localise",
+    "train_image_ensemble",
     "train_janus",
 ]

@@ -196,6 +196,9 @@ def localise(x: np.ndarray, surrogate: TorchRegressor, target: float, bounds: np
     target in places where the members disagree, i.e. where the data do not determine
     the function and an independent check will likely disagree too.  Penalising the
     variance moves designs along the target level set toward where it is well determined.
+    Measured on MoS2 (``benchmarks/RESULTS-inverse.md``) it drives the spread to ~0 but
+    does not lower the independent validator's error — members fitted on the same rows
+    can be made to agree without being right — so it is off by default.
     """
     members = getattr(surrogate, "members_forward", None)
     use_spread = spread_weight > 0 and callable(members)

@@ -54,7 +54,7 @@ class MatDesINNe:
     oversample: float = 1.5  # localise this many times n, keep the n the ensemble agrees on most
     max_rounds: int = 8
     spread_weight: float = 0.0  # localisation also minimises this × the ensemble's member variance
-    preselect: float = 1.0  # draw this many times the survivors needed; localise the ones the ensemble agrees on
+    preselect: float = 6.0  # draw this many times the survivors needed; localise the ones the ensemble agrees on
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> MatDesINNe:
         self.bounds = np.asarray(self.bounds, dtype=np.float64)
