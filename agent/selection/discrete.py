@@ -33,6 +33,7 @@ from agent.selection.improvement import ei_table, plugin_incumbent
 from agent.selection.objectives import ObjectiveMap
 from agent.selection.picks import Pick, as_dicts, explain
 from agent.selection.screening import available_rows, feasibility_probability, posterior_moments, prescreen
+from agent.spec.acquisition import GREEDY_SHARE_ACQUISITIONS
 from agent.spec.objectives import Objective, OutcomeConstraint
 
 #: Survivors of the pre-screen: at least this many, and at least SURVIVORS_PER_PICK per batch slot.
@@ -47,9 +48,6 @@ MULTI_CHUNK = 32
 #: costs only a reduction per step; 128 for hypervolume acquisitions, which pay a box decomposition per sample.
 MC_SAMPLES = 512
 MC_SAMPLES_MULTI = 128
-#: Acquisitions whose batch may open with a greedy share (``exploit_share``): one objective, a table whose
-#: greedy can be seeded with fixed first picks.
-GREEDY_SHARE_ACQUISITIONS = ("qlogei", "qlognei", "ucb")
 
 
 def _check_inputs(X_pool: Tensor, X_observed: Tensor, Y_observed: Tensor, properties: Sequence[str], q: int) -> None:

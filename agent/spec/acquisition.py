@@ -28,8 +28,9 @@ def check_acquisition(name: str, objectives: Sequence[Objective]) -> str:
     return key
 
 
-#: Acquisitions that can open a batch with a greedy share (one objective to maximise or minimise).
-_GREEDY_SHARE = ("auto", "qlogei", "qlognei", "ucb")
+#: Acquisitions whose batch may open with a greedy share (``exploit_share``): one objective to maximise or
+#: minimise, and a sample table whose greedy can be seeded with fixed first picks (``auto`` resolves to qlogei).
+GREEDY_SHARE_ACQUISITIONS = ("qlogei", "qlognei", "ucb")
 
 
 def check_acquisition_settings(name: str, settings: Mapping[str, Any], objectives: Sequence[Objective]) -> dict:
@@ -48,7 +49,8 @@ def check_acquisition_settings(name: str, settings: Mapping[str, Any], objective
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
             raise ValueError(f"exploit_share must be a number in [0, 1), got {share!r}")
         single = len(objectives) == 1 and objectives[0].goal != "target"
-        if not single or name.lower() not in _GREEDY_SHARE:
+        takes_share = ("auto", *GREEDY_SHARE_ACQUISITIONS)
+        if not single or name.lower() not in takes_share:
             raise ValueError(f"exploit_share applies to one objective to maximise or minimise with one of "
-                             f"{list(_GREEDY_SHARE)}, not acquisition {name!r} with these objectives")
+                             f"{list(takes_share)}, not acquisition {name!r} with these objectives")
     return dict(settings)
