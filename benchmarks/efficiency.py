@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,8 +186,7 @@ def run(args: argparse.Namespace) -> int:
     header = f"{'dataset':<12} {'N':>5} {'q':>2} {'strategy':<8} {'n_best':>7} {'90% CI':>9} {'n_top':>6} " \
              f"{'EF@25':>6} {'EF@50':>6} {'AF_best':>7} {'AF_top':>7} {'sec/run':>7}"
     print(header)
-    medians: dict[tuple[str, str], list[int]] = {}
-    per_seed: list[dict[str, object]] = []
+    per_seed: list[dict[str, Any]] = []
     af_tops: list[float] = []
     for pool in pools:
         N = len(pool.y)
@@ -204,7 +204,6 @@ def run(args: argparse.Namespace) -> int:
                     n_top.append(first_hit(order, top, args.budget))
                     ef25.append(enhancement(order, top, 25, N))
                     ef50.append(enhancement(order, top, 50, N))
-                medians.setdefault((pool.name, name), []).extend(n_best)
                 per_seed.extend({"dataset": pool.name, "q": q, "strategy": name, "seed": seed, "n_best": b, "n_top": t}
                                 for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True)))
                 af_best = random_best / float(np.median(n_best))
@@ -218,11 +217,15 @@ def run(args: argparse.Namespace) -> int:
     if args.per_seed is not None:
         args.per_seed.write_text(json.dumps({"budget": args.budget, "n_init": args.n_init, "runs": per_seed}, indent=1))
         print(f"# per-seed results written to {args.per_seed}")
+    def pooled_median(dataset: str, strategy: str) -> float:
+        """Median n_best over every batch size and seed of one strategy on one dataset (the summary's unit)."""
+        return float(np.median([r["n_best"] for r in per_seed if r["dataset"] == dataset and r["strategy"] == strategy]))
+
     ratios, wins = [], 0
     for pool in pools:
-        ours = float(np.median(medians[(pool.name, "matloop")]))
+        ours = pooled_median(pool.name, "matloop")
         if "baybe" in strategies:
-            theirs = float(np.median(medians[(pool.name, "baybe")]))
+            theirs = pooled_median(pool.name, "baybe")
             ratios.append(ours / theirs)
             wins += int(ours < theirs)
     ratio = f"{np.mean(ratios):.3f}" if ratios else "nan"
