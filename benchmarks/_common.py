@@ -25,6 +25,13 @@ class Pool:
     minimize: bool
     top_share: float  # the "top set" is this share of the pool (1% OER, 5% perovskites)
     columns: list[str]
+    #: each design parameter's feature columns, as a campaign's featurizer reports them (one-hot blocks for
+    #: the perovskites' three choices, one column per metal for the OER plates)
+    groups: list[list[int]] | None = None
+
+    @property
+    def feature_groups(self) -> list[list[int]]:
+        return self.groups if self.groups is not None else [[i] for i in range(len(self.columns))]
 
     @property
     def utility(self) -> np.ndarray:
@@ -67,21 +74,27 @@ def perovskite_pool() -> Pool:
     columns = list(onehot.columns)
     df = _dedupe(pd.concat([onehot, df["hse_gap"]], axis=1), columns, "hse_gap")
     X = torch.tensor(df[columns].to_numpy(dtype=float), dtype=torch.double)
-    return Pool("perovskites", X, df["hse_gap"].to_numpy(), True, 0.05, columns)
+    groups = [[i for i, c in enumerate(columns) if c.startswith(f"{name}_")] for name in ("organic", "cation", "anion")]
+    return Pool("perovskites", X, df["hse_gap"].to_numpy(), True, 0.05, columns, groups)
 
 
-def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor | None = None):
+def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor | None = None,
+              groups: list[list[int]] | None = None):
     """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent.
 
     ``bounds`` (2 x d) are the pool's known feature bounds: the GP scales its inputs by them, as BayBE scales
-    by its search space's bounds, rather than by the range of the few points measured so far.
+    by its search space's bounds, rather than by the range of the few points measured so far. ``groups`` are
+    the design parameters' feature columns, which the loop passes from its featurizer (``kernel: auto``
+    then sums one kernel per categorical parameter; see ``surrogates/gp.py``).
     """
     try:
         from surrogates import api
     except ImportError:
         api = None
     if api is not None and hasattr(api, "fit_surrogate"):
-        settings = {} if bounds is None else {"bounds": bounds.tolist()}
+        settings: dict = {} if bounds is None else {"bounds": bounds.tolist()}
+        if groups is not None:
+            settings["feature_groups"] = groups
         return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0, settings=settings).model
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP

@@ -47,7 +47,8 @@ def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int, exploit_
 
     X = pool.X[observed]
     y = torch.tensor(pool.y[observed], dtype=torch.double).unsqueeze(-1)
-    model = fit_model(X, y, seed, bounds=torch.stack([pool.X.min(dim=0).values, pool.X.max(dim=0).values]))
+    bounds = torch.stack([pool.X.min(dim=0).values, pool.X.max(dim=0).values])
+    model = fit_model(X, y, seed, bounds=bounds, groups=pool.feature_groups)
     exclude = torch.zeros(len(pool.X), dtype=torch.bool)
     exclude[observed] = True
     picks = select_batch(
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300-row OER plate and the perovskites, 2 seeds, q=4, budget 32: for the test suite")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--plates", nargs="+", default=list(OER_PLATES))
+    parser.add_argument("--plates", nargs="*", default=list(OER_PLATES), help="OER plates (none: the perovskites only)")
     parser.add_argument("--no-perovskites", action="store_true")
     parser.add_argument("--n-init", type=int, default=4)
     parser.add_argument("--budget", type=int, default=200)

@@ -29,7 +29,7 @@ from torch import Tensor
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.ensemble import DEFAULTS as ENSEMBLE_DEFAULTS
 from surrogates.ensemble import fit_ensemble, rebuild_ensemble
-from surrogates.gp import fit_gp, rebuild_gp
+from surrogates.gp import KERNELS, fit_gp, rebuild_gp
 
 FORMAT = "matloop-surrogate/1"
 KINDS = ("auto", "gp", "ensemble", "prior")
@@ -185,6 +185,7 @@ def fit_surrogate(
 
     ``settings``: ``exact_gp_max_n``, ``num_inducing``, ``gp_variant`` ("exact"/"sparse"),
     ``gp_prior`` ("gamma"/"botorch"), ``bounds`` (2 x d known input bounds; see ``gp.py``),
+    ``kernel`` ("auto"/"matern"/"additive") and ``feature_groups`` (each design parameter's columns; see ``gp.py``),
     ``cat_dims`` (one-hot columns for a mixed GP), ``ensemble`` (dict, see
     ``ensemble.DEFAULTS``), ``recalibrate`` (default True). ``cv_folds < 2`` skips CV
     (no metrics, no recalibration; ``auto`` then picks the GP).
@@ -235,6 +236,9 @@ def fit_surrogate(
                    if chosen in cv and not cv[chosen][c][1].is_identity]
     if scale_notes:
         reason += "; " + "; ".join(scale_notes)
+    additive = [o.recipe["feature_groups"] for o in outputs if o.recipe.get("kernel") == "additive"]
+    if additive:
+        reason += f"; additive kernel over {len(additive[0])} parameters plus their interactions"
     if chosen == "gp" and any(o.recipe.get("variant") == "sparse" for o in outputs) and Yvar is not None:
         reason += "; sparse GP ignores measured noise (learns one noise level)"
     return FittedSurrogate(
@@ -279,7 +283,7 @@ def _validate(X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[Tensor, Tensor
 
 
 SETTINGS = {"exact_gp_max_n", "num_inducing", "gp_variant", "sparse_maxiter", "cat_dims", "ensemble", "recalibrate",
-            "gp_prior", "bounds"}
+            "gp_prior", "bounds", "kernel", "feature_groups"}
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
@@ -287,6 +291,8 @@ def _check_settings(settings: dict[str, Any]) -> None:
     unknown = sorted(set(settings) - SETTINGS)
     if unknown:
         raise ValueError(f"unknown surrogate settings {unknown}; known: {sorted(SETTINGS)}")
+    if settings.get("kernel") not in (None, *KERNELS):
+        raise ValueError(f"surrogate setting kernel={settings['kernel']!r}: expected one of {KERNELS}")
     if settings.get("gp_variant") not in (None, "exact", "sparse"):
         raise ValueError(f"surrogate setting gp_variant={settings['gp_variant']!r}: expected 'exact' or 'sparse'")
     ensemble = settings.get("ensemble", {})

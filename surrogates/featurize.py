@@ -72,6 +72,7 @@ class ParametricFeaturizer:
         self.categorical = categorical
         self.feature_names: list[str] = []
         self.categorical_dims: list[int] = []  # one-hot columns (for a mixed-kernel GP)
+        self.feature_groups: list[list[int]] = []  # each parameter's columns (for the GP's additive kernel)
         self.notes: list[str] = []  # encoding decisions a person should know about
         self._encoders: list[tuple[str, Callable[[Any], list[float]]]] = []
         for p in space.parameters:
@@ -93,6 +94,10 @@ class ParametricFeaturizer:
                 self._add_numeric(p.name, float(p.bounds[0]), float(p.bounds[1]), isinstance(p, IntegerParameter))
         self.dim = len(self.feature_names)
 
+    def _group(self, start: int) -> None:
+        """Record the columns added since ``start`` as one parameter's group."""
+        self.feature_groups.append(list(range(start, len(self.feature_names))))
+
     def _add_numeric(self, name: str, low: float, high: float, integer: bool) -> None:
         span = high - low
 
@@ -105,6 +110,7 @@ class ParametricFeaturizer:
             return [(x - low) / span]
 
         self.feature_names.append(name)
+        self._group(len(self.feature_names) - 1)
         self._encoders.append((name, encode))
 
     def _add_onehot(self, p: CategoricalParameter) -> None:
@@ -120,6 +126,7 @@ class ParametricFeaturizer:
         start = len(self.feature_names)
         self.feature_names.extend(f"{p.name}={o}" for o in p.options)
         self.categorical_dims.extend(range(start, start + len(p.options)))
+        self._group(start)
         self._encoders.append((p.name, encode))
 
     def _add_descriptors(self, p: CategoricalParameter) -> None:
@@ -135,7 +142,9 @@ class ParametricFeaturizer:
                 raise TypeError(f"{v!r} is not one of {p.options}")
             return table[v]
 
+        start = len(self.feature_names)
         self.feature_names.extend(f"{p.name}:{d}" for d in names)
+        self._group(start)
         self._encoders.append((p.name, encode))
 
     def transform(self, points: Sequence[dict[str, Any] | Candidate]) -> Tensor:

@@ -48,7 +48,7 @@ from botorch.models.transforms.input import Normalize
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.constraints import GreaterThan
-from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
+from gpytorch.kernels import AdditiveKernel, Kernel, MaternKernel, ScaleKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import ConstantMean
 from gpytorch.mlls import ExactMarginalLogLikelihood, VariationalELBO
@@ -71,6 +71,7 @@ def gp_variant(n: int, settings: dict[str, Any]) -> str:
 
 
 GP_PRIORS = ("gamma", "botorch")
+KERNELS = ("auto", "matern", "additive")
 #: Smallest lengthscale (unit-cube inputs): below a grid step of 0.025 a kernel only interpolates noise.
 MIN_LENGTHSCALE = 2.5e-2
 
@@ -96,16 +97,21 @@ def input_bounds(X: Tensor, settings: dict[str, Any]) -> Tensor:
     return torch.stack([low, torch.where(high - low > 1e-12, high, low + 1.0)])
 
 
+def feature_groups(settings: dict[str, Any], d: int) -> list[list[int]]:
+    """``settings["feature_groups"]`` checked: lists of column indices below ``d``, none empty, none shared."""
+    groups = [[int(i) for i in g] for g in settings.get("feature_groups") or []]
+    seen: set[int] = set()
+    for g in groups:
+        if not g or any(i < 0 or i >= d for i in g) or seen & set(g) or len(set(g)) != len(g):
+            raise ValueError(f"surrogate setting feature_groups={groups}: each group needs distinct columns "
+                             f"in 0..{d - 1}, and no column may be in two groups")
+        seen |= set(g)
+    return groups
+
+
 def gamma_priors(d: int, fixed_noise: bool) -> dict[str, Any]:
     """Kernel, likelihood and mean of the ``"gamma"`` prior (see the module docstring)."""
-    concentration = 3.0
-    rate = (concentration - 1) / math.exp(math.sqrt(2) - 3) / math.sqrt(d)  # mode sqrt(d) * e^(sqrt2 - 3)
-    lengthscale_prior = GammaPrior(concentration, rate)
-    kernel: Kernel = MaternKernel(
-        nu=2.5, ard_num_dims=d, lengthscale_prior=lengthscale_prior,
-        lengthscale_constraint=GreaterThan(MIN_LENGTHSCALE, transform=None, initial_value=lengthscale_prior.mode),
-    )
-    parts: dict[str, Any] = {"covar_module": kernel, "mean_module": ConstantMean()}
+    parts: dict[str, Any] = {"covar_module": dimension_scaled_matern(None, d), "mean_module": ConstantMean()}
     if not fixed_noise:  # measured noise (train_Yvar) brings its own fixed-noise likelihood
         noise_prior = GammaPrior(2.0, 1.0 / math.exp(-5.0))  # mode exp(-5): nearly noise-free a priori
         parts["likelihood"] = GaussianLikelihood(
@@ -113,6 +119,48 @@ def gamma_priors(d: int, fixed_noise: bool) -> dict[str, Any]:
             noise_constraint=GreaterThan(1e-4, transform=None, initial_value=noise_prior.mode),
         )
     return parts
+
+
+def dimension_scaled_matern(dims: list[int] | None, d: int) -> MaternKernel:
+    """Matern-5/2 ARD over ``dims`` (all columns when ``None``) with the ``"gamma"`` lengthscale prior for ``d``."""
+    concentration = 3.0
+    rate = (concentration - 1) / math.exp(math.sqrt(2) - 3) / math.sqrt(d)  # mode sqrt(d) * e^(sqrt2 - 3)
+    lengthscale_prior = GammaPrior(concentration, rate)
+    return MaternKernel(
+        nu=2.5, ard_num_dims=d, active_dims=None if dims is None else torch.tensor(dims),
+        lengthscale_prior=lengthscale_prior,
+        lengthscale_constraint=GreaterThan(MIN_LENGTHSCALE, transform=None, initial_value=lengthscale_prior.mode),
+    )
+
+
+def resolved_kernel(settings: dict[str, Any]) -> str:
+    """``"matern"`` or ``"additive"``: what ``settings["kernel"]`` (default ``"auto"``) means for these groups."""
+    kernel = settings.get("kernel", "auto")
+    if kernel not in KERNELS:
+        raise ValueError(f"surrogate setting kernel={kernel!r}: expected one of {KERNELS}")
+    groups = settings.get("feature_groups") or []
+    if kernel == "additive" and len(groups) < 2:
+        raise ValueError("surrogate setting kernel='additive' needs feature_groups with at least two parameters")
+    if kernel == "additive" and settings.get("gp_prior", "gamma") != "gamma":
+        raise ValueError("surrogate setting kernel='additive' works with gp_prior='gamma' only")
+    if settings.get("cat_dims"):  # the mixed (Hamming) kernel already treats categories as categories
+        return "matern"
+    if kernel == "auto":
+        multi_column = any(len(g) > 1 for g in groups)
+        gamma = settings.get("gp_prior", "gamma") == "gamma"
+        return "additive" if len(groups) >= 2 and multi_column and gamma else "matern"
+    return kernel
+
+
+def additive_kernel(groups: list[list[int]], d: int) -> Kernel:
+    """One scaled Matern per parameter's columns plus one over all ``d`` columns (see the module docstring).
+
+    Each term's outputscale has a Gamma(2, 4) prior (mode 0.25 of the standardised variance), so that with
+    a handful of parameters the terms together start near the data's unit variance.
+    """
+    terms = [ScaleKernel(dimension_scaled_matern(g, len(g)), outputscale_prior=GammaPrior(2.0, 4.0)) for g in groups]
+    terms.append(ScaleKernel(dimension_scaled_matern(None, d), outputscale_prior=GammaPrior(2.0, 4.0)))
+    return AdditiveKernel(*terms)
 
 
 def build_gp(
@@ -137,6 +185,8 @@ def build_gp(
         if prior not in GP_PRIORS:
             raise ValueError(f"surrogate setting gp_prior={prior!r}: expected one of {GP_PRIORS}")
         parts = gamma_priors(d, fixed_noise=yvar is not None) if prior == "gamma" else {}
+        if resolved_kernel(settings) == "additive":
+            parts["covar_module"] = additive_kernel(feature_groups(settings, d), d)
         return SingleTaskGP(
             X, y, train_Yvar=yvar, input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(m=1),
             **parts,
@@ -172,7 +222,9 @@ def fit_gp(X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[
     model.eval()
     recipe = {"variant": variant, "cat_dims": list(settings.get("cat_dims", [])),
               "num_inducing": int(settings.get("num_inducing", NUM_INDUCING)),
-              "gp_prior": settings.get("gp_prior", "gamma"), "bounds": input_bounds(X, settings).tolist()}
+              "gp_prior": settings.get("gp_prior", "gamma"), "bounds": input_bounds(X, settings).tolist(),
+              "kernel": resolved_kernel(settings) if variant == "exact" else "matern",
+              "feature_groups": feature_groups(settings, X.shape[-1])}
     return model, recipe
 
 
@@ -180,7 +232,9 @@ def rebuild_gp(X: Tensor, y: Tensor, yvar: Tensor | None, recipe: dict, state: d
     """The fitted GP again, from its training data, recipe and state dict."""
     # recipes written before the gamma prior and the known-bounds scaling rebuild what they were fitted with
     settings = {"cat_dims": recipe["cat_dims"], "num_inducing": recipe["num_inducing"],
-                "gp_prior": recipe.get("gp_prior", "botorch"), "bounds": recipe.get("bounds", "data")}
+                "gp_prior": recipe.get("gp_prior", "botorch"), "bounds": recipe.get("bounds", "data"),
+                # recipes written before the additive kernel were fitted with the single Matern
+                "kernel": recipe.get("kernel", "matern"), "feature_groups": recipe.get("feature_groups", [])}
     variant = recipe["variant"]
     with torch.random.fork_rng():
         torch.manual_seed(0)

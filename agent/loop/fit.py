@@ -80,6 +80,8 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     Yvar = None if torch.isnan(var).all() or bool((torch.nan_to_num(var) == 0).all()) else var
     torch.manual_seed(ctx.campaign.seed)
     settings = dict(ctx.campaign.surrogate.settings)
+    if getattr(feats, "feature_groups", None) and "feature_groups" not in settings:
+        settings["feature_groups"] = feats.feature_groups  # each parameter's columns, for the additive kernel
     options = {"cv_folds": int(settings.pop("cv_folds"))} if "cv_folds" in settings else {}
     fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=ctx.campaign.surrogate.type, seed=ctx.campaign.seed,
                            settings=settings, **options)
