@@ -140,27 +140,29 @@ def test_exploit_share_from_the_campaign_file_reaches_the_batch(sqlite_url: str,
             assert all(r.startswith("qlogei: ") for r in reasons[2:])
 
 
-def test_a_categorical_campaign_fits_the_additive_kernel_over_its_parameters(sqlite_url: str) -> None:
-    """The featurizer's parameter groups reach the GP: the hybrid perovskites' three choices, one term each."""
+
+def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_choices(sqlite_url: str) -> None:
+    """The shipped template runs, and the featurizer's parameter groups reach the GP: one term per choice."""
+    from pathlib import Path
+
+    import yaml
+
+    from agent.spec import Campaign
     from agent.store.models import ModelVersionRecord
     from lab_adapters.simlab.inprocess import running_simlab
 
-    options = {"organic": ["ethylammonium", "methylammonium", "formamidinium", "hydrazinium"],
-               "cation": ["Ge", "Sn", "Pb"], "anion": ["F", "Cl", "Br", "I"]}
+    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / "hybrid-perovskites.yaml"
+    data = yaml.safe_load(template.read_text())
+    data["budget"] = {"max_experiments": 16, "max_iterations": 3}
     with running_simlab(scenarios=["hybrid_perovskites"], time_scale=1e-4) as lab:
-        spec = branin_spec(
-            lab.url, lab.token,
-            space={"type": "parametric", "parameters": [
-                {"name": name, "type": "categorical", "options": values} for name, values in options.items()]},
-            objectives=[{"property": "hse_gap", "goal": "minimize"}],
-            measurements=[{"properties": ["hse_gap"], "adapter": "lab", "fidelity": "hse",
-                           "options": {"scenario": "hybrid_perovskites"}}],
-            budget={"max_experiments": 10}, batch_size=3, initial_design_size=6,
-        )
+        data["adapters"]["lab"].update(url=lab.url, token=lab.token)
+        spec = Campaign.model_validate(data)
         with open_adapters(spec) as adapters:
             ctx = make_ctx(sqlite_url, spec, adapters)
             outcome = run_campaign(ctx)
-    assert outcome.status == "stopped"
+    assert outcome.status == "stopped", outcome
     with ctx.db.reading() as session:
         versions = list(session.scalars(select(ModelVersionRecord)))
-    assert versions and all("additive kernel over 3 parameters" in v.reason for v in versions), [v.reason for v in versions]
+        measured = session.scalar(select(func.count()).select_from(MeasurementRecord))
+    assert measured and versions
+    assert all("additive kernel over 3 parameters" in v.reason for v in versions), [v.reason for v in versions]
