@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from agent.loop.state import latest_recommendation
+from agent.loop.state import latest_recommendation, model_label
 from agent.spec import Campaign
 from agent.store import Database
 from agent.store.campaigns import get_campaign, load_spec
@@ -155,8 +155,8 @@ def write_report(db: Database, name: str, out: Path, *, reference: float | None 
     extra = [f"- best candidate: {best_row}"] if best_row else []
     if pick and isinstance(pick.get("content"), dict):
         what = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in pick["content"].items())
-        extra.append(f"- model's pick (best posterior mean among measured candidates, model of iteration "
-                     f"{pick['iteration']}): {what}; predicted {_fmt(pick['mean'])} ± {pick['std']:.2g}, "
+        extra.append(f"- model's pick (best posterior mean among measured candidates, {model_label(pick)}): "
+                     f"{what}; predicted {_fmt(pick['mean'])} ± {pick['std']:.2g}, "
                      f"measured {_fmt(pick['measured'])} (the model pools nearby measurements; the best single "
                      "reading may be lucky noise)")
     lines[8:8] = extra

@@ -95,8 +95,10 @@ def _print_summary(result: dict[str, Any], reference: float | None = None) -> No
         console.print(f"best candidate: {result['best_candidate']}")
     pick = result.get("recommended")
     if pick and pick.get("content") is not None:
+        from agent.loop.state import model_label
+
         console.print(
-            f"model's pick (best posterior mean among measured, model of iteration {pick['iteration']}): "
+            f"model's pick (best posterior mean among measured, {model_label(pick)}): "
             f"{pick['content']}: predicted {pick['mean']:.4g} ± {pick['std']:.2g}, measured {pick['measured']:.4g}"
         )
 

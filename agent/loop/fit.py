@@ -62,7 +62,6 @@ def points_of(candidates: list[Any]) -> list[Any]:
 
 def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     """Fit the surrogate on all complete observations; record a model version (one transaction)."""
-    import torch
 
     with ctx.db.reading() as session:
         obs = observations(session, ctx.campaign, ctx.campaign_id)
@@ -71,6 +70,17 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
         outcome = FitOutcome(observations=obs, reason=f"initial design: {obs.n_complete} of {needed} results")
         _mark(ctx, iteration_id, None, outcome.reason)
         return outcome
+    fitted, feats, X = _fit_observations(ctx, obs)
+    version_id = _record_version(ctx, iteration_id, fitted)
+    _record_recommendation(ctx, iteration_id, obs, fitted, X)
+    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
+                      reason=str(getattr(fitted, "reason", "")))
+
+
+def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, Any]:
+    """The campaign's surrogate fitted on ``obs``: (fitted surrogate, featurizer, features of ``obs``)."""
+    import torch
+
     from surrogates import fit_surrogate
 
     feats = featurizer(ctx)
@@ -85,10 +95,41 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     options = {"cv_folds": int(settings.pop("cv_folds"))} if "cv_folds" in settings else {}
     fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=ctx.campaign.surrogate.type, seed=ctx.campaign.seed,
                            settings=settings, **options)
-    version_id = _record_version(ctx, iteration_id, fitted)
-    _record_recommendation(ctx, iteration_id, obs, fitted, X)
-    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
-                      reason=str(getattr(fitted, "reason", "")))
+    return fitted, feats, X
+
+
+def final_recommendation(ctx: LoopContext) -> None:
+    """At the stop: the model's pick from a model fitted on *every* result, on the last iteration's record.
+
+    The pick stored at each fit (``info["recommended"]``) comes from the model fitted at the start of
+    that iteration, so the last batch's results are not in it; a campaign that stops because its last
+    batch met the target would otherwise report a stale pick. Stored as ``info["recommended_final"]``
+    with the number of results it saw (a resumed stop with the same results does not refit); a fit that
+    fails here is recorded, not raised, so that nothing keeps the campaign from stopping.
+    """
+    from agent.loop.recommend import recommend
+    from agent.loop.state import latest_iteration
+
+    with ctx.db.reading() as session:
+        obs = observations(session, ctx.campaign, ctx.campaign_id)
+        last = latest_iteration(session, ctx.campaign_id)
+        info = dict(last.info or {}) if last is not None else {}
+    if last is None or obs.n_complete < initial_design_size(ctx):
+        return
+    if (info.get("recommended_final") or {}).get("n_results") == obs.n_complete:
+        return
+    try:
+        fitted, _, X = _fit_observations(ctx, obs)
+        pick = recommend(ctx.campaign, obs, fitted, X)
+    except Exception as exc:  # noqa: BLE001 - the stop must happen; say why there is no final pick
+        pick, error = None, f"{type(exc).__name__}: {exc}"
+    else:
+        error = None
+    with ctx.db.transaction() as session:
+        iteration = session.get(IterationRecord, last.id)
+        assert iteration is not None
+        entry = {**pick, "n_results": obs.n_complete} if pick else {"n_results": obs.n_complete, "error": error}
+        iteration.info = {**(iteration.info or {}), "recommended_final": entry}
 
 
 def _clean_metrics(metrics: Any) -> dict[str, Any]:

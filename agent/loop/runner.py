@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.loop.context import LoopContext
 from agent.loop.dispatch import dispatch, submit_pending
-from agent.loop.fit import FitOutcome, fit
+from agent.loop.fit import FitOutcome, final_recommendation, fit
 from agent.loop.gate import apply_decision, policy_decision
 from agent.loop.generate import generate
 from agent.loop.iteration import check_stop, complete_iteration, finish_campaign, open_iteration
@@ -140,7 +140,8 @@ def _iterate(ctx: LoopContext, iteration_id: int, run_step: StepRunner, ask_pers
 
 
 def _stop(ctx: LoopContext, run_step: StepRunner, reason: str, done: int, hooks: Hooks) -> RunOutcome:
-    """Stop: wait for every job still out (nothing measured is lost), then store the reason."""
+    """Stop: wait for every job still out (nothing measured is lost), pick on every result, store the reason."""
     run_step("drain", wait_for_results, ctx, None, 1.0, on_poll=hooks.on_poll)
+    run_step("final_recommendation", final_recommendation, ctx)
     run_step("stop", finish_campaign, ctx, reason)
     return RunOutcome(status="stopped", reason=reason, iterations_run=done)

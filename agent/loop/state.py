@@ -50,16 +50,29 @@ def latest_iteration(session: Session, campaign_id: int) -> IterationRecord | No
 
 
 def latest_recommendation(session: Session, campaign_id: int) -> dict[str, Any] | None:
-    """The newest model recommendation stored on an iteration (:mod:`agent.loop.recommend`), with its iteration."""
+    """The newest model recommendation stored on an iteration (:mod:`agent.loop.recommend`), with its iteration.
+
+    The stop's pick (on every result, ``"final": True``) wins over the pick made at the last iteration's start.
+    """
     numbered = session.execute(
         select(IterationRecord.number, IterationRecord.info)
         .where(IterationRecord.campaign_id == campaign_id)
         .order_by(IterationRecord.number.desc())
     )
     for number, info in numbered:
+        final = (info or {}).get("recommended_final") or {}
+        if final.get("candidate"):  # fitted at the stop on every result (see agent.loop.fit.final_recommendation)
+            return {**final, "iteration": number, "final": True}
         if info and info.get("recommended"):
             return {**info["recommended"], "iteration": number}
     return None
+
+
+def model_label(pick: dict[str, Any]) -> str:
+    """Which model a stored pick came from, in words for the summary."""
+    if pick.get("final"):
+        return f"model fitted at the stop on all {pick['n_results']} results"
+    return f"model of iteration {pick['iteration']}"
 
 
 def current_batch(session: Session, iteration_id: int) -> BatchRecord | None:

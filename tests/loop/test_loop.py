@@ -65,11 +65,17 @@ def test_campaign_runs_to_budget_and_stores_every_decision(sqlite_url: str, siml
         measured = {c.fingerprint for c in observations(session, spec, ctx.campaign_id).candidates}
         assert pick is not None and pick["iteration"] == 3 and pick["candidate"] in measured
         assert set(pick["content"]) == {"x1", "x2"} and pick["std"] >= 0
+        # the stop refits on every result (the last batch included) and that pick is the summary's
+        assert pick["final"] and pick["n_results"] == 12
+        assert iterations[-1].info["recommended"]["candidate"] in measured  # the iteration-start pick stays
+        final = iterations[-1].info["recommended_final"]
         assert len({j.idempotency_key for j in jobs}) == 12
-    # everything is decided: running again only confirms the stop
+    # everything is decided: running again only confirms the stop, and does not refit for the same results
     with open_adapters(spec) as adapters:
         ctx.adapters = adapters
         assert run_campaign(ctx).status == "stopped"
+    with ctx.db.reading() as session:
+        assert session.get(IterationRecord, iterations[-1].id).info["recommended_final"] == final
     ctx.db.dispose()
 
 
