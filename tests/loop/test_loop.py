@@ -172,3 +172,31 @@ def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_cho
         measured = session.scalar(select(func.count()).select_from(MeasurementRecord))
     assert measured and versions
     assert all("additive kernel over 3 parameters" in v.reason for v in versions), [v.reason for v in versions]
+
+
+def test_a_failing_final_fit_is_recorded_and_does_not_block_the_stop(
+    sqlite_url: str, simlab: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    fit_module = importlib.import_module("agent.loop.fit")  # the module, not the step function agent.loop.fit
+    spec = branin_spec(simlab.url, simlab.token, budget={"max_experiments": 8})
+    with open_adapters(spec) as adapters:
+        ctx = make_ctx(sqlite_url, spec, adapters)
+        assert run_campaign(ctx).status == "stopped"
+    with ctx.db.transaction() as session:
+        last = session.scalars(select(IterationRecord).order_by(IterationRecord.number.desc())).first()
+        assert last.info["recommended_final"]["n_results"] == 8
+        last.info = {k: v for k, v in last.info.items() if k != "recommended_final"}  # as if the stop came first
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("Cholesky failed")
+
+    monkeypatch.setattr(fit_module, "_fit_observations", broken)
+    fit_module.final_recommendation(ctx)  # does not raise: the stop must happen
+    with ctx.db.reading() as session:
+        last = session.scalars(select(IterationRecord).order_by(IterationRecord.number.desc())).first()
+        assert last.info["recommended_final"] == {"n_results": 8, "error": "RuntimeError: Cholesky failed"}
+        pick = latest_recommendation(session, ctx.campaign_id)
+    assert pick is not None and not pick.get("final")  # the summary falls back to the iteration's own pick
+    ctx.db.dispose()
