@@ -123,3 +123,37 @@ def test_template_generator_builds_from_its_settings():
     quick = CINNGenerator(epochs=5, localise_steps=20, surrogate_epochs=30)
     cands = quick.propose(campaign.space, ctx, 4)
     assert len(cands) == 4 and all(campaign.space.violations(c.params) == [] for c in cands)
+
+
+def test_janus_score_model_chooses_designs_the_solver_confirms():
+    """With ``score_model`` the thresholds come from a CNN ensemble on the binary images, not the latent head.
+
+    A small Janus trained on 96 images misses the target by tens of per cent through its head; the
+    ensemble (with the coarse-grid prior) reads the thresholded image itself. Graded by the full solver.
+    """
+    from lab_adapters.simlab.physics import effective_conductivity
+
+    data = microstructure_dataset(96, size=32, seed=2, length_scale_range=(1.5, 4.0))
+    measured = [
+        (Candidate(kind=CandidateKind.IMAGE, image=img.tolist(), origin="seed"), float(k))
+        for img, k in zip(data.images, data.conductivity, strict=True)
+    ]
+    errors: dict[str, list[float]] = {"head": [], "score": []}
+    for target in (3.0, 5.0):
+        ctx = GenerationContext(seed=0, target={"goal": "target", "target": target}, extra={"measurements": measured})
+        for name, score in (("head", None), ("score", {"physics_prior": True, "k0": 1.0, "k1": 10.0,
+                                                       "epochs": 10, "width": 8})):
+            gen = JanusGenerator(training=JanusTraining(width=8, epochs=10, batch_size=16), score_model=score)
+            for c in gen.propose(object(), ctx, 4):
+                errors[name].append(abs(effective_conductivity(np.array(c.image), 1.0, 10.0) / target - 1))
+    assert np.median(errors["score"]) < np.median(errors["head"]) / 3, errors
+    assert np.median(errors["score"]) < 0.05, errors
+
+
+def test_janus_score_model_refuses_values_it_cannot_learn():
+    data = microstructure_dataset(12, size=16, seed=2)
+    measured = [(Candidate(kind=CandidateKind.IMAGE, image=img.tolist(), origin="seed"), -1.0) for img in data.images]
+    ctx = GenerationContext(seed=0, target={"goal": "target", "target": 1.0}, extra={"measurements": measured})
+    gen = JanusGenerator(training=JanusTraining(width=8, epochs=2, batch_size=16), score_model={"epochs": 1})
+    with pytest.raises(ValueError, match="must be positive"):
+        gen.propose(object(), ctx, 2)

@@ -27,7 +27,8 @@ GENERATORS: dict[str, dict[str, Any]] = {
         "localise_steps": 30, "surrogate_epochs": 60, "max_candidates": 48}},
     "janus": {"type": "janus", "settings": {
         "pool_size": 48, "min_measurements": 8, "max_candidates": 12,
-        "training": {"epochs": 15, "width": 8, "batch_size": 8}, "inversion": {"steps": 30}}},
+        "training": {"epochs": 15, "width": 8, "batch_size": 8}, "inversion": {"steps": 30},
+        "score_model": {"physics_prior": True, "k0": 1.0, "k1": 10.0, "epochs": 5, "width": 8}}},
 }
 
 
