@@ -62,7 +62,6 @@ def points_of(candidates: list[Any]) -> list[Any]:
 
 def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     """Fit the surrogate on all complete observations; record a model version (one transaction)."""
-
     with ctx.db.reading() as session:
         obs = observations(session, ctx.campaign, ctx.campaign_id)
     needed = initial_design_size(ctx)
@@ -125,11 +124,8 @@ def final_recommendation(ctx: LoopContext) -> None:
         pick, error = None, f"{type(exc).__name__}: {exc}"
     else:
         error = None
-    with ctx.db.transaction() as session:
-        iteration = session.get(IterationRecord, last.id)
-        assert iteration is not None
-        entry = {**pick, "n_results": obs.n_complete} if pick else {"n_results": obs.n_complete, "error": error}
-        iteration.info = {**(iteration.info or {}), "recommended_final": entry}
+    entry = {**pick, "n_results": obs.n_complete} if pick else {"n_results": obs.n_complete, "error": error}
+    _store_info(ctx, last.id, "recommended_final", entry)
 
 
 def _clean_metrics(metrics: Any) -> dict[str, Any]:
@@ -194,12 +190,16 @@ def _record_recommendation(ctx: LoopContext, iteration_id: int, obs: Observation
     from agent.loop.recommend import recommend
 
     pick = recommend(ctx.campaign, obs, fitted, X)
-    if pick is None:
-        return
+    if pick is not None:
+        _store_info(ctx, iteration_id, "recommended", pick)
+
+
+def _store_info(ctx: LoopContext, iteration_id: int, key: str, value: Any) -> None:
+    """Set one entry of an iteration's ``info`` (a JSON column: reassigned whole so the change is saved)."""
     with ctx.db.transaction() as session:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
-        iteration.info = {**(iteration.info or {}), "recommended": pick}
+        iteration.info = {**(iteration.info or {}), key: value}
 
 
 def _mark(ctx: LoopContext, iteration_id: int, version_id: int | None, reason: str) -> None:

@@ -14,8 +14,8 @@ spike is not corrected. So it is reported next to the best reading, not instead 
 It is computed whenever the loop fits its model and stored on the iteration
 (``info["recommended"]``), so a campaign's history says what the model believed at each
 step; at the stop the model is refitted on every result, the last batch's included, and that
-pick (``info["recommended_final"]``) is the summary's, so the summary needs no model at the end. It covers campaigns with one objective;
-with several there is a Pareto front, not one answer.
+pick (``info["recommended_final"]``) is the summary's, so the summary needs no model at the end.
+It covers campaigns with one objective; with several there is a Pareto front, not one answer.
 """
 
 from __future__ import annotations
