@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -69,12 +71,11 @@ class JanusGenerator:
         torch.manual_seed(context.seed)
         model = self.model
         if model is None:
-            model, _ = train_janus(images, values, JanusTraining(**{**self.training.__dict__, "seed": context.seed}))
-        cfg = Inversion(**{**self.inversion.__dict__, "n_starts": max(self.inversion.n_starts, 2 * n)})
+            model, _ = train_janus(images, values, replace(self.training, seed=context.seed))
+        cfg = replace(self.inversion, n_starts=max(self.inversion.n_starts, 2 * n))
         scorer = None
         if self.score_training is not None:
-            settings = {**self.score_training.__dict__, "seed": context.seed}
-            scorer, _ = train_image_ensemble(images, values, ImageEnsembleTraining(**settings))
+            scorer, _ = train_image_ensemble(images, values, replace(self.score_training, seed=context.seed))
         designs, _ = design(model, target, images, values, n=cfg.n_starts, cfg=cfg, score_model=scorer)
         out: list[Candidate] = []
         seen = set(context.known_fingerprints)
