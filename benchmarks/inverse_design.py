@@ -82,7 +82,7 @@ def run_cinn(quick: bool, seed: int) -> tuple[dict[float, float], float]:
     training = FlowTraining(epochs=15 if quick else 40, seed=seed)
 
     t0 = time.perf_counter()
-    pipe = MatDesINNe(bounds, training, tolerance=0.1, surrogate_epochs=40 if quick else 100).fit(x[tr], y[tr])
+    pipe = MatDesINNe(bounds, training, tolerance=0.1, surrogate_epochs=40 if quick else 200).fit(x[tr], y[tr])
     fit_s = time.perf_counter() - t0
     plain = ForwardINN(training).fit(x[tr], y[tr])
     validator = MLPRegressor(x.shape[1], hidden=96).fit(x[ho], y[ho], epochs=100 if quick else 300, seed=seed + 7)
