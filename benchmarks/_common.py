@@ -79,13 +79,13 @@ def perovskite_pool() -> Pool:
 
 
 def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor | None = None,
-              groups: list[list[int]] | None = None):
+              groups: list[list[int]] | None = None, kernel: str | None = None):
     """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent.
 
     ``bounds`` (2 x d) are the pool's known feature bounds: the GP scales its inputs by them, as BayBE scales
     by its search space's bounds, rather than by the range of the few points measured so far. ``groups`` are
     the design parameters' feature columns, which the loop passes from its featurizer (``kernel: auto``
-    then sums one kernel per categorical parameter; see ``surrogates/gp.py``).
+    then sums one kernel per categorical parameter; see ``surrogates/gp.py``). ``kernel`` overrides ``auto``.
     """
     try:
         from surrogates import api
@@ -95,6 +95,8 @@ def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor 
         settings: dict = {} if bounds is None else {"bounds": bounds.tolist()}
         if groups is not None:
             settings["feature_groups"] = groups
+        if kernel is not None:
+            settings["kernel"] = kernel
         return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0, settings=settings).model
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP

@@ -6,7 +6,8 @@ median number of experiments to find the pool's best point per batch size and po
 with BayBE through ``efficiency.py``). The variants, all on BayBE-style Gamma priors:
 
 * ``default``: one Matern-5/2 over all columns (what ``kernel: auto`` picks for one-column parameters);
-* ``additive``: one Matern per design parameter plus one over all (``kernel: additive``);
+  the project's own GP (``surrogates.api.fit_surrogate`` with ``kernel: matern``);
+* ``additive``: one Matern per design parameter plus one over all (the project's GP with ``kernel: additive``);
 * ``additive-only``: the per-parameter terms without the full term;
 * ``warp``: ``default`` after a learnt Kumaraswamy warp of every input (BoTorch ``Warp``);
 * ``lengthscale-x0.5`` / ``lengthscale-x2``: ``default`` with the lengthscale prior's mode halved / doubled;
@@ -14,6 +15,9 @@ with BayBE through ``efficiency.py``). The variants, all on BayBE-style Gamma pr
   (a TuRBO-like trust region; the whole pool when fewer than q remain).
 
     .venv/bin/python benchmarks/selection_variants.py --pool 4098 --variant warp --batch-sizes 8 --seeds 30
+
+The other variants are built here on the same parts (``surrogates.gp``'s priors and kernels), so they differ from
+``default`` only by what their name says. ``--quick`` (2 seeds, q=4, budget 24) is the test suite's smoke run.
 """
 
 from __future__ import annotations
@@ -28,14 +32,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OER_PLATES, Pool, oer_pool, perovskite_pool  # noqa: E402
+from benchmarks._common import OER_PLATES, Pool, fit_model, oer_pool, perovskite_pool  # noqa: E402
 from benchmarks.efficiency import first_hit, replay  # noqa: E402
 
 VARIANTS = ("default", "additive", "additive-only", "warp", "lengthscale-x0.5", "lengthscale-x2")
 
 
 def fit_variant(X: torch.Tensor, y: torch.Tensor, seed: int, variant: str, groups: list[list[int]]):
-    """The benchmark's GP (unit-cube inputs, standardised outcome, Gamma priors) with ``variant``'s change."""
+    """The benchmark's GP (unit-cube inputs, standardised outcome, Gamma priors) with ``variant``'s change.
+
+    ``default`` and ``additive`` are the project's GP itself, so they follow any change to its defaults.
+    """
+    if variant in ("default", "additive"):
+        unit = torch.stack([torch.zeros(X.shape[-1]), torch.ones(X.shape[-1])]).double()
+        kernel = "matern" if variant == "default" else "additive"
+        return fit_model(X, y, seed, bounds=unit, groups=groups, kernel=kernel)
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms.input import ChainedInputTransform, Normalize, Warp
@@ -44,13 +55,11 @@ def fit_variant(X: torch.Tensor, y: torch.Tensor, seed: int, variant: str, group
     from gpytorch.mlls import ExactMarginalLogLikelihood
     from gpytorch.priors import LogNormalPrior
 
-    from surrogates.gp import additive_kernel, dimension_scaled_matern, gamma_priors
+    from surrogates.gp import dimension_scaled_matern, gamma_priors
 
     d = X.shape[-1]
     parts = gamma_priors(d, fixed_noise=False)
-    if variant == "additive":
-        parts["covar_module"] = additive_kernel(groups, d)
-    elif variant == "additive-only":
+    if variant == "additive-only":
         parts["covar_module"] = AdditiveKernel(*[ScaleKernel(dimension_scaled_matern(g, len(g))) for g in groups])
     elif variant.startswith("lengthscale-x"):
         factor = float(variant.removeprefix("lengthscale-x"))
@@ -104,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--budget", type=int, default=150)
     parser.add_argument("--n-init", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="2 seeds, q=4, budget 24: the test suite's smoke run")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.batch_sizes, args.budget = min(args.seeds, 2), [4], 24
     if args.variant not in VARIANTS and not args.variant.startswith("local-"):
         parser.error(f"--variant {args.variant!r}: expected one of {VARIANTS} or local-R-K")
     torch.set_num_threads(1)

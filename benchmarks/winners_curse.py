@@ -8,6 +8,8 @@ reports). Ends with ``summary: draws=<n> model_better=<k> model_worse=<m> true_b
 true_model_pick=<y>`` (true plate overpotentials, lower is better).
 
     matloop demo --out /tmp/matloop-demo && .venv/bin/python benchmarks/winners_curse.py /tmp/matloop-demo/batches.csv
+
+``--quick`` (the test suite's smoke run) takes 30 random plate compositions instead of a campaign's and 4 draws.
 """
 
 from __future__ import annotations
@@ -34,15 +36,28 @@ def _key(frame: pd.DataFrame) -> pd.Series:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("batches", type=Path, help="batches.csv of a campaign on the oer template")
+    parser.add_argument("batches", type=Path, nargs="?", help="batches.csv of a campaign on the oer template")
     parser.add_argument("--sigma", type=float, default=0.008, help="measurement noise, V (the lab's is ~8 mV here)")
     parser.add_argument("--draws", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="30 random plate compositions, 4 draws")
     args = parser.parse_args(argv)
+    if args.batches is None and not args.quick:
+        parser.error("give a campaign's batches.csv (or --quick for 30 random plate compositions)")
+    if args.quick:
+        args.draws = min(args.draws, 4)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     plate = pd.read_csv(PLATE)
     plate["key"], plate["rank"] = _key(plate), plate.overpotential.rank(method="min")
-    batches = pd.read_csv(args.batches).rename(columns={f"x.{c}": c for c in COLUMNS})
+    if args.batches is None:
+        batches = plate.sample(n=30, random_state=0)[COLUMNS]
+    elif not args.batches.is_file():
+        parser.error(f"{args.batches}: no such file")
+    else:
+        batches = pd.read_csv(args.batches).rename(columns={f"x.{c}": c for c in COLUMNS})
+        missing = [c for c in COLUMNS if c not in batches.columns]
+        if missing:
+            parser.error(f"{args.batches}: no columns {missing} (or x.<name>): not a batches.csv of the oer template")
     batches["key"] = _key(batches)
     measured = batches[["key", *COLUMNS]].merge(plate[["key", "overpotential", "rank"]], on="key")
     measured = measured.drop_duplicates("key")

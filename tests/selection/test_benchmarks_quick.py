@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def _run(script: str) -> str:
-    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick"], cwd=ROOT, capture_output=True,
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -36,3 +36,22 @@ def test_efficiency_quick():
 def test_acquisition_speed_quick():
     out = _run("acquisition_speed.py")
     assert re.search(r"summary: pool=\d+ n_obs=\d+ q=4 seconds=[0-9.]+ vs_naive=>?[0-9.]+", out), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["default", "warp", "local-0.5-2"])
+def test_selection_variants_quick(variant: str):
+    """The ablation script runs: the project's own GP (``default``), a hand-built one (``warp``), a local pool."""
+    if not (DATA / "hybrid_perovskites").is_dir():
+        pytest.skip(f"shared data not found at {DATA} (the variants replay those pools)")
+    out = _run("selection_variants.py", "--pool", "perovskites", "--variant", variant)
+    assert re.search(rf"summary: pool=perovskites variant={variant} median_n_best=[0-9.]+ runs=2 seconds=\d+", out), out
+
+
+@pytest.mark.slow
+def test_winners_curse_quick():
+    if not (DATA / "oer_plates").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    out = _run("winners_curse.py")
+    assert re.search(r"summary: draws=4 model_better=\d model_worse=\d true_best_reading=[0-9.]+ true_model_pick=[0-9.]+",
+                     out), out
