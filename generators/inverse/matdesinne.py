@@ -54,6 +54,10 @@ class MatDesINNe:
     #: member width: 128 (not the ensemble's default 64) measured 0.062 / 0.026 eV against 0.075 / 0.042 eV on
     #: measured MoS2 rows near 0.5 / 1.0 eV (benchmarks/inverse_validator_floor.py); localisation follows it
     surrogate_hidden: int = 128
+    #: members trained on their own bootstrap weights of the rows (``MLPEnsemble.fit(bootstrap=True)``), so
+    #: preselection by agreement prefers designs whose prediction does not hinge on which rows were measured:
+    #: 3 paired initialisations on MoS2 gave independent MAE 0.023 / 0.018 eV at 0.5 / 1.0 against 0.026 / 0.019
+    surrogate_bootstrap: bool = True
     oversample: float = 1.5  # localise this many times n, keep the n the ensemble agrees on most
     max_rounds: int = 8
     spread_weight: float = 0.0  # localisation also minimises this × the ensemble's member variance
@@ -64,7 +68,7 @@ class MatDesINNe:
         self.flow = ConditionalINN(self.training).fit(x, y)
         if self.surrogate is None:
             self.surrogate = MLPEnsemble(x.shape[1], self.ensemble_members, hidden=self.surrogate_hidden).fit(
-                x, y, epochs=self.surrogate_epochs, seed=self.training.seed
+                x, y, epochs=self.surrogate_epochs, seed=self.training.seed, bootstrap=self.surrogate_bootstrap
             )
         return self
 

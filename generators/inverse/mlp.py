@@ -25,12 +25,14 @@ def _register_scaling(module: nn.Module, n_in: int) -> None:
 
 def _fit_standardised(
     module: nn.Module, predict: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, y: np.ndarray, *,
-    epochs: int, lr: float, batch_size: int, seed: int,
+    epochs: int, lr: float, batch_size: int, seed: int, row_weights: torch.Tensor | None = None,
 ) -> None:
     """Set ``module``'s scaling from the data, then Adam on standardised squared error with cosine decay.
 
     ``predict`` maps raw inputs to raw predictions of any leading shape that broadcasts
     against the targets (one network, or every member of an ensemble at once).
+    ``row_weights`` (broadcasting like the predictions, last axis the rows) weight each
+    row's squared error: an ensemble's bootstrap counts.
     """
     torch.manual_seed(seed)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -48,7 +50,12 @@ def _fit_standardised(
         order = torch.randperm(len(xt), generator=gen)
         for k in range(steps_per_epoch):
             b = order[k * batch_size : (k + 1) * batch_size]
-            loss = torch.mean(((predict(xt[b]) - yt[b]) / module.y_std) ** 2)
+            squared = ((predict(xt[b]) - yt[b]) / module.y_std) ** 2
+            if row_weights is None:
+                loss = torch.mean(squared)
+            else:
+                w = row_weights[..., b]
+                loss = (w * squared).sum() / w.sum().clamp_min(1.0)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -121,9 +128,21 @@ class MLPEnsemble(nn.Module):
         return self.members_forward(x).mean(0)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 200, lr: float = 3e-3, batch_size: int = 256,
-            seed: int = 0) -> MLPEnsemble:
-        """Every member at once, on the same minibatches (their initialisations differ)."""
-        _fit_standardised(self, self.members_forward, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+            seed: int = 0, bootstrap: bool = False) -> MLPEnsemble:
+        """Every member at once, on the same minibatches (their initialisations differ).
+
+        With ``bootstrap`` each member also weights every row by its own Poisson(1) count
+        (online bagging, Oza & Russell 2001: a bootstrap resample without copying data), so
+        the members differ by the data they saw as well as by their start. Their spread
+        then also measures how much a prediction depends on which rows were measured,
+        which is what a model fitted on other rows disagrees about.
+        """
+        weights = None
+        if bootstrap:
+            counts = np.random.default_rng(seed).poisson(1.0, size=(len(self.weights[0]), len(x)))
+            weights = torch.as_tensor(counts, dtype=torch.float32)
+        _fit_standardised(self, self.members_forward, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                          row_weights=weights)
         return self
 
     @torch.no_grad()

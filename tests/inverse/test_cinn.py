@@ -78,3 +78,16 @@ def test_ensemble_fits_and_reports_spread():
     assert ens.spread(far)[0] > ens.spread(x).mean()
     with pytest.raises(ValueError, match="at least 8"):
         ConditionalINN().fit(x[:3], y[:3])
+
+
+def test_bootstrapped_members_see_different_rows():
+    """With ``bootstrap`` a row most members never saw is one they disagree on; without it they all fit it."""
+    x, y = _toy(200)
+    y = y.copy()
+    y[0] += 3.0  # an isolated surprise: only the members whose bootstrap drew row 0 can follow it
+    counts = np.random.default_rng(0).poisson(1.0, size=(4, len(x)))
+    assert (counts[:, 0] == 0).any() and (counts[:, 0] > 0).any(), "the test needs row 0 drawn by some members only"
+    plain = MLPEnsemble(3, n_members=4, hidden=32).fit(x, y, epochs=150, seed=0)
+    bagged = MLPEnsemble(3, n_members=4, hidden=32).fit(x, y, epochs=150, seed=0, bootstrap=True)
+    assert bagged.spread(x[:1])[0] > 2 * plain.spread(x[:1])[0]
+    assert np.median(np.abs(bagged.predict(x[1:]) - y[1:])) < 0.05  # and still fits the rest
