@@ -56,7 +56,8 @@ class MatDesINNe:
     surrogate_hidden: int = 128
     #: members trained on their own bootstrap weights of the rows (``MLPEnsemble.fit(bootstrap=True)``), so
     #: preselection by agreement prefers designs whose prediction does not hinge on which rows were measured:
-    #: 3 paired initialisations on MoS2 gave independent MAE 0.023 / 0.018 eV at 0.5 / 1.0 against 0.026 / 0.019
+    #: 3 paired initialisations on MoS2 gave independent MAE 0.024 / 0.017 eV at 0.5 / 1.0 against 0.026 / 0.019
+    #: (benchmarks/cinn_variants.py)
     surrogate_bootstrap: bool = True
     oversample: float = 1.5  # localise this many times n, keep the n the ensemble agrees on most
     max_rounds: int = 8

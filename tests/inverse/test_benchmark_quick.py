@@ -31,3 +31,21 @@ def test_quick_benchmark_prints_summary():
     assert all(v == v for v in values)  # no NaN
     assert values[0] < 0.2 and values[1] < 0.4 and values[2] < 0.4  # far better than random designs
     assert "MoS2 band gap" in proc.stdout and "Janus inverse design" in proc.stdout
+
+
+@pytest.mark.slow
+def test_cinn_variants_quick_compares_plain_and_bootstrapped_members():
+    """The ablation script behind RESULTS-inverse's bootstrap table runs both ways and prints its summary."""
+    if not DATA.exists():
+        pytest.skip(f"shared MoS2 data not found at {DATA} (CI places shared/ beside the checkout)")
+    for flag in ([], ["--no-bootstrap"]):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "cinn_variants.py"), "--quick", *flag],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        last = proc.stdout.strip().splitlines()[-1]
+        m = re.fullmatch(r"summary: init=1 bootstrap=(True|False) preselect=6 spread_weight=0 mae_05=(\S+) "
+                         r"mae_1=(\S+) s_10k=(\S+)", last)
+        assert m and m.group(1) == str(not flag), last
+        assert 0 < float(m.group(2)) < 0.4 and 0 < float(m.group(3)) < 0.4
