@@ -114,6 +114,8 @@ def run(
     from flows.campaign import campaign_flow
     from flows.inputs import CampaignSource
 
+    if not resume:
+        _refuse_existing(spec, path)
     with plain_store_errors(), BudgetProgress(spec, None):
         state = campaign_flow(
             CampaignSource(path=str(path.resolve())), approval=approval.value if approval else None,
@@ -126,6 +128,32 @@ def run(
             raise fail(f"campaign {spec.name} stopped with an error: {exc}. "
                        f"Fix it and continue with `matloop run {path} --resume`.") from None
     _print_summary(state.result())
+
+
+def _refuse_existing(spec: Campaign, path: Path) -> None:
+    """A name already in the database needs ``--resume``: say so before any flow run starts.
+
+    The flow refuses it too (a run started from the UI has no CLI in front of it), but from the CLI that
+    surfaced as Prefect's logged traceback, a progress bar of the old campaign and "stopped with an error".
+    """
+    from sqlalchemy import select
+
+    from agent.store import Database
+    from agent.store.migrate import head_revision
+    from agent.store.models import CampaignRecord
+
+    db = Database()
+    try:
+        with plain_store_errors():
+            if db.current_revision() != head_revision():
+                return  # brand-new (the flow sets it up) or outdated (the flow says how to upgrade)
+            with db.reading() as session:
+                status = session.scalar(select(CampaignRecord.status).where(CampaignRecord.name == spec.name))
+    finally:
+        db.dispose()
+    if status is not None:
+        raise fail(f"campaign {spec.name!r} already exists in {db.display_url} (status {status}): "
+                   f"continue it with `matloop run {path} --resume`, or change `name:` in the file")
 
 
 def serve(

@@ -58,3 +58,36 @@ def test_unknown_campaign_exits_non_zero_and_lists_known(migrated_db_url: str, c
     result = cli(migrated_db_url, "history", "nope")
     assert result.exit_code == 1
     assert "no campaign named 'nope'" in result.output and "oer-demo" in result.output
+
+
+def test_narrow_terminal_keeps_the_main_columns_readable(migrated_db_url: str, cli, monkeypatch) -> None:
+    """At 80 columns (a pipe, or a small terminal) the table keeps whole cells and says what it left out."""
+    build_hand_made_campaign(migrated_db_url)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli(migrated_db_url, "history", "oer-demo")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines if line.startswith(("┃", "│", "┏"))) <= 80
+    header = next(line for line in lines if line.startswith("┃"))
+    for label in ("iter", "rank", "candidate", "property", "value", "error"):
+        assert label in header
+    assert "precursor clogged" in result.stdout  # the failure's reason is never the column dropped
+    assert "0.36" in result.stdout
+    assert "left out" in result.stdout and "--format csv" in result.stdout
+
+    monkeypatch.setenv("COLUMNS", "300")
+    wide = cli(migrated_db_url, "history", "oer-demo")
+    assert "left out" not in wide.stdout and "explore: high std" in wide.stdout
+
+
+def test_run_refuses_an_existing_campaign_without_resume(migrated_db_url: str, cli, tmp_path) -> None:
+    """Before any flow run starts: one plain sentence naming the fix, no Prefect traceback."""
+    from agent.cli.campaign_files import template_text
+
+    build_hand_made_campaign(migrated_db_url)
+    path = tmp_path / "oer.yaml"
+    path.write_text(template_text("oer"))
+    result = cli(migrated_db_url, "run", str(path))
+    assert result.exit_code == 1
+    assert "already exists" in result.output and f"matloop run {path} --resume" in result.output
+    assert "Traceback" not in result.output
