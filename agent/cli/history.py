@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from enum import StrEnum
-from typing import Any
 
 import pandas as pd
 import typer
-from rich.table import Table
 
 from agent.cli.campaign_files import summary_table
 from agent.cli.common import console, open_database, plain_store_errors
+from agent.cli.tables import TableLayout, print_frame
 from agent.store.campaigns import get_campaign, load_spec
 from agent.store.history import campaign_history, campaigns_overview
 
@@ -23,37 +21,14 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, pd.Timestamp) or hasattr(value, "strftime"):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
-def frame_table(frame: pd.DataFrame, title: str, columns: list[str] | None = None,
-                labels: dict[str, str] | None = None) -> Table:
-    """``frame``'s ``columns`` as a rich table; ``labels`` gives shorter headers (CSV and JSON keep the names)."""
-    table = Table(title=title, title_justify="left")
-    columns = columns or list(frame.columns)
-    for c in columns:
-        table.add_column((labels or {}).get(c, c), overflow="fold")
-    for row in frame[columns].itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
-    return table
-
-
-def emit(frame: pd.DataFrame, fmt: OutputFormat, title: str, table_columns: list[str] | None = None,
-         labels: dict[str, str] | None = None) -> None:
-    """Print ``frame`` as a rich table, CSV or JSON (records, ISO timestamps) on stdout."""
+def emit(frame: pd.DataFrame, fmt: OutputFormat, title: str, layout: TableLayout) -> None:
+    """Print ``frame`` as a rich table fitted to the terminal, or CSV or JSON (every column; ISO timestamps)."""
     if fmt is OutputFormat.csv:
         frame.to_csv(sys.stdout, index=False)
     elif fmt is OutputFormat.json:
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=2) + "\n")
     else:
-        console.print(frame_table(frame, title, table_columns, labels))
+        print_frame(console, frame, title, layout)
 
 
 def campaigns(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f")) -> None:
@@ -64,7 +39,7 @@ def campaigns(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "
     if frame.empty and fmt is OutputFormat.table:
         console.print(f"no campaigns yet in {db.display_url}")
         return
-    emit(frame, fmt, f"campaigns in {db.display_url}")
+    emit(frame, fmt, f"campaigns in {db.display_url}", CAMPAIGNS_LAYOUT)
 
 
 def show(name: str = typer.Argument(..., help="campaign name")) -> None:
@@ -85,50 +60,32 @@ def show(name: str = typer.Argument(..., help="campaign name")) -> None:
     )
 
 
-HISTORY_TABLE_COLUMNS = [
+HISTORY_COLUMNS = [
     "iteration", "rank", "candidate", "acquisition_value", "posterior_mean", "posterior_std", "reason",
     "batch_status", "approver", "model_version", "job_status", "property", "value", "error",
 ]
-#: Which of those a narrow terminal keeps first: what was tried and what came of it, then why it was
-#: chosen, then who approved it with which model, then the bookkeeping.
-HISTORY_COLUMN_PRIORITY = [
-    "iteration", "rank", "candidate", "property", "value", "error", "posterior_mean", "posterior_std", "reason",
-    "approver", "model_version", "job_status", "acquisition_value", "batch_status",
-]
-#: Table headers for the long names (the names stay in CSV and JSON, and in the "left out" hint).
-HISTORY_LABELS = {
-    "iteration": "iter", "acquisition_value": "acq", "posterior_mean": "mean", "posterior_std": "std",
-    "model_version": "model", "batch_status": "batch", "job_status": "job",
-}
-#: The free-text columns may fold onto several lines, down to these widths (padding included).
-FOLDING_MIN_WIDTH = {"candidate": 24, "error": 16, "reason": 20}
-
-
-def _natural_width(frame: pd.DataFrame, column: str) -> int:
-    """Characters a column needs unfolded: its header or its longest cell, plus rich's padding and border."""
-    cells = [len(_cell(v)) for v in frame[column]] if len(frame) else [0]
-    return max(len(HISTORY_LABELS.get(column, column)), *cells) + 3
-
-
-def columns_that_fit(frame: pd.DataFrame, width: int) -> list[str]:
-    """The history columns, in table order, that fit ``width`` without folding every cell into slivers.
-
-    Fourteen columns folded into an 80-column terminal (or a pipe, which rich treats as 80 wide) left one
-    or two characters per line in each cell. Columns are taken by :data:`HISTORY_COLUMN_PRIORITY` while
-    they fit, the free-text ones folding down to :data:`FOLDING_MIN_WIDTH`; an empty ``error`` column is
-    left out. The caller says which were left out and how to see them.
-    """
-    keep: list[str] = []
-    used = 1
-    for column in HISTORY_COLUMN_PRIORITY:
-        if column == "error" and not frame[column].map(_cell).any():
-            continue
-        need = min(_natural_width(frame, column), FOLDING_MIN_WIDTH.get(column, 10**6))
-        if keep and used + need > width and column not in ("iteration", "candidate"):
-            continue
-        keep.append(column)
-        used += need
-    return [c for c in HISTORY_TABLE_COLUMNS if c in keep]
+#: In a narrow terminal: what was tried and what came of it first, then why it was chosen, then who
+#: approved it with which model, then the bookkeeping.
+HISTORY_LAYOUT = TableLayout(
+    order=HISTORY_COLUMNS,
+    priority=["iteration", "rank", "candidate", "property", "value", "error", "posterior_mean", "posterior_std",
+              "reason", "approver", "model_version", "job_status", "acquisition_value", "batch_status"],
+    labels={"iteration": "iter", "acquisition_value": "acq", "posterior_mean": "mean", "posterior_std": "std",
+            "model_version": "model", "batch_status": "batch", "job_status": "job"},
+    folding={"candidate": 24, "error": 16, "reason": 20},
+    always=("iteration", "candidate"),
+    drop_when_empty=("error",),
+)
+CAMPAIGNS_LAYOUT = TableLayout(
+    order=["name", "status", "stop_reason", "iterations", "experiments", "measurements", "created_at", "updated_at"],
+    priority=["name", "status", "iterations", "experiments", "stop_reason", "updated_at", "measurements",
+              "created_at"],
+    labels={"stop_reason": "stop reason", "iterations": "iter", "experiments": "exp", "measurements": "meas",
+            "created_at": "created", "updated_at": "updated"},
+    folding={"name": 16, "stop_reason": 24},
+    always=("name",),
+    drop_when_empty=("stop_reason",),
+)
 
 
 def history(
@@ -141,15 +98,7 @@ def history(
     db = open_database()
     with plain_store_errors(), db.reading() as session:
         frame = campaign_history(session, name, prop=prop, since_iteration=since)
-    if fmt is not OutputFormat.table:
-        emit(frame, fmt, f"history of {name}")
-        return
-    shown = columns_that_fit(frame, console.width)
-    emit(frame, fmt, f"history of {name}", shown, HISTORY_LABELS)
-    hidden = [c for c in HISTORY_TABLE_COLUMNS if c not in shown and (c != "error" or frame[c].map(_cell).any())]
-    if hidden:
-        console.print(f"({console.width} columns wide: left out {', '.join(hidden)}; "
-                      "a wider terminal or --format csv shows every column)", highlight=False)
+    emit(frame, fmt, f"history of {name}", HISTORY_LAYOUT)
 
 
 def register(app: typer.Typer) -> None:

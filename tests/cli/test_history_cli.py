@@ -75,9 +75,14 @@ def test_narrow_terminal_keeps_the_main_columns_readable(migrated_db_url: str, c
     assert "0.36" in result.stdout
     assert "left out" in result.stdout and "--format csv" in result.stdout
 
+    listing = cli(migrated_db_url, "campaigns")
+    assert listing.exit_code == 0 and "oer-demo" in listing.stdout
+    assert max(len(line) for line in listing.stdout.splitlines() if line.startswith(("┃", "│", "┏"))) <= 80
+
     monkeypatch.setenv("COLUMNS", "300")
     wide = cli(migrated_db_url, "history", "oer-demo")
     assert "left out" not in wide.stdout and "explore: high std" in wide.stdout
+    assert "alice" in wide.stdout and "acq" in wide.stdout
 
 
 def test_run_refuses_an_existing_campaign_without_resume(migrated_db_url: str, cli, tmp_path) -> None:
@@ -91,3 +96,16 @@ def test_run_refuses_an_existing_campaign_without_resume(migrated_db_url: str, c
     assert result.exit_code == 1
     assert "already exists" in result.output and f"matloop run {path} --resume" in result.output
     assert "Traceback" not in result.output
+
+
+def test_columns_that_fit_keep_priority_and_table_order() -> None:
+    """Columns are chosen by priority but shown in table order; an empty droppable column is not counted."""
+    from agent.cli.tables import TableLayout, columns_that_fit
+
+    frame = pd.DataFrame({"a": ["x" * 10], "note": ["a long free text " * 4], "b": [1.5], "err": [None]})
+    layout = TableLayout(order=["a", "note", "b", "err"], priority=["a", "b", "err", "note"],
+                         folding={"note": 20}, always=("a",), drop_when_empty=("err",))
+    assert columns_that_fit(frame, 200, layout) == ["a", "note", "b"]
+    assert columns_that_fit(frame, 40, layout) == ["a", "note", "b"]  # the note folds to 20
+    assert columns_that_fit(frame, 25, layout) == ["a", "b"]
+    assert columns_that_fit(frame, 5, layout) == ["a"]  # always kept
