@@ -266,9 +266,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: What each pool kind reads from ``generator.settings`` (besides the loop's ``pool_size``).
+POOL_SETTINGS = {"grid": {"levels", "max_size"}, "sobol": {"size"}, "dataset": {"path"}}
+
+
 def pool_generator(kind: str, settings: dict[str, Any], *, base_dir: Path | None = None) -> Any:
-    """The pool generator a campaign's ``generator: {type, settings}`` names."""
+    """The pool generator a campaign's ``generator: {type, settings}`` names; unknown settings are refused."""
     settings = dict(settings)
+    known = POOL_SETTINGS.get("grid" if kind == "auto" else kind)
+    if known is not None and set(settings) - known:
+        raise PoolError(f"generator.settings: {sorted(set(settings) - known)} are not settings of the {kind!r} pool; "
+                        f"it knows {sorted(known)} (and pool_size)")
     if kind in ("grid", "auto"):
         return GridPool(levels=settings.get("levels"), max_size=int(settings.get("max_size", DEFAULT_MAX_GRID)))
     if kind == "sobol":

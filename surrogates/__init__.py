@@ -2,8 +2,23 @@
 
 The public entry points are re-exported here: ``fit_surrogate`` / ``FittedSurrogate`` /
 ``load_surrogate`` (``surrogates.api``) and the featurizers (``surrogates.featurize``).
+They are imported on first use, so that ``surrogates.settings`` (what the campaign-file reader
+checks) can be imported without torch.
 """
 
-from surrogates.api import FittedSurrogate, fit_surrogate, load_surrogate
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from surrogates.api import FittedSurrogate, fit_surrogate, load_surrogate
 
 __all__ = ["FittedSurrogate", "fit_surrogate", "load_surrogate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from surrogates import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'surrogates' has no attribute {name!r}")

@@ -27,12 +27,11 @@ from botorch.models.model import Model, ModelList
 from torch import Tensor
 
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
-from surrogates.ensemble import DEFAULTS as ENSEMBLE_DEFAULTS
 from surrogates.ensemble import fit_ensemble, rebuild_ensemble
-from surrogates.gp import KERNELS, fit_gp, rebuild_gp
+from surrogates.gp import fit_gp, rebuild_gp
+from surrogates.settings import check_surrogate
 
 FORMAT = "matloop-surrogate/1"
-KINDS = ("auto", "gp", "ensemble", "prior")
 METRIC_KEYS = ("n", "rmse", "mae", "r2", "nll", "cov68", "cov95", "spearman_err_std")
 
 Fitter = Callable[[Tensor, Tensor, Tensor | None, int, dict[str, Any]], tuple[Model, dict]]
@@ -191,9 +190,7 @@ def fit_surrogate(
     (no metrics, no recalibration; ``auto`` then picks the GP).
     """
     settings = dict(settings or {})
-    _check_settings(settings)
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
+    check_surrogate(kind, settings)
     X, Y, Yvar = _validate(X, Y, Yvar)
     n, m = Y.shape
     masks = [torch.isfinite(Y[:, c]) & (torch.ones(n, dtype=torch.bool) if Yvar is None else
@@ -280,25 +277,6 @@ def _validate(X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[Tensor, Tensor
         if Yvar.shape != Y.shape:
             raise ValueError(f"Yvar has shape {tuple(Yvar.shape)}, Y has {tuple(Y.shape)}")
     return X, Y, Yvar
-
-
-SETTINGS = {"exact_gp_max_n", "num_inducing", "gp_variant", "sparse_maxiter", "cat_dims", "ensemble", "recalibrate",
-            "gp_prior", "bounds", "kernel", "feature_groups"}
-
-
-def _check_settings(settings: dict[str, Any]) -> None:
-    """Refuse unknown keys: a typo in a campaign file must not silently change nothing."""
-    unknown = sorted(set(settings) - SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown surrogate settings {unknown}; known: {sorted(SETTINGS)}")
-    if settings.get("kernel") not in (None, *KERNELS):
-        raise ValueError(f"surrogate setting kernel={settings['kernel']!r}: expected one of {KERNELS}")
-    if settings.get("gp_variant") not in (None, "exact", "sparse"):
-        raise ValueError(f"surrogate setting gp_variant={settings['gp_variant']!r}: expected 'exact' or 'sparse'")
-    ensemble = settings.get("ensemble", {})
-    if not isinstance(ensemble, dict) or set(ensemble) - set(ENSEMBLE_DEFAULTS):
-        bad = sorted(set(ensemble) - set(ENSEMBLE_DEFAULTS)) if isinstance(ensemble, dict) else ensemble
-        raise ValueError(f"unknown surrogate settings ensemble.{bad}; known: {sorted(ENSEMBLE_DEFAULTS)}")
 
 
 def _is_uninformative(y: Tensor) -> bool:

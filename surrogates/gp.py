@@ -55,6 +55,8 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, VariationalELBO
 from gpytorch.priors import GammaPrior
 from torch import Tensor
 
+from surrogates.settings import GP_PRIORS, KERNELS
+
 #: Default switch from exact to sparse GP (observations per output); measured in the benchmark.
 EXACT_GP_MAX_N = 1000
 NUM_INDUCING = 256
@@ -70,8 +72,6 @@ def gp_variant(n: int, settings: dict[str, Any]) -> str:
     return "exact" if n <= int(settings.get("exact_gp_max_n", EXACT_GP_MAX_N)) else "sparse"
 
 
-GP_PRIORS = ("gamma", "botorch")
-KERNELS = ("auto", "matern", "additive")
 #: Smallest lengthscale (unit-cube inputs): below a grid step of 0.025 a kernel only interpolates noise.
 MIN_LENGTHSCALE = 2.5e-2
 

@@ -9,7 +9,6 @@ regenerated, and its funnel (generated → valid → novel) is stored as a
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from typing import Any
 
@@ -20,8 +19,8 @@ from agent.loop.fit import FitOutcome
 from agent.loop.state import excluded_fingerprints
 from agent.store.models import CandidateRecord, IterationRecord, PoolRecord
 from generators.base import GenerationContext
-from generators.pool import PoolError, pool_generator
-from matloop.space import CrystalSpace, MicrostructureSpace, ParametricSpace
+from generators.registry import build_generator
+from matloop.space import CrystalSpace, ParametricSpace
 from matloop.types import Candidate, CandidateKind
 
 #: Default largest pool; the selection scores it in chunks.
@@ -30,61 +29,10 @@ DEFAULT_POOL_SIZE = 100_000
 DEFAULT_CRYSTAL_POOL_SIZE = 1_000
 
 
-#: ``generator.type`` short names beyond the pool kinds: name -> "module:factory".
-NAMED_GENERATORS = {
-    "crystal": "generators.crystal:funnel_generator",
-    "substitution": "generators.crystal:funnel_generator",
-    "cinn": "generators.inverse:CINNGenerator",
-    "janus": "generators.inverse:JanusGenerator",
-    "random_field": "generators.inverse.images:RandomFieldPool",
-}
-
-
 def make_generator(ctx: LoopContext) -> Any:
-    """The generator ``campaign.generator`` names: a pool kind, a short name, or ``module:factory``.
-
-    ``auto`` picks by the design space: the crystal funnel (substitution + validity,
-    de-duplication, novelty) for a crystal space, random-field images for a
-    microstructure space, a grid or Sobol pool for a parametric one.
-    """
+    """The generator ``campaign.generator`` names (see :func:`generators.registry.build_generator`)."""
     config = ctx.campaign.generator
-    kind = config.type
-    space = ctx.campaign.space
-    if kind == "auto":
-        if isinstance(space, CrystalSpace):
-            kind = "crystal"
-        elif isinstance(space, MicrostructureSpace):
-            kind = "random_field"
-        else:
-            kind = "grid" if _gridded(space) else "sobol"
-    settings = {k: v for k, v in config.settings.items() if k != "pool_size"}
-    if kind in ("grid", "sobol", "dataset"):
-        return pool_generator(kind, settings, base_dir=ctx.base_dir)
-    target = NAMED_GENERATORS.get(kind, kind)
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
-        try:
-            return factory(**settings)
-        except (TypeError, ValueError) as exc:
-            raise PoolError(f"generator.settings: {kind!r} refuses these settings: {exc}") from exc
-    raise PoolError(
-        f"generator.type: unknown generator {kind!r}; use auto, grid, sobol, dataset, "
-        f"{', '.join(NAMED_GENERATORS)} or 'module:factory'"
-    )
-
-
-def _gridded(space: Any) -> bool:
-    if not isinstance(space, ParametricSpace):
-        return False
-    in_simplex = {p for g in space.simplex for p in g.parameters}
-    steps_ok = all(g.step is not None for g in space.simplex)
-    free_ok = all(
-        getattr(p, "step", None) is not None or p.type in ("integer", "categorical")
-        for p in space.parameters
-        if p.name not in in_simplex
-    )
-    return steps_ok and free_ok
+    return build_generator(config.type, config.settings, ctx.campaign.space, base_dir=ctx.base_dir)
 
 
 def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None) -> list[Candidate]:

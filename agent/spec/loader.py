@@ -62,11 +62,7 @@ def _problems_from(err: ValidationError, lines: dict[Loc, int], data: Any) -> li
     problems: list[SpecProblem] = []
     for e in err.errors():
         loc = _strip_tags(_clean_loc(tuple(e["loc"])), data)
-        line = None
-        for cut in range(len(loc), -1, -1):
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
+        line = _line_of(loc, lines)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             message = "unknown key (not part of the campaign format; check its spelling)"
@@ -102,8 +98,12 @@ def _format_loc(loc: Loc) -> str:
     return text
 
 
-def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
-    """Validate campaign YAML text; raise :class:`CampaignFileError` naming every problem."""
+def parse_campaign(text: str, source: str = "<campaign>", base_dir: Path | None = None) -> Campaign:
+    """Validate campaign YAML text; raise :class:`CampaignFileError` naming every problem.
+
+    Beyond the format, the generator and surrogate are checked as the loop will use them
+    (:mod:`agent.spec.components`); ``base_dir`` resolves relative data paths in their settings.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -115,9 +115,24 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
         raise CampaignFileError(source, [SpecProblem("", "the file must be a mapping of campaign fields", 1)])
     lines = _line_index(node) if node is not None else {}
     try:
-        return Campaign.model_validate(data)
+        campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         raise CampaignFileError(source, _problems_from(exc, lines, data)) from exc
+    from agent.spec.components import component_problems
+
+    problems = [SpecProblem(_format_loc(loc), message, _line_of(loc, lines))
+                for loc, message in component_problems(campaign, base_dir)]
+    if problems:
+        raise CampaignFileError(source, problems)
+    return campaign
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of ``loc``, or of its nearest enclosing field that the file spells out."""
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -127,7 +142,7 @@ def load_campaign(path: str | Path) -> Campaign:
         text = path.read_text()
     except OSError as exc:
         raise CampaignFileError(str(path), [SpecProblem("", f"cannot read file: {exc.strerror}")]) from exc
-    return parse_campaign(text, source=str(path))
+    return parse_campaign(text, source=str(path), base_dir=path.parent)
 
 
 def dump_campaign(campaign: Campaign) -> str:

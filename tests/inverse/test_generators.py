@@ -107,8 +107,8 @@ def test_loop_shaped_target_and_cold_start():
 def test_template_generator_builds_from_its_settings():
     import importlib
 
-    from agent.loop.generate import NAMED_GENERATORS
     from agent.spec import load_campaign
+    from generators.registry import NAMED_GENERATORS
 
     campaign = load_campaign("agent/templates/microstructure.yaml")
     module_name, _, attr = NAMED_GENERATORS.get(campaign.generator.type, campaign.generator.type).partition(":")

@@ -1,0 +1,47 @@
+"""The campaign file's pluggable parts, checked when the file is read rather than when they first run.
+
+The generator is built at every iteration and the surrogate first fitted after the initial design,
+so a misspelt ``generator.type`` or ``surrogate.settings`` key used to surface only after the
+initial design's experiments had been run. :func:`component_problems` builds the generator (cheap:
+generators load data and models on first use) and checks the surrogate's kind and settings with
+the same functions the loop uses, so the reader and the loop cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.spec.campaign import Campaign
+
+Loc = tuple[str | int, ...]
+
+
+def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list[tuple[Loc, str]]:
+    """``(field path, message)`` for each generator or surrogate setting the loop would refuse.
+
+    ``base_dir`` is where the campaign file lives (relative data paths are resolved against it);
+    without it a relative dataset path is not checked, since the loop resolves it the same way.
+    """
+    from generators.pool import DatasetPool, PoolError
+    from generators.registry import build_generator
+    from surrogates.settings import KINDS, check_campaign_surrogate
+
+    problems: list[tuple[Loc, str]] = []
+    config = campaign.generator
+    try:
+        generator = build_generator(config.type, config.settings, campaign.space, base_dir=base_dir)
+    except PoolError as exc:
+        field, _, message = str(exc).partition(": ")
+        where = ("generator", "type") if field == "generator.type" else ("generator", "settings")
+        problems.append((where, message if field.startswith("generator.") else str(exc)))
+    else:
+        if isinstance(generator, DatasetPool) and (base_dir is not None or generator.path.is_absolute()):
+            if not generator.path.is_file():
+                problems.append((("generator", "settings", "path"), f"no file at {generator.path}"))
+    surrogate = campaign.surrogate
+    try:
+        check_campaign_surrogate(surrogate.type, surrogate.settings)
+    except ValueError as exc:
+        where = ("surrogate", "type") if surrogate.type not in KINDS else ("surrogate", "settings")
+        problems.append((where, str(exc)))
+    return problems

@@ -1,0 +1,58 @@
+"""The generator and surrogate a campaign file names are checked when the file is read, with their line.
+
+Before, a misspelt ``generator.type`` or surrogate setting passed ``matloop validate`` and failed only
+when the loop first built the generator or fitted the surrogate (after the initial design).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.spec import CampaignFileError, load_campaign, parse_campaign
+from tests.spec.test_campaign_files import BASE, one_problem
+
+GENERATOR_LINE = BASE.count("\n") + 1  # the appended line
+
+
+@pytest.mark.parametrize(
+    ("appended", "path", "expected"),
+    [
+        ("generator: {type: gird}", "generator.type", "unknown generator 'gird'; use auto, grid, sobol"),
+        ("generator: {type: 'no_such_module:make'}", "generator.type", "cannot import 'no_such_module:make'"),
+        ("generator: {type: 'generators.pool:NoSuchPool'}", "generator.type", "cannot import"),
+        ("generator: {type: grid, settings: {level: 3}}", "generator.settings",
+         "['level'] are not settings of the 'grid' pool; it knows ['levels', 'max_size']"),
+        ("generator: {type: sobol, settings: {sise: 10}}", "generator.settings", "['sise']"),
+        ("generator: {type: cinn, settings: {epochz: 3}}", "generator.settings",
+         "'cinn' refuses these settings: FlowTraining.__init__() got an unexpected keyword argument 'epochz'"),
+        ("surrogate: {type: gpp}", "surrogate.type", "kind='gpp': expected one of ('auto', 'gp', 'ensemble', 'prior')"),
+        ("surrogate: {type: gp, settings: {kernal: matern}}", "surrogate.settings", "unknown surrogate settings ['kernal']"),
+        ("surrogate: {type: gp, settings: {kernel: rbf}}", "surrogate.settings", "kernel='rbf': expected one of"),
+        ("surrogate: {type: ensemble, settings: {ensemble: {members: 3}}}", "surrogate.settings",
+         "unknown surrogate settings ensemble.['members']"),
+    ],
+)
+def test_a_component_the_loop_would_refuse_is_refused_with_the_file(appended: str, path: str, expected: str) -> None:
+    problem = one_problem(BASE + appended + "\n")
+    assert problem.path == path
+    assert expected in problem.message
+    assert problem.line == GENERATOR_LINE
+
+
+def test_good_components_and_the_loops_own_settings_pass() -> None:
+    for appended in ("generator: {type: grid, settings: {levels: 3, pool_size: 50}}",
+                     "generator: {type: sobol, settings: {size: 64}}",
+                     "generator: {type: cinn, settings: {epochs: 3, max_candidates: 8}}",
+                     "surrogate: {type: gp, settings: {kernel: additive, cv_folds: 3}}"):
+        parse_campaign(BASE + appended + "\n")
+
+
+def test_a_dataset_path_is_resolved_next_to_the_campaign_file(tmp_path) -> None:
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(BASE + "generator: {type: dataset, settings: {path: library.csv}}\n")
+    with pytest.raises(CampaignFileError) as info:
+        load_campaign(campaign)
+    [problem] = info.value.problems
+    assert problem.path == "generator.settings.path" and str(tmp_path / "library.csv") in problem.message
+    (tmp_path / "library.csv").write_text("x,n,c\n0.5,2,a\n")
+    assert load_campaign(campaign).generator.type == "dataset"
