@@ -221,16 +221,19 @@ def campaign_flow(
 
 def _record_failure(db: Database, campaign_id: int, exc: BaseException) -> None:
     """Note an aborted run in the audit log (the campaign stays resumable; nothing is rolled back)."""
-    from prefect.exceptions import Pause
+    from prefect.exceptions import Pause, TerminationSignal
 
     if isinstance(exc, Pause):
         return  # suspended for approval: not a failure
+    # Ctrl-C or a termination signal is the user's (or the system's) choice, not a fault of the campaign:
+    # it is paused, like a run that reached --max-iterations, and resumes from its last committed step.
+    interrupted = isinstance(exc, KeyboardInterrupt | TerminationSignal)
     try:
         with db.transaction() as session:
             record = session.get(CampaignRecord, campaign_id)
             if record is not None and record.status != "stopped":
-                record.status = "failed"
-            record_event(session, "run_failed", campaign_id=campaign_id,
+                record.status = "paused" if interrupted else "failed"
+            record_event(session, "run_interrupted" if interrupted else "run_failed", campaign_id=campaign_id,
                          payload={"error": f"{type(exc).__name__}: {exc}"[:2000]})
     except Exception:  # noqa: BLE001 - the original error matters more
         log.exception("could not record the failed run")

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from agent.cli.common import EXIT_INVALID, console, err_console, fail, plain_store_errors
 from agent.spec import Campaign, CampaignFileError, load_campaign
 
+EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
+
 
 class ApprovalChoice(StrEnum):
     auto = "auto"
@@ -116,11 +118,15 @@ def run(
 
     if not resume:
         _refuse_existing(spec, path)
-    with plain_store_errors(), BudgetProgress(spec, None):
-        state = campaign_flow(
-            CampaignSource(path=str(path.resolve())), approval=approval.value if approval else None,
-            max_iterations=max_iterations, resume=resume, return_state=True,
-        )
+    try:
+        with plain_store_errors(), BudgetProgress(spec, None):
+            state = campaign_flow(
+                CampaignSource(path=str(path.resolve())), approval=approval.value if approval else None,
+                max_iterations=max_iterations, resume=resume, return_state=True,
+            )
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; campaign {spec.name} is paused at its last committed step. "
+                   f"Continue it with `matloop run {path} --resume`.", EXIT_INTERRUPTED) from None
     if state.is_failed():
         try:
             state.result()

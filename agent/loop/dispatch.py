@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
@@ -62,7 +62,7 @@ def submit_pending(ctx: LoopContext) -> int:
         request = JobRequest(
             idempotency_key=job.idempotency_key, campaign=ctx.campaign.name,
             candidate=candidate_from_record(candidate), fidelity=job.fidelity,
-            properties=list(m.properties), attempt=0, options=dict(m.options),
+            properties=list(m.properties), attempt=_attempt(ctx, job), options=dict(m.options),
         )
         checkpoint("dispatch.before_submit")
         external_id = ctx.adapters[job.adapter].submit(request)
@@ -75,6 +75,17 @@ def submit_pending(ctx: LoopContext) -> int:
             record.submitted_at = datetime.now(UTC)
             record.attempts = (record.attempts or 0) + 1
     return len(rows)
+
+
+def _attempt(ctx: LoopContext, job: JobRecord) -> int:
+    """0 for a candidate's first job at a fidelity; n for the n-th resubmission of a lost one (``sync``)."""
+    with ctx.db.reading() as session:
+        return session.scalar(
+            select(func.count()).select_from(JobRecord).where(
+                JobRecord.campaign_id == job.campaign_id, JobRecord.candidate_id == job.candidate_id,
+                JobRecord.fidelity == job.fidelity, JobRecord.id < job.id,
+            )
+        ) or 0
 
 
 def dispatch(ctx: LoopContext, batch_id: int) -> int:

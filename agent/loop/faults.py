@@ -5,7 +5,8 @@ SIGKILL the third time it passes ``dispatch.after_submit``.  This is how the
 resume tests prove the invariant "killed at any instant, resumed with nothing
 submitted twice and nothing lost" at the nastiest instants (between a lab
 accepting a job and the database recording it), deterministically instead of by
-racing a timer.  Unset (always, outside tests), a checkpoint costs one dict lookup.
+racing a timer.  ``MATLOOP_KILL_SIGNAL=INT`` sends SIGINT instead (a user's Ctrl-C at that
+instant).  Unset (always, outside tests), a checkpoint costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ _passes: dict[str, int] = {}
 
 
 def checkpoint(name: str) -> None:
-    """Die here with SIGKILL if ``MATLOOP_KILL_AT`` names this point (and pass count)."""
+    """Die here with SIGKILL (or ``MATLOOP_KILL_SIGNAL``) if ``MATLOOP_KILL_AT`` names this point (and pass count)."""
     spec = os.environ.get("MATLOOP_KILL_AT")
     if not spec:
         return
@@ -26,4 +27,4 @@ def checkpoint(name: str) -> None:
         return
     _passes[name] = _passes.get(name, 0) + 1
     if _passes[name] >= int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('MATLOOP_KILL_SIGNAL', 'KILL')}"])

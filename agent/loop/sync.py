@@ -11,14 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
 from agent.spec import Campaign, Measurement
 from agent.store.events import record_event
-from agent.store.models import JobRecord, MeasurementRecord
-from matloop.types import JobResult, JobStatus
+from agent.store.models import CandidateRecord, JobRecord, MeasurementRecord
+from matloop.types import JobResult, JobStatus, make_idempotency_key
+
+#: A job its executor no longer knows (a lab restarted without its state, as the in-process simulated lab is
+#: after a crash; a SLURM job gone with its node) says nothing about the candidate. It is submitted again, as a
+#: new job under the next attempt's idempotency key, up to this many times; only then is the loss stored as a
+#: failed measurement (which the feasibility model would learn from).
+LOST_RESUBMISSIONS = 2
 
 
 @dataclass
@@ -26,6 +32,7 @@ class SyncReport:
     polled: int = 0
     finished: int = 0
     measurements: int = 0
+    resubmitted: int = 0  # lost jobs replaced by a new attempt (submitted by ``dispatch.submit_pending``)
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -81,13 +88,49 @@ def sync(ctx: LoopContext) -> SyncReport:
                 job.finished_at = now
                 result = results[job_id]
                 job.error = result.error
+                if status is JobStatus.LOST:
+                    if _resubmit_lost(session, ctx, job):
+                        report.resubmitted += 1
+                        continue
+                    result = result.model_copy(update={"error": job.error})  # says how often it was lost
                 report.measurements += _store_result(session, ctx.campaign, job, result)
         if report.finished:
             record_event(
                 session, "results_synced", campaign_id=ctx.campaign_id,
-                payload={"finished": report.finished, "measurements": report.measurements},
+                payload={"finished": report.finished, "measurements": report.measurements,
+                         "resubmitted": report.resubmitted},
             )
     return report
+
+
+def _resubmit_lost(session, ctx: LoopContext, job: JobRecord) -> bool:  # type: ignore[no-untyped-def]
+    """Replace a lost job by a pending one with the next attempt's key; False once the resubmissions are spent.
+
+    The lost job stays in the history (status ``lost``, the executor's words in ``error``); the new job
+    belongs to the same batch item, so the history shows both and the candidate is still one experiment.
+    """
+    tries = session.scalar(
+        select(func.count()).select_from(JobRecord).where(
+            JobRecord.campaign_id == job.campaign_id, JobRecord.candidate_id == job.candidate_id,
+            JobRecord.fidelity == job.fidelity,
+        )
+    ) or 0
+    if tries > LOST_RESUBMISSIONS:
+        job.error = f"lost {tries} times; the last time: {job.error or 'the executor no longer knows the job'}"
+        return False
+    candidate = session.get(CandidateRecord, job.candidate_id)
+    assert candidate is not None
+    key = make_idempotency_key(ctx.campaign.name, candidate.fingerprint, job.fidelity, tries)
+    session.add(JobRecord(
+        campaign_id=job.campaign_id, candidate_id=job.candidate_id, batch_item_id=job.batch_item_id,
+        adapter=job.adapter, fidelity=job.fidelity, idempotency_key=key, status=JobStatus.PENDING.value,
+        cost=job.cost,
+    ))
+    record_event(
+        session, "job_resubmitted", campaign_id=ctx.campaign_id,
+        payload={"lost_job": job.id, "external_id": job.external_id, "error": job.error, "attempt": tries},
+    )
+    return True
 
 
 def _store_result(session, campaign: Campaign, job: JobRecord, result: JobResult) -> int:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from agent.loop.context import LoopContext
+from agent.loop.dispatch import submit_pending
 from agent.loop.state import OPEN_JOB_STATUSES
 from agent.loop.sync import sync
 from agent.store.models import BatchItemRecord, BatchRecord, JobRecord
@@ -55,6 +56,7 @@ def wait_for_results(
     delays = ctx.backoff.delays()
     while True:
         sync(ctx)
+        submit_pending(ctx)  # lost jobs that sync replaced by a new attempt
         polls += 1
         done, total = _counts(ctx, iteration_id)
         if on_poll is not None:

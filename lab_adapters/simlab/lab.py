@@ -11,6 +11,7 @@ last step ends, inside the transaction that stores the result.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -85,6 +86,10 @@ class Lab:
         self.config = config
         self.store = LabStore(config.state_path or ":memory:")
         self.epoch = float(self.store.meta("epoch", repr(time.time())))
+        # Experiment ids carry the store's own token: a lab restarted without its state file (the in-process
+        # default) numbers from 1 again, and a controller still holding an id from the old lab must be told
+        # "no such experiment", never be given another candidate's experiment under a reused number.
+        self.id_prefix = f"exp-{self.store.meta('id_token', secrets.token_hex(3))}-"
         self.outages = OutagePlan(seed=config.seed, rate=config.outage_rate, mean_hours=config.outage_hours)
         self._advance_lock = threading.Lock()
 
@@ -155,7 +160,7 @@ class Lab:
             seq = self.store.next_seq(conn)
             row = ExperimentRow(
                 seq=seq,
-                id=f"exp-{seq:06d}",
+                id=f"{self.id_prefix}{seq:06d}",
                 idempotency_key=key,
                 request_hash=request_hash,
                 request=request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -76,7 +77,7 @@ def test_concurrent_submissions_with_one_key_make_one_experiment(simlab: SimLabH
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(post, range(16)))
-    assert {experiment_id for _, experiment_id in answers} == {"exp-000001"}
+    assert len({experiment_id for _, experiment_id in answers}) == 1
     assert sorted(code for code, _ in answers) == [200] * 15 + [201]
     assert httpx.get(f"{simlab.url}/v1/stats", headers=AUTH).json()["experiments"] == 1
 
@@ -84,9 +85,10 @@ def test_concurrent_submissions_with_one_key_make_one_experiment(simlab: SimLabH
 def test_key_reuse_for_another_request_and_a_missing_key_are_refused(client: httpx.Client) -> None:
     assert client.post("/v1/experiments", json=BRANIN, headers={"Idempotency-Key": "key-2"}).status_code == 201
     other = {**BRANIN, "inputs": {"x1": 3.0, "x2": 2.0}}
+    first_id = client.get("/v1/experiments").json()["items"][0]["id"]
     reused = client.post("/v1/experiments", json=other, headers={"Idempotency-Key": "key-2"})
     assert reused.status_code == 422
-    assert "already used for a different request (experiment exp-000001)" in reused.json()["detail"]
+    assert f"already used for a different request (experiment {first_id})" in reused.json()["detail"]
     missing = client.post("/v1/experiments", json=BRANIN)
     assert missing.status_code == 400 and "Idempotency-Key header is required" in missing.json()["detail"]
 
@@ -186,11 +188,13 @@ def test_listing_pages_and_filters(client: httpx.Client) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == [f"exp-{i:06d}" for i in range(1, 9)]
+    prefix = seen[0].removesuffix("000001")
+    assert re.fullmatch(r"exp-[0-9a-f]{6}-", prefix), seen[0]  # the lab's own token: ids are not reused by a new lab
+    assert seen == [f"{prefix}{i:06d}" for i in range(1, 9)]
     failed = client.get("/v1/experiments", params={"status": "failed"}).json()["items"]
-    assert [item["id"] for item in failed] == ["exp-000008"]
-    picked = client.get("/v1/experiments", params={"ids": "exp-000002,exp-000005,exp-404"}).json()["items"]
-    assert [item["id"] for item in picked] == ["exp-000002", "exp-000005"]
+    assert [item["id"] for item in failed] == [f"{prefix}000008"]
+    picked = client.get("/v1/experiments", params={"ids": f"{prefix}000002,{prefix}000005,exp-404"}).json()["items"]
+    assert [item["id"] for item in picked] == [f"{prefix}000002", f"{prefix}000005"]
     assert client.get("/v1/experiments", params={"since": "2999-01-01T00:00:00Z"}).json()["items"] == []
     bad = client.get("/v1/experiments", params={"status": "done"})
     assert bad.status_code == 422 and "'done' is not one of" in bad.json()["detail"]
