@@ -144,6 +144,8 @@ def summary(ctx: LoopContext) -> dict[str, Any]:
         "objective": ctx.campaign.objectives[0].property,
         "best": best,
         "best_candidate": None if who is None else who.content,
+        "best_label": None if who is None else who.label(max_len=120),
+        "best_kind": None if who is None else who.kind.value,
         "recommended": recommended,
     }
 

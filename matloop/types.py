@@ -120,6 +120,10 @@ class Candidate(BaseModel):
             text = "".join(f"{el}{amt:g}" for el, amt in self.composition.items())
         elif self.kind is CandidateKind.STRUCTURE and self.structure is not None:
             text = str(self.structure.get("formula") or self.fingerprint)
+        elif self.kind is CandidateKind.IMAGE and self.image:
+            pixels = [v for row in self.image for v in row]
+            text = (f"{len(self.image)}×{len(self.image[0])} image, mean {sum(pixels) / len(pixels):.3f} "
+                    f"({self.fingerprint.removeprefix('image:')[:12]})")
         else:
             text = self.fingerprint
         return text if len(text) <= max_len else text[: max_len - 1] + "…"

@@ -94,14 +94,18 @@ def _print_summary(result: dict[str, Any], reference: float | None = None) -> No
         f"iterations {result['iterations']}"
     )
     if result.get("best_candidate"):
-        console.print(f"best candidate: {result['best_candidate']}")
+        # a point's parameters as a dict (copy-pasteable); a structure or an image by its label, not its data
+        shown = result["best_candidate"] if result.get("best_kind") in ("point", "composition", None) else (
+            result.get("best_label"))
+        console.print(f"best candidate: {shown}")
     pick = result.get("recommended")
-    if pick and pick.get("content") is not None:
+    if pick and (pick.get("content") is not None or pick.get("label")):
         from agent.loop.state import model_label
 
         console.print(
             f"model's pick (best posterior mean among measured, {model_label(pick)}): "
-            f"{pick['content']}: predicted {pick['mean']:.4g} ± {pick['std']:.2g}, measured {pick['measured']:.4g}"
+            f"{pick['content'] if pick.get('content') is not None else pick['label']}: "
+            f"predicted {pick['mean']:.4g} ± {pick['std']:.2g}, measured {pick['measured']:.4g}"
         )
 
 

@@ -27,6 +27,7 @@ import torch
 
 from agent.loop.state import Observations
 from agent.spec import Campaign
+from matloop.types import CandidateKind
 
 
 def recommend(campaign: Campaign, obs: Observations, fitted: Any, X: torch.Tensor) -> dict[str, Any] | None:
@@ -57,7 +58,9 @@ def recommend(campaign: Campaign, obs: Observations, fitted: Any, X: torch.Tenso
     candidate = obs.candidates[row]
     return {
         "candidate": candidate.fingerprint,
-        "content": candidate.content if candidate.structure is None else None,  # structures stay in their record
+        # parameters and compositions are short; structures and images stay in their candidate record
+        "content": candidate.content if candidate.kind in (CandidateKind.POINT, CandidateKind.COMPOSITION) else None,
+        "label": candidate.label(max_len=120),
         "mean": float(m[k]),
         "std": float(s[k]),
         "measured": float(obs.values[row][column[objective.property]]),

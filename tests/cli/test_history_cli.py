@@ -109,3 +109,23 @@ def test_columns_that_fit_keep_priority_and_table_order() -> None:
     assert columns_that_fit(frame, 40, layout) == ["a", "note", "b"]  # the note folds to 20
     assert columns_that_fit(frame, 25, layout) == ["a", "b"]
     assert columns_that_fit(frame, 5, layout) == ["a"]  # always kept
+
+
+def test_run_summary_names_structures_and_images_by_their_label(capsys) -> None:
+    """A crystal's or image's best candidate is its formula or size, not a screenful of its data."""
+    from agent.cli.running import _print_summary
+    from matloop.types import Candidate, CandidateKind
+
+    structure = {"@class": "Structure", "formula": "BiPbNO2", "sites": [{"xyz": [0.0, 0.0, 0.0]}] * 5}
+    crystal = Candidate(kind=CandidateKind.STRUCTURE, structure=structure)
+    image = Candidate(kind=CandidateKind.IMAGE, image=[[0.0, 1.0]] * 64)
+    for candidate, expected in [(crystal, "BiPbNO2"), (image, "64×2 image, mean 0.500")]:
+        result = {"campaign": "c", "status": "stopped", "objective": "y", "best": 1.0, "experiments": 3,
+                  "failed": 0, "iterations": 1, "best_candidate": candidate.content, "best_kind": candidate.kind.value,
+                  "best_label": candidate.label(120),
+                  "recommended": {"content": None, "label": candidate.label(120), "mean": 1.0, "std": 0.1,
+                                  "measured": 1.0, "iteration": 1}}
+        _print_summary(result)
+        out = capsys.readouterr().out
+        assert f"best candidate: {expected}" in out and f"model of iteration 1): {expected}" in out
+        assert "sites" not in out and "[[" not in out
