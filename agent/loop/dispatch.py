@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
 from agent.loop.state import candidate_from_record
-from agent.loop.sync import measurement_of
+from agent.loop.sync import attempt_of, measurement_of
 from agent.store.events import record_event
 from agent.store.models import BatchRecord, CandidateRecord, IterationRecord, JobRecord
 from matloop.types import JobRequest, JobStatus, make_idempotency_key
@@ -78,14 +78,8 @@ def submit_pending(ctx: LoopContext) -> int:
 
 
 def _attempt(ctx: LoopContext, job: JobRecord) -> int:
-    """0 for a candidate's first job at a fidelity; n for the n-th resubmission of a lost one (``sync``)."""
     with ctx.db.reading() as session:
-        return session.scalar(
-            select(func.count()).select_from(JobRecord).where(
-                JobRecord.campaign_id == job.campaign_id, JobRecord.candidate_id == job.candidate_id,
-                JobRecord.fidelity == job.fidelity, JobRecord.id < job.id,
-            )
-        ) or 0
+        return attempt_of(session, job)
 
 
 def dispatch(ctx: LoopContext, batch_id: int) -> int:

@@ -103,18 +103,23 @@ def sync(ctx: LoopContext) -> SyncReport:
     return report
 
 
+def attempt_of(session, job: JobRecord) -> int:  # type: ignore[no-untyped-def]
+    """0 for a candidate's first job at a fidelity, n for the n-th resubmission of a lost one."""
+    return session.scalar(
+        select(func.count()).select_from(JobRecord).where(
+            JobRecord.campaign_id == job.campaign_id, JobRecord.candidate_id == job.candidate_id,
+            JobRecord.fidelity == job.fidelity, JobRecord.id < job.id,
+        )
+    ) or 0
+
+
 def _resubmit_lost(session, ctx: LoopContext, job: JobRecord) -> bool:  # type: ignore[no-untyped-def]
     """Replace a lost job by a pending one with the next attempt's key; False once the resubmissions are spent.
 
     The lost job stays in the history (status ``lost``, the executor's words in ``error``); the new job
     belongs to the same batch item, so the history shows both and the candidate is still one experiment.
     """
-    tries = session.scalar(
-        select(func.count()).select_from(JobRecord).where(
-            JobRecord.campaign_id == job.campaign_id, JobRecord.candidate_id == job.candidate_id,
-            JobRecord.fidelity == job.fidelity,
-        )
-    ) or 0
+    tries = attempt_of(session, job) + 1
     if tries > LOST_RESUBMISSIONS:
         job.error = f"lost {tries} times; the last time: {job.error or 'the executor no longer knows the job'}"
         return False
