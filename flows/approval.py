@@ -51,7 +51,8 @@ def ask_person_in_prefect(ctx: LoopContext, batch_id: int) -> Decision:
     request_approval(ctx.db, batch_id, flow_run_id=str(flow_run.id), approval_key=key, api_url=_current_api_url())
     print(
         f"batch {batch_id} waits for approval: `matloop approve {ctx.campaign.name} --by NAME` "
-        "(or answer the form of this run in the Prefect UI)"
+        "(or answer the form of this run in the Prefect UI)",
+        flush=True,  # a run under nohup or a service manager writes to a file: say it now, not when the buffer fills
     )
     if deployment.id:
         answer = suspend_flow_run(wait_for_input=ApprovalInput, key=key, timeout=APPROVAL_TIMEOUT_SECONDS)

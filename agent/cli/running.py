@@ -45,6 +45,7 @@ class BudgetProgress:
                                   TimeElapsedColumn(), console=console, transient=False)
         self._task = self._progress.add_task(campaign.name, total=100, text="starting")
         self._thread = threading.Thread(target=self._loop, name="matloop-progress", daemon=True)
+        self._waiting = False  # the campaign waited for a decision at the last update
 
     def __enter__(self) -> BudgetProgress:
         self._progress.start()
@@ -80,6 +81,12 @@ class BudgetProgress:
         except Exception:  # noqa: BLE001 - not registered yet, or a busy moment: show it next time
             return
         self._progress.update(self._task, completed=100 * fraction, text=f"{text} [{status}]")
+        if status == "waiting" and not self._waiting:
+            # The flow says so in its Prefect log, which the CLI keeps at WARNING: tell the person at the terminal.
+            self._progress.console.print(
+                f"a batch waits for approval: `matloop approve {self.campaign.name} --by NAME` "
+                "(add --drop ID or --reject), or answer the form of this run in the Prefect UI", highlight=False)
+        self._waiting = status == "waiting"
 
 
 def _print_summary(result: dict[str, Any], reference: float | None = None) -> None:

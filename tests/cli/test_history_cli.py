@@ -129,3 +129,34 @@ def test_run_summary_names_structures_and_images_by_their_label(capsys) -> None:
         out = capsys.readouterr().out
         assert f"best candidate: {expected}" in out and f"model of iteration 1): {expected}" in out
         assert "sites" not in out and "[[" not in out
+
+
+def test_the_progress_display_says_once_per_wait_how_to_approve(migrated_db_url: str, capsys) -> None:
+    """``matloop run`` keeps Prefect's log at WARNING, so the waiting batch is announced by the progress display."""
+    from agent.cli.campaign_files import template_text
+    from agent.cli.running import BudgetProgress
+    from agent.spec import parse_campaign
+    from agent.store import Database
+    from agent.store.models import CampaignRecord
+
+    build_hand_made_campaign(migrated_db_url)
+    display = BudgetProgress(parse_campaign(template_text("oer")), migrated_db_url)
+
+    def set_status(status: str) -> None:
+        db = Database(migrated_db_url)
+        with db.transaction() as session:
+            session.query(CampaignRecord).filter_by(name="oer-demo").one().status = status
+        db.dispose()
+
+    def announcements() -> int:
+        return capsys.readouterr().out.count("a batch waits for approval: `matloop approve oer-demo --by NAME`")
+
+    set_status("waiting")
+    display._update()
+    display._update()
+    assert announcements() == 1  # once per wait, not at every refresh
+    set_status("running")
+    display._update()
+    set_status("waiting")
+    display._update()
+    assert announcements() == 1  # the next batch's wait is announced again
