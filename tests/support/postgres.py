@@ -57,6 +57,16 @@ class PostgresServer:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def outage(self, seconds: float) -> None:
+        """Stop the server abruptly (every connection drops), stay down ``seconds``, start it again on its data."""
+        pg_ctl = find_pg_binary("pg_ctl")
+        assert pg_ctl is not None
+        data = str(self.root / "data")
+        _run([pg_ctl, "-D", data, "-m", "immediate", "stop"], self.run_as)
+        time.sleep(seconds)
+        _run([pg_ctl, "-D", data, "-o", _server_options(self.port, self.root), "-l", str(self.root / "log"), "-w",
+              "-t", "60", "start"], self.run_as)
+
     def stop(self) -> None:
         pg_ctl = find_pg_binary("pg_ctl")
         if pg_ctl:
@@ -68,6 +78,10 @@ def _run(cmd: list[str], run_as: str | None, check: bool = True) -> subprocess.C
     if run_as:
         cmd = ["runuser", "-u", run_as, "--", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+
+
+def _server_options(port: int, root: Path) -> str:
+    return f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections=200"
 
 
 def start_postgres() -> PostgresServer:
@@ -84,8 +98,7 @@ def start_postgres() -> PostgresServer:
     user = run_as or os.environ.get("USER", "postgres")
     port = free_port()
     _run([initdb, "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"], run_as)
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections=200"
-    proc = _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "-t", "60", "start"], run_as,
+    proc = _run([pg_ctl, "-D", str(data), "-o", _server_options(port, root), "-l", str(root / "log"), "-w", "-t", "60", "start"], run_as,
                 check=False)
     if proc.returncode != 0:
         log = (root / "log").read_text() if (root / "log").exists() else ""

@@ -1,0 +1,80 @@
+"""PostgreSQL goes down for a while in the middle of a campaign: the run rides it out and loses nothing.
+
+A real server of its own (stopping the shared one would break the other tests), stopped with
+``pg_ctl -m immediate`` (every connection dropped, as in a crash or a failover) while ``matloop run``
+waits for the lab, and started again a few seconds later on the same data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from agent.spec import dump_campaign
+from agent.store import Database
+from agent.store.migrate import upgrade
+from agent.store.models import CampaignRecord, JobRecord, MeasurementRecord
+from tests.loop.conftest import branin_spec
+from tests.support.postgres import start_postgres
+from tests.support.processes import REPO, matloop_argv, matloop_env, wait_for
+
+
+@pytest.fixture
+def own_postgres() -> Any:
+    try:
+        server = start_postgres()
+    except (FileNotFoundError, RuntimeError) as exc:
+        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
+    yield server
+    server.stop()
+
+
+def _jobs(url: str) -> int:
+    db = Database(url)
+    try:
+        with db.reading() as session:
+            return len(list(session.scalars(select(JobRecord))))
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+    finally:
+        db.dispose()
+
+
+@pytest.mark.slow
+def test_a_campaign_survives_the_database_dropping_mid_run(
+    prefect_api: str, own_postgres: Any, tmp_path: Path
+) -> None:
+    from lab_adapters.simlab.inprocess import running_simlab
+
+    url = own_postgres.create_database("outage")
+    upgrade(url)
+    # 0.1 lab hours per evaluation at 1/360: one second per experiment, so the run is waiting when the database goes
+    with running_simlab(scenarios=["branin"], time_scale=1 / 360) as lab:
+        spec = branin_spec(lab.url, lab.token, name="branin-db-outage")
+        campaign_file = tmp_path / "campaign.yaml"
+        campaign_file.write_text(dump_campaign(spec))
+        env = matloop_env(database_url=url, data_dir=tmp_path / "data", prefect_api=prefect_api, PREFECT_LOGGING_LEVEL="INFO")
+        with subprocess.Popen(matloop_argv("run", str(campaign_file)), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) as run:
+            wait_for(lambda: _jobs(url) >= 4, 120, "the first batch to be dispatched")
+            own_postgres.outage(12.0)
+            out, err = run.communicate(timeout=300)
+        experiments = lab.lab.list(limit=1000)
+    assert run.returncode == 0, err[-4000:]
+    # the outage really hit a step (Prefect logs each failed try at INFO), and the step's retries rode it out
+    assert "Task run failed with exception: DatabaseUnreachable" in err, err[-4000:]
+    assert "budget spent: 12 of 12 experiments" in out
+    db = Database(url)
+    with db.reading() as session:
+        record = session.scalar(select(CampaignRecord).where(CampaignRecord.name == spec.name))
+        jobs = list(session.scalars(select(JobRecord)))
+        measurements = list(session.scalars(select(MeasurementRecord)))
+    db.dispose()
+    assert record is not None and record.status == "stopped"
+    assert len(jobs) == 12 and {j.status for j in jobs} == {"succeeded"}
+    assert len(measurements) == 12 and not any(m.failed for m in measurements)
+    assert {e.executions for e in experiments} == {1} and len(experiments) == 12  # nothing ran twice
