@@ -37,9 +37,12 @@ from matloop.types import AdapterError
 
 log = logging.getLogger(__name__)
 
-#: Retries of a step that failed for a transient reason (lab unreachable, database busy).
-STEP_RETRIES = 3
-STEP_RETRY_DELAYS = [2, 10, 30]
+#: Retries of a step that failed for a transient reason (lab unreachable, database busy or restarting).
+#: About nine minutes in all: a campaign runs for days, and a database failover, a restart for maintenance
+#: or a lab's network blip should pause it, not end it (42 s, the first policy, was shorter than a restart).
+#: Should a second run take the campaign's lease meanwhile, this one stops at its next step (agent/store/lease.py).
+STEP_RETRY_DELAYS = [2, 10, 30, 60, 120, 300]
+STEP_RETRIES = len(STEP_RETRY_DELAYS)
 LOCK_TTL = timedelta(minutes=10)
 
 
