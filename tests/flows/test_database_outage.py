@@ -1,4 +1,4 @@
-"""PostgreSQL goes down for a while in the middle of a campaign: the run rides it out and loses nothing.
+"""PostgreSQL goes down for 45 s in the middle of a campaign: the run rides it out and loses nothing.
 
 A real server of its own (stopping the shared one would break the other tests), stopped with
 ``pg_ctl -m immediate`` (every connection dropped, as in a crash or a failover) while ``matloop run``
@@ -61,7 +61,7 @@ def test_a_campaign_survives_the_database_dropping_mid_run(
         with subprocess.Popen(matloop_argv("run", str(campaign_file)), cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) as run:
             wait_for(lambda: _jobs(url) >= 4, 120, "the first batch to be dispatched")
-            own_postgres.outage(12.0)
+            own_postgres.outage(45.0)  # longer than the first retry policy (42 s) could ride out
             out, err = run.communicate(timeout=300)
         experiments = lab.lab.list(limit=1000)
     assert run.returncode == 0, err[-4000:]
