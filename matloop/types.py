@@ -120,6 +120,9 @@ class Candidate(BaseModel):
             text = "".join(f"{el}{amt:g}" for el, amt in self.composition.items())
         elif self.kind is CandidateKind.STRUCTURE and self.structure is not None:
             text = str(self.structure.get("formula") or self.fingerprint)
+            # one formula in several prototypes (rocksalt and CsCl KCl) must read differently
+            _, _, variant = self.origin.partition(":")
+            text += f" ({variant})" if variant else f" ({len(self.structure.get('sites', []))} sites)"
         elif self.kind is CandidateKind.IMAGE and self.image:
             pixels = [v for row in self.image for v in row]
             text = (f"{len(self.image)}×{len(self.image[0])} image, mean {sum(pixels) / len(pixels):.3f} "

@@ -117,9 +117,10 @@ def test_run_summary_names_structures_and_images_by_their_label(capsys) -> None:
     from matloop.types import Candidate, CandidateKind
 
     structure = {"@class": "Structure", "formula": "BiPbNO2", "sites": [{"xyz": [0.0, 0.0, 0.0]}] * 5}
-    crystal = Candidate(kind=CandidateKind.STRUCTURE, structure=structure)
+    crystal = Candidate(kind=CandidateKind.STRUCTURE, structure=structure, origin="substitution:perovskite")
+    assert Candidate(kind=CandidateKind.STRUCTURE, structure=structure).label() == "BiPbNO2 (5 sites)"
     image = Candidate(kind=CandidateKind.IMAGE, image=[[0.0, 1.0]] * 64)
-    for candidate, expected in [(crystal, "BiPbNO2"), (image, "64×2 image, mean 0.500")]:
+    for candidate, expected in [(crystal, "BiPbNO2 (perovskite)"), (image, "64×2 image, mean 0.500")]:
         result = {"campaign": "c", "status": "stopped", "objective": "y", "best": 1.0, "experiments": 3,
                   "failed": 0, "iterations": 1, "best_candidate": candidate.content, "best_kind": candidate.kind.value,
                   "best_label": candidate.label(120),
