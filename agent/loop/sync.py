@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
@@ -103,7 +104,7 @@ def sync(ctx: LoopContext) -> SyncReport:
     return report
 
 
-def attempt_of(session, job: JobRecord) -> int:  # type: ignore[no-untyped-def]
+def attempt_of(session: Session, job: JobRecord) -> int:
     """0 for a candidate's first job at a fidelity, n for the n-th resubmission of a lost one."""
     return session.scalar(
         select(func.count()).select_from(JobRecord).where(
@@ -113,7 +114,7 @@ def attempt_of(session, job: JobRecord) -> int:  # type: ignore[no-untyped-def]
     ) or 0
 
 
-def _resubmit_lost(session, ctx: LoopContext, job: JobRecord) -> bool:  # type: ignore[no-untyped-def]
+def _resubmit_lost(session: Session, ctx: LoopContext, job: JobRecord) -> bool:
     """Replace a lost job by a pending one with the next attempt's key; False once the resubmissions are spent.
 
     The lost job stays in the history (status ``lost``, the executor's words in ``error``); the new job
@@ -138,7 +139,7 @@ def _resubmit_lost(session, ctx: LoopContext, job: JobRecord) -> bool:  # type: 
     return True
 
 
-def _store_result(session, campaign: Campaign, job: JobRecord, result: JobResult) -> int:  # type: ignore[no-untyped-def]
+def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: JobResult) -> int:
     """One measurement row per property the job was to measure: a value, or a failure with its reason."""
     measurement = measurement_of(campaign, job.adapter, job.fidelity)
     existing = set(session.scalars(select(MeasurementRecord.property).where(MeasurementRecord.job_id == job.id)))
