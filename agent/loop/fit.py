@@ -121,11 +121,46 @@ def final_recommendation(ctx: LoopContext) -> None:
         fitted, _, X = _fit_observations(ctx, obs)
         pick = recommend(ctx.campaign, obs, fitted, X)
     except Exception as exc:  # noqa: BLE001 - the stop must happen; say why there is no final pick
-        pick, error = None, f"{type(exc).__name__}: {exc}"
+        pick, error, fitted = None, f"{type(exc).__name__}: {exc}", None
     else:
         error = None
     entry = {**pick, "n_results": obs.n_complete} if pick else {"n_results": obs.n_complete, "error": error}
-    _store_info(ctx, last.id, "recommended_final", entry)
+    with ctx.db.transaction() as session:  # the model version and the pick it made: both or neither
+        if fitted is not None:
+            entry["model_version"] = _final_version(session, ctx, last.id, fitted)
+        iteration = session.get(IterationRecord, last.id)
+        assert iteration is not None
+        iteration.info = {**(iteration.info or {}), "recommended_final": entry}
+
+
+def _final_version(session: Any, ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
+    """The stop's model as a model version of the last iteration (not its selection model), reused if stored.
+
+    Every pick must name the model that made it; the stop's refit sees the last batch's results too, so it
+    is a model of its own. It is not the iteration's ``model_version_id``, which chose that iteration's batch.
+    """
+    from sqlalchemy import select
+
+    existing = session.scalar(
+        select(ModelVersionRecord.id).where(
+            ModelVersionRecord.campaign_id == ctx.campaign_id, ModelVersionRecord.iteration_id == iteration_id,
+            ModelVersionRecord.training_hash == str(fitted.training_hash),
+        )
+    )
+    if existing is not None:
+        return int(existing)
+    version = ModelVersionRecord(
+        campaign_id=ctx.campaign_id, iteration_id=iteration_id, kind=str(fitted.kind),
+        objective=",".join(o.property for o in ctx.campaign.objectives), n_train=int(fitted.n_train),
+        training_hash=str(fitted.training_hash), metrics=_clean_metrics(getattr(fitted, "metrics", {})),
+        reason=f"fitted at the stop on every result; {getattr(fitted, 'reason', '')}".rstrip("; "),
+    )
+    session.add(version)
+    session.flush()
+    record_event(session, "model_fitted", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
+                 payload={"model_version": version.id, "kind": version.kind, "n_train": version.n_train,
+                          "final": True})
+    return int(version.id)
 
 
 def _clean_metrics(metrics: Any) -> dict[str, Any]:

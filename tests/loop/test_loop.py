@@ -28,7 +28,14 @@ from agent.policy import Decision
 from agent.store import Database
 from agent.store.campaigns import register_campaign
 from agent.store.migrate import upgrade
-from agent.store.models import BatchRecord, EventRecord, IterationRecord, JobRecord, MeasurementRecord
+from agent.store.models import (
+    BatchRecord,
+    EventRecord,
+    IterationRecord,
+    JobRecord,
+    MeasurementRecord,
+    ModelVersionRecord,
+)
 from tests.loop.conftest import branin_spec
 
 
@@ -69,13 +76,19 @@ def test_campaign_runs_to_budget_and_stores_every_decision(sqlite_url: str, siml
         assert pick["final"] and pick["n_results"] == 12
         assert iterations[-1].info["recommended"]["candidate"] in measured  # the iteration-start pick stays
         final = iterations[-1].info["recommended_final"]
+        # the stop's pick names its own model version: every result, a version beside the iteration's own
+        version = session.get(ModelVersionRecord, final["model_version"])
+        assert version is not None and version.n_train == 12 and version.iteration_id == iterations[-1].id
+        assert version.id != iterations[-1].model_version_id and "at the stop" in version.reason
         assert len({j.idempotency_key for j in jobs}) == 12
+        versions_before = session.scalar(select(func.count()).select_from(ModelVersionRecord))
     # everything is decided: running again only confirms the stop, and does not refit for the same results
     with open_adapters(spec) as adapters:
         ctx.adapters = adapters
         assert run_campaign(ctx).status == "stopped"
     with ctx.db.reading() as session:
         assert session.get(IterationRecord, iterations[-1].id).info["recommended_final"] == final
+        assert session.scalar(select(func.count()).select_from(ModelVersionRecord)) == versions_before
     ctx.db.dispose()
 
 
