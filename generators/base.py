@@ -11,6 +11,7 @@ exactly what it would have proposed before the interruption.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from matloop.types import Candidate
@@ -32,6 +33,8 @@ class GenerationContext:
     target: dict[str, Any] | None = None
     surrogate: object | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: where the campaign file lives: relative paths in the space (seed CIFs) resolve against it, not the cwd
+    base_dir: Path | None = None
 
 
 @runtime_checkable

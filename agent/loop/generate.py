@@ -52,6 +52,7 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None)
         target={o.property: o.model_dump(mode="json") for o in ctx.campaign.objectives},
         surrogate=None if fit is None else fit.model,
         extra={"known_structures": structures, "measurements": _measurements(ctx, fit)},
+        base_dir=ctx.base_dir,
     )
     raw = generator.propose(ctx.campaign.space, context, size)
     pool: list[Candidate] = []

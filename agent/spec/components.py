@@ -3,8 +3,9 @@
 The generator is built at every iteration and the surrogate first fitted after the initial design,
 so a misspelt ``generator.type`` or ``surrogate.settings`` key used to surface only after the
 initial design's experiments had been run. :func:`component_problems` builds the generator (cheap:
-generators load data and models on first use) and checks the surrogate's kind and settings with
-the same functions the loop uses, so the reader and the loop cannot disagree.
+generators load data and models on first use), reads a crystal space's seed CIFs, and checks the
+surrogate's kind and settings with the same functions the loop uses, so the reader and the loop
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -38,10 +39,30 @@ def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list
         if isinstance(generator, DatasetPool) and (base_dir is not None or generator.path.is_absolute()):
             if not generator.path.is_file():
                 problems.append((("generator", "settings", "path"), f"no file at {generator.path}"))
+    problems += _seed_cif_problems(campaign, base_dir)
     surrogate = campaign.surrogate
     try:
         check_campaign_surrogate(surrogate.type, surrogate.settings)
     except ValueError as exc:
         where = ("surrogate", "type") if surrogate.type not in KINDS else ("surrogate", "settings")
         problems.append((where, str(exc)))
+    return problems
+
+
+def _seed_cif_problems(campaign: Campaign, base_dir: Path | None) -> list[tuple[Loc, str]]:
+    """Each seed CIF of a crystal space read as the generator will read it (a missing or broken file, an
+    unknown element); relative paths are resolved next to the campaign file, as the loop resolves them."""
+    from matloop.space import CrystalSpace
+
+    space = campaign.space
+    if not isinstance(space, CrystalSpace) or not space.seed_cifs:
+        return []
+    from generators.crystal.io import CrystalInputError, load_cif, seed_cif_paths
+
+    problems: list[tuple[Loc, str]] = []
+    for i, path in enumerate(seed_cif_paths(space.seed_cifs, base_dir)):
+        try:
+            load_cif(path)
+        except CrystalInputError as exc:
+            problems.append((("space", "seed_cifs", i), str(exc)))
     return problems

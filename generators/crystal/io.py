@@ -67,3 +67,9 @@ def load_cif(path: str | Path) -> Structure:
     except OSError as exc:
         raise CrystalInputError(f"{path}: cannot read ({exc.strerror})") from exc
     return structure_from_cif_text(text, source=str(path))
+
+
+def seed_cif_paths(seed_cifs: list[str], base_dir: Path | None) -> list[Path]:
+    """A crystal space's seed CIFs as paths: relative ones next to the campaign file (when it is known)."""
+    paths = [Path(p).expanduser() for p in seed_cifs]
+    return [p if p.is_absolute() or base_dir is None else base_dir / p for p in paths]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from pymatgen.core import Composition, Element, Species, Structure
 from generators.base import GenerationContext
 from generators.crystal.chemistry import OxidationRules, SubstitutionScorer, shared_scorer
 from generators.crystal.dedup import FINGERPRINT_PREFIX, space_group_number
-from generators.crystal.io import load_cif
+from generators.crystal.io import load_cif, seed_cif_paths
 from generators.crystal.novelty import ReferenceSet
 from generators.crystal.prototypes import Template, named_prototype, template_from_structure
 from generators.crystal.volume import TemplateVolumes
@@ -163,9 +164,10 @@ class SubstitutionGenerator:
     def from_settings(cls, settings: dict[str, Any] | None = None) -> SubstitutionGenerator:
         return cls(settings=SubstitutionSettings.model_validate(settings or {}))
 
-    def templates(self, space: CrystalSpace) -> list[Template]:
+    def templates(self, space: CrystalSpace, base_dir: Path | None = None) -> list[Template]:
         out = [named_prototype(p) for p in space.prototypes]
-        out += [template_from_structure(path, load_cif(path)) for path in space.seed_cifs]
+        out += [template_from_structure(str(path), load_cif(path))
+                for path in seed_cif_paths(space.seed_cifs, base_dir)]
         return [t for t in out if t.num_sites <= space.max_atoms]
 
     def propose(self, space: CrystalSpace, context: GenerationContext, n: int) -> list[Candidate]:
@@ -177,7 +179,7 @@ class SubstitutionGenerator:
         rng = np.random.default_rng(context.seed)
         rules = OxidationRules(space.oxidation_states)
         self._scorer = self._scorer or shared_scorer()
-        templates = self.templates(space)
+        templates = self.templates(space, context.base_dir)
         if not templates:
             raise ValueError(f"no prototype or seed fits max_atoms={space.max_atoms}")
         options = {

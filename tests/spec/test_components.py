@@ -56,3 +56,35 @@ def test_a_dataset_path_is_resolved_next_to_the_campaign_file(tmp_path) -> None:
     assert problem.path == "generator.settings.path" and str(tmp_path / "library.csv") in problem.message
     (tmp_path / "library.csv").write_text("x,n,c\n0.5,2,a\n")
     assert load_campaign(campaign).generator.type == "dataset"
+
+
+def test_seed_cifs_are_read_next_to_the_campaign_file(tmp_path, monkeypatch) -> None:
+    """A broken, foreign or missing seed CIF is named with its line when the file is read, whatever the cwd."""
+    import yaml
+    from pymatgen.core import Lattice, Structure
+
+    from agent.cli.campaign_files import template_text
+
+    data = yaml.safe_load(template_text("dft-binaries"))
+    data["space"]["seed_cifs"] = ["seeds/nacl.cif", "seeds/broken.cif", "seeds/missing.cif"]
+    (tmp_path / "seeds").mkdir()
+    Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(tmp_path / "seeds" / "nacl.cif"))
+    (tmp_path / "seeds" / "broken.cif").write_text("data_x\nloop_\n_atom_site_label\nQq1\n")
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.chdir("/")  # relative to the campaign file, not to wherever the command runs
+    with pytest.raises(CampaignFileError) as info:
+        load_campaign(campaign)
+    found = {p.path: p.message for p in info.value.problems}
+    assert set(found) == {"space.seed_cifs[1]", "space.seed_cifs[2]"}
+    assert "unknown element 'Qq1'" in found["space.seed_cifs[1]"]
+    assert f"{tmp_path / 'seeds' / 'missing.cif'}: cannot read" in found["space.seed_cifs[2]"]
+    data["space"]["seed_cifs"] = ["seeds/nacl.cif"]
+    campaign.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert load_campaign(campaign).space.seed_cifs == ["seeds/nacl.cif"]
+    from generators.crystal.substitution import SubstitutionGenerator
+
+    space = load_campaign(campaign).space
+    names = [t.name for t in SubstitutionGenerator().templates(space, base_dir=tmp_path)]  # the loop's resolution
+    assert any("nacl.cif" in name for name in names), names
