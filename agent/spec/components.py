@@ -18,10 +18,10 @@ Loc = tuple[str | int, ...]
 
 
 def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list[tuple[Loc, str]]:
-    """``(field path, message)`` for each generator or surrogate setting the loop would refuse.
+    """``(field path, message)`` for each generator setting, seed CIF or surrogate setting the loop would refuse.
 
-    ``base_dir`` is where the campaign file lives (relative data paths are resolved against it);
-    without it a relative dataset path is not checked, since the loop resolves it the same way.
+    ``base_dir`` is where the campaign file lives (relative data paths are resolved against it, as the
+    loop resolves them); without it (text with no file) relative dataset and CIF paths are not checked.
     """
     from generators.pool import DatasetPool, PoolError
     from generators.registry import build_generator
@@ -61,6 +61,8 @@ def _seed_cif_problems(campaign: Campaign, base_dir: Path | None) -> list[tuple[
 
     problems: list[tuple[Loc, str]] = []
     for i, path in enumerate(seed_cif_paths(space.seed_cifs, base_dir)):
+        if not path.is_absolute() and base_dir is None:
+            continue  # no campaign file to resolve it against
         try:
             load_cif(path)
         except CrystalInputError as exc:

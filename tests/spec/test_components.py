@@ -88,3 +88,8 @@ def test_seed_cifs_are_read_next_to_the_campaign_file(tmp_path, monkeypatch) -> 
     space = load_campaign(campaign).space
     names = [t.name for t in SubstitutionGenerator().templates(space, base_dir=tmp_path)]  # the loop's resolution
     assert any("nacl.cif" in name for name in names), names
+    # campaign text with no file behind it: relative paths cannot be resolved yet, so they are not judged
+    from agent.spec import parse_campaign
+
+    data["space"]["seed_cifs"] = ["seeds/missing.cif"]
+    assert parse_campaign(yaml.safe_dump(data, sort_keys=False)).space.seed_cifs == ["seeds/missing.cif"]
