@@ -149,18 +149,25 @@ def _final_version(session: Any, ctx: LoopContext, iteration_id: int, fitted: An
     )
     if existing is not None:
         return int(existing)
+    reason = f"fitted at the stop on every result; {getattr(fitted, 'reason', '')}".rstrip("; ")
+    return _add_version(session, ctx, iteration_id, fitted, reason=reason, final=True).id
+
+
+def _add_version(session: Any, ctx: LoopContext, iteration_id: int, fitted: Any, *, reason: str,
+                 artifact: str | None = None, final: bool = False) -> ModelVersionRecord:
+    """Store what ``fitted`` was trained on and how well it cross-validated, with its ``model_fitted`` event."""
     version = ModelVersionRecord(
         campaign_id=ctx.campaign_id, iteration_id=iteration_id, kind=str(fitted.kind),
         objective=",".join(o.property for o in ctx.campaign.objectives), n_train=int(fitted.n_train),
         training_hash=str(fitted.training_hash), metrics=_clean_metrics(getattr(fitted, "metrics", {})),
-        reason=f"fitted at the stop on every result; {getattr(fitted, 'reason', '')}".rstrip("; "),
+        reason=reason, artifact_path=artifact,
     )
     session.add(version)
     session.flush()
+    payload = {"model_version": version.id, "kind": version.kind, "n_train": version.n_train}
     record_event(session, "model_fitted", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
-                 payload={"model_version": version.id, "kind": version.kind, "n_train": version.n_train,
-                          "final": True})
-    return int(version.id)
+                 payload={**payload, "final": True} if final else payload)
+    return version
 
 
 def _clean_metrics(metrics: Any) -> dict[str, Any]:
@@ -199,24 +206,11 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
                 artifact = str(path)
             except Exception:  # noqa: BLE001 - the model file is a convenience; the record is the truth
                 artifact = None
-        version = ModelVersionRecord(
-            campaign_id=ctx.campaign_id,
-            iteration_id=iteration_id,
-            kind=str(fitted.kind),
-            objective=",".join(o.property for o in ctx.campaign.objectives),
-            n_train=int(fitted.n_train),
-            training_hash=str(fitted.training_hash),
-            metrics=_clean_metrics(getattr(fitted, "metrics", {})),
-            reason=str(getattr(fitted, "reason", "")),
-            artifact_path=artifact,
-        )
-        session.add(version)
-        session.flush()
+        version = _add_version(session, ctx, iteration_id, fitted, reason=str(getattr(fitted, "reason", "")),
+                               artifact=artifact)
         iteration.model_version_id = version.id
         if iteration.step == "started":
             iteration.step = "fitted"
-        record_event(session, "model_fitted", campaign_id=ctx.campaign_id, iteration_id=iteration_id,
-                     payload={"model_version": version.id, "kind": version.kind, "n_train": version.n_train})
         return version.id
 
 
