@@ -285,4 +285,4 @@ def pool_generator(kind: str, settings: dict[str, Any], *, base_dir: Path | None
         if "path" not in settings:
             raise PoolError("generator 'dataset' needs settings.path (a CSV file with one column per parameter)")
         return DatasetPool(settings["path"], base_dir=base_dir)
-    raise PoolError(f"no pool generator {kind!r}; choose grid, sobol or dataset")
+    raise PoolError(f"no pool generator {kind!r}; choose {', '.join(POOL_SETTINGS)}")

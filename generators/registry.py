@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from generators.pool import PoolError, pool_generator
+from generators.pool import POOL_SETTINGS, PoolError, pool_generator
 from matloop.space import CrystalSpace, MicrostructureSpace, ParametricSpace
 
 #: ``generator.type`` short names beyond the pool kinds: name -> "module:factory".
@@ -23,7 +23,7 @@ NAMED_GENERATORS = {
     "janus": "generators.inverse:JanusGenerator",
     "random_field": "generators.inverse.images:RandomFieldPool",
 }
-POOL_KINDS = ("grid", "sobol", "dataset")
+POOL_KINDS = tuple(POOL_SETTINGS)  # grid, sobol, dataset
 #: Read by the loop for every generator (how many candidates to ask for), not passed to it.
 LOOP_SETTINGS = ("pool_size",)
 
