@@ -33,7 +33,8 @@ class GenerationContext:
     target: dict[str, Any] | None = None
     surrogate: object | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    #: where the campaign file lives: relative paths in the space (seed CIFs) resolve against it, not the cwd
+    #: where the campaign file lives: relative paths in the space (seed CIFs) and in generator settings (data
+    #: and model files) resolve against it, not the cwd
     base_dir: Path | None = None
 
 
@@ -42,6 +43,9 @@ class Generator(Protocol):
     """Proposes up to ``n`` candidates from ``space``, deterministic in ``context.seed``.
 
     Generators should avoid ``context.known_fingerprints``; the loop drops any that slip through.
+    A generator that reads files named in its settings may also offer
+    ``data_files(base_dir) -> {setting path: Path}``: the campaign-file reader then reports a missing
+    file with its line, before any experiment (``agent/spec/components.py``).
     """
 
     name: str

@@ -226,6 +226,10 @@ class DatasetPool:
             path = base_dir / path
         self.path = path
 
+    def data_files(self, base_dir: Path | None) -> dict[tuple[str, ...], Path]:
+        """The file this pool reads, by its setting (resolved when the pool was built)."""
+        return {("path",): self.path}
+
     def propose(self, space: Any, context: GenerationContext, n: int) -> list[Candidate]:
         import pandas as pd
 

@@ -23,7 +23,7 @@ def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list
     ``base_dir`` is where the campaign file lives (relative data paths are resolved against it, as the
     loop resolves them); without it (text with no file) relative dataset and CIF paths are not checked.
     """
-    from generators.pool import DatasetPool, PoolError
+    from generators.pool import PoolError
     from generators.registry import build_generator
     from surrogates.settings import KINDS, check_campaign_surrogate
 
@@ -36,9 +36,7 @@ def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list
         where = ("generator", "type") if field == "generator.type" else ("generator", "settings")
         problems.append((where, message if field.startswith("generator.") else str(exc)))
     else:
-        if isinstance(generator, DatasetPool) and (base_dir is not None or generator.path.is_absolute()):
-            if not generator.path.is_file():
-                problems.append((("generator", "settings", "path"), f"no file at {generator.path}"))
+        problems += _data_file_problems(generator, base_dir)
     problems += _seed_cif_problems(campaign, base_dir)
     surrogate = campaign.surrogate
     try:
@@ -47,6 +45,21 @@ def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list
         where = ("surrogate", "type") if surrogate.type not in KINDS else ("surrogate", "settings")
         problems.append((where, str(exc)))
     return problems
+
+
+def _data_file_problems(generator: object, base_dir: Path | None) -> list[tuple[Loc, str]]:
+    """Each data file a generator names in its settings (``data_files``) that is not there.
+
+    Relative paths are judged only when there is a campaign file to resolve them against.
+    """
+    data_files = getattr(generator, "data_files", None)
+    if data_files is None:
+        return []
+    return [
+        (("generator", "settings", *setting), f"no file at {path}")
+        for setting, path in data_files(base_dir).items()
+        if (path.is_absolute() or base_dir is not None) and not path.is_file()
+    ]
 
 
 def _seed_cif_problems(campaign: Campaign, base_dir: Path | None) -> list[tuple[Loc, str]]:

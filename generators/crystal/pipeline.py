@@ -11,6 +11,7 @@ store next to the pool.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,7 +67,8 @@ class FunnelGenerator:
             max_atoms=space.max_atoms,
         )
         outcome = run_funnel(
-            structures, registry, rules, OxidationRules(space.oxidation_states), self._reference_set(), self._mlip()
+            structures, registry, rules, OxidationRules(space.oxidation_states),
+            self._reference_set(context.base_dir), self._mlip(context.base_dir),
         )
         self.last_outcome = outcome
         return [
@@ -74,18 +76,33 @@ class FunnelGenerator:
             for i in outcome.survivors
         ]
 
-    def _reference_set(self) -> ReferenceSet | None:
+    def data_files(self, base_dir: Path | None) -> dict[tuple[str, ...], Path]:
+        """The files the funnel will read, by their setting (checked when the campaign file is read)."""
+        files = self.generator.data_files(base_dir)
+        if self.funnel.novelty_reference:
+            files[("funnel", "novelty_reference")] = resolve_data_path(self.funnel.novelty_reference, base_dir)
+        model_path = (self.funnel.mlip or {}).get("model_path")
+        if model_path:
+            files[("funnel", "mlip", "model_path")] = resolve_data_path(model_path, base_dir)
+        return files
+
+    def _reference_set(self, base_dir: Path | None) -> ReferenceSet | None:
         if self.funnel.novelty_reference and self._reference is None:
-            self._reference = ReferenceSet.from_csv(resolve_data_path(self.funnel.novelty_reference))
+            self._reference = ReferenceSet.from_csv(resolve_data_path(self.funnel.novelty_reference, base_dir))
         return self._reference
 
-    def _mlip(self) -> Any:
+    def _mlip(self, base_dir: Path | None) -> Any:
+        """The MLIP screen; its model file and cache folder, when relative, lie next to the campaign file."""
         if self.funnel.mlip is None:
             return None
         if self._screen is None:
             from surrogates.mlip import MLIPScreen, MLIPSettings
 
-            self._screen = MLIPScreen(MLIPSettings.model_validate(self.funnel.mlip))
+            settings = dict(self.funnel.mlip)
+            for key in ("model_path", "cache_dir"):
+                if settings.get(key):
+                    settings[key] = str(resolve_data_path(settings[key], base_dir))
+            self._screen = MLIPScreen(MLIPSettings.model_validate(settings))
         return self._screen
 
 

@@ -133,13 +133,20 @@ def _steering_callable(surrogate: object) -> Callable[[Sequence[Candidate]], Seq
     return surrogate  # type: ignore[return-value]
 
 
-def resolve_data_path(path: str) -> str:
-    """``dataset:perov5/perov5_val.csv`` → the bundled or shared copy (see :mod:`matloop.data`)."""
+def resolve_data_path(path: str, base_dir: Path | None = None) -> Path:
+    """A data-file setting as the path to read.
+
+    ``dataset:perov5/perov5_val.csv`` is the bundled or shared copy (see :mod:`matloop.data`); a relative
+    path lies next to the campaign file (``base_dir``), as seed CIFs and dataset pools do, because a run
+    started from the Prefect UI has another working directory than the user's shell. Without a
+    ``base_dir`` (a campaign given as text) it stays relative to the working directory.
+    """
     if path.startswith("dataset:"):
         from matloop.data import dataset_path
 
-        return str(dataset_path(path.removeprefix("dataset:")))
-    return path
+        return Path(dataset_path(path.removeprefix("dataset:")))
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() or base_dir is None else base_dir / resolved
 
 
 def _gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,7 +197,9 @@ class SubstitutionGenerator:
             if empty:
                 raise ValueError(f"nothing may occupy sublattices {empty} of {t.name}; check elements/sites")
         systems = [frozenset(cs.split("-")) for cs in space.chemical_systems]
-        reference = self._reference_formulas()
+        reference = self._reference_formulas(context.base_dir)
+        if reference is not None and self.settings.reference_match and self._reference_set is None:
+            self._reference_set = ReferenceSet.from_csv(self._data_path("reference_formulas", context.base_dir))
         scorer = self._scorer
         steering = _steering_callable(context.surrogate)
         wanted = n * (self.settings.oversample if steering else 1)
@@ -228,16 +237,25 @@ class SubstitutionGenerator:
         self.stats.proposed = len(proposals)
         return proposals
 
-    def _reference_formulas(self) -> frozenset[str] | None:
-        path = self.settings.reference_formulas
-        if path is None:
+    def data_files(self, base_dir: Path | None) -> dict[tuple[str, ...], Path]:
+        """The files this generator will read, by their setting (checked when the campaign file is read)."""
+        if self.settings.reference_formulas is None:
+            return {}
+        return {("reference_formulas",): self._data_path("reference_formulas", base_dir)}
+
+    def _data_path(self, setting: str, base_dir: Path | None) -> Path:
+        return resolve_data_path(getattr(self.settings, setting), base_dir)
+
+    def _reference_formulas(self, base_dir: Path | None) -> frozenset[str] | None:
+        if self.settings.reference_formulas is None:
             return None
         import pandas as pd
 
+        resolved = self._data_path("reference_formulas", base_dir)
         try:
-            formulas = pd.read_csv(resolve_data_path(path), usecols=["formula"])["formula"]
+            formulas = pd.read_csv(resolved, usecols=["formula"])["formula"]
         except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"reference_formulas {path}: cannot read a 'formula' column ({exc})") from exc
+            raise ValueError(f"reference_formulas {resolved}: cannot read a 'formula' column ({exc})") from exc
         return frozenset(Composition(f).reduced_formula for f in formulas)
 
     def _score(
@@ -274,8 +292,6 @@ class SubstitutionGenerator:
             self.stats.not_charge_balanced += 1
             return None
         if reference is not None and self.settings.reference_match:
-            if self._reference_set is None:
-                self._reference_set = ReferenceSet.from_csv(resolve_data_path(self.settings.reference_formulas or ""))
             # StructureMatcher scales volumes, so the unscaled decoration is enough to test the match
             if self._reference_set.match(template.decorate(fill)) is None:
                 self.stats.no_reference_match += 1

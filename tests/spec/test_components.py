@@ -93,3 +93,42 @@ def test_seed_cifs_are_read_next_to_the_campaign_file(tmp_path, monkeypatch) -> 
 
     data["space"]["seed_cifs"] = ["seeds/missing.cif"]
     assert parse_campaign(yaml.safe_dump(data, sort_keys=False)).space.seed_cifs == ["seeds/missing.cif"]
+
+
+def test_generator_data_files_are_found_next_to_the_campaign_file(tmp_path, monkeypatch) -> None:
+    """The funnel's reference CSV and MLIP model file: named with their line when missing, read from the
+    campaign file's folder by the loop, whatever the working directory (a run from the Prefect UI has another)."""
+    import shutil
+
+    import yaml
+
+    from agent.cli.campaign_files import template_text
+    from generators.base import GenerationContext
+    from generators.registry import build_generator
+    from tests.crystal.conftest import DATA
+
+    data = yaml.safe_load(template_text("dft-binaries"))
+    data["generator"] = {"type": "crystal", "settings": {
+        "reference_formulas": "refs/formulas.csv",
+        "funnel": {"novelty_reference": "refs/known.csv", "mlip": {"model_path": "models/mace.model"}}}}
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.chdir("/")
+    with pytest.raises(CampaignFileError) as info:
+        load_campaign(campaign)
+    found = {p.path: p.message for p in info.value.problems}
+    assert found == {
+        "generator.settings.reference_formulas": f"no file at {tmp_path / 'refs' / 'formulas.csv'}",
+        "generator.settings.funnel.novelty_reference": f"no file at {tmp_path / 'refs' / 'known.csv'}",
+        "generator.settings.funnel.mlip.model_path": f"no file at {tmp_path / 'models' / 'mace.model'}",
+    }
+    assert all(p.line is not None for p in info.value.problems)
+
+    (tmp_path / "refs").mkdir()
+    shutil.copy(DATA / "perov5_sample.csv", tmp_path / "refs" / "known.csv")
+    del data["generator"]["settings"]["reference_formulas"], data["generator"]["settings"]["funnel"]["mlip"]
+    campaign.write_text(yaml.safe_dump(data, sort_keys=False))
+    loaded = load_campaign(campaign)
+    generator = build_generator(loaded.generator.type, loaded.generator.settings, loaded.space, base_dir=tmp_path)
+    generator.propose(loaded.space, GenerationContext(seed=0, base_dir=tmp_path), 8)  # the loop's resolution
+    assert generator._reference is not None and len(generator._reference) > 0
