@@ -26,12 +26,19 @@ class Pool:
     top_share: float  # the "top set" is this share of the pool (1% OER, 5% perovskites)
     columns: list[str]
     #: each design parameter's feature columns, as a campaign's featurizer reports them (one-hot blocks for
-    #: the perovskites' three choices, one column per metal for the OER plates)
+    #: the perovskites' three choices; the OER plates' six loadings, and their presence bits)
     groups: list[list[int]] | None = None
+    #: what matloop's model sees, when it is not ``X`` itself: a campaign's featurizer applied to the rows
+    #: (the OER plates' loadings plus one presence bit per metal); BayBE is given ``X``
+    features: torch.Tensor | None = None
+
+    @property
+    def model_X(self) -> torch.Tensor:
+        return self.X if self.features is None else self.features
 
     @property
     def feature_groups(self) -> list[list[int]]:
-        return self.groups if self.groups is not None else [[i] for i in range(len(self.columns))]
+        return self.groups if self.groups is not None else [[i] for i in range(self.model_X.shape[-1])]
 
     @property
     def utility(self) -> np.ndarray:
@@ -60,7 +67,22 @@ def oer_pool(plate: str, limit: int | None = None, seed: int = 0) -> Pool:
     if limit is not None and limit < len(df):
         df = df.sample(n=limit, random_state=seed).reset_index(drop=True)
     X = torch.tensor(df[columns].to_numpy(), dtype=torch.double)
-    return Pool(f"oer_{plate}", X, df["overpotential"].to_numpy(), True, 0.01, columns)
+    features, groups = campaign_features(columns, df[columns].to_dict("records"))
+    return Pool(f"oer_{plate}", X, df["overpotential"].to_numpy(), True, 0.01, columns, groups, features)
+
+
+def campaign_features(columns: list[str], rows: list[dict[str, float]]) -> tuple[torch.Tensor, list[list[int]]]:
+    """The features and groups matloop's loop would give these plate rows: the ``oer`` template's space
+    (six loadings in [0, 1] on a 0.1-step simplex) through the campaign featurizer."""
+    from matloop.space import ParametricSpace
+    from surrogates.featurize import ParametricFeaturizer
+
+    space = ParametricSpace.model_validate({
+        "parameters": [{"name": c, "type": "continuous", "bounds": [0.0, 1.0]} for c in columns],
+        "simplex": [{"parameters": columns, "total": 1.0, "step": 0.1}],
+    })
+    featurizer = ParametricFeaturizer(space)
+    return featurizer.transform(rows).double(), featurizer.feature_groups
 
 
 def perovskite_pool() -> Pool:

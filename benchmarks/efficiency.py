@@ -45,14 +45,15 @@ def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int, exploit_
     from agent.selection import select_batch
     from agent.spec.objectives import Objective
 
-    X = pool.X[observed]
+    features = pool.model_X  # what a campaign's featurizer makes of the pool's rows
+    X = features[observed]
     y = torch.tensor(pool.y[observed], dtype=torch.double).unsqueeze(-1)
-    bounds = torch.stack([pool.X.min(dim=0).values, pool.X.max(dim=0).values])
+    bounds = torch.stack([features.min(dim=0).values, features.max(dim=0).values])
     model = fit_model(X, y, seed, bounds=bounds, groups=pool.feature_groups)
     exclude = torch.zeros(len(pool.X), dtype=torch.bool)
     exclude[observed] = True
     picks = select_batch(
-        model, pool.X, objectives=[Objective(property="y", goal="minimize" if pool.minimize else "maximize")],
+        model, features, objectives=[Objective(property="y", goal="minimize" if pool.minimize else "maximize")],
         properties=["y"], q=q, X_observed=X, Y_observed=y, exclude=exclude, seed=seed, exploit_share=exploit_share,
     )
     return [p.index for p in picks]

@@ -25,6 +25,7 @@ from matloop.space import (
     IntegerParameter,
     MicrostructureSpace,
     ParametricSpace,
+    SimplexGroup,
 )
 from matloop.types import Candidate
 
@@ -63,9 +64,20 @@ class ParametricFeaturizer:
     ``categorical="auto"`` uses descriptors when a parameter has them and they tell
     every option apart, one-hot otherwise (recorded in ``notes``): descriptors that
     give two options the same vector would make them one candidate to the model.
+
+    A gridded mixture (a simplex group with a ``step``) whose components may be absent also gets one
+    *presence* bit per such component (``ni_load>0``), and its fractions become one feature group, its
+    presence bits another (``presence=True``, the default). Adding 10 % of an element to a catalyst or an
+    alloy changes its chemistry in kind, not by degree; a stationary kernel over the fractions alone sees
+    0 → 0.1 as the same small step as 0.5 → 0.6, so it smooths over exactly the compositions where a new
+    element makes the difference. With the bits, ``kernel: auto`` sums a kernel over the fractions, one over
+    which elements are present, and one over both (see ``surrogates/gp.py``). On the OER plates this found
+    isolated best compositions about twice as often within 150 experiments (benchmarks/RESULTS-selection.md).
+    The bits are not affine in the parameters, so continuous optimisation
+    (``agent.selection.optimize_continuous``) needs ``presence=False``; the loop selects from pools.
     """
 
-    def __init__(self, space: ParametricSpace, categorical: str = "auto") -> None:
+    def __init__(self, space: ParametricSpace, categorical: str = "auto", presence: bool = True) -> None:
         if categorical not in {"auto", "onehot", "descriptors"}:
             raise ValueError(f"categorical={categorical!r}: expected 'auto', 'onehot' or 'descriptors'")
         self.space = space
@@ -92,11 +104,29 @@ class ParametricFeaturizer:
                     self._add_onehot(p)
             else:
                 self._add_numeric(p.name, float(p.bounds[0]), float(p.bounds[1]), isinstance(p, IntegerParameter))
+        if presence:
+            for group in space.simplex:
+                self._add_presence(space, group)
         self.dim = len(self.feature_names)
 
     def _group(self, start: int) -> None:
         """Record the columns added since ``start`` as one parameter's group."""
         self.feature_groups.append(list(range(start, len(self.feature_names))))
+
+    def _add_presence(self, space: ParametricSpace, group: SimplexGroup) -> None:
+        """Presence bits for a gridded mixture's optional components; its fractions become one group."""
+        optional = [n for n in group.parameters if float(space.parameter(n).bounds[0]) <= 0.0]
+        if group.step is None or not optional:
+            return  # off the grid "absent" is not an exact value; a component that is always there tells nothing
+        half_step = group.step / 2
+        fractions = [self.feature_names.index(n) for n in group.parameters]
+        merged = [g for g in self.feature_groups if not set(g) <= set(fractions)]
+        self.feature_groups = sorted([*merged, sorted(fractions)], key=min)
+        start = len(self.feature_names)
+        for name in optional:
+            self.feature_names.append(f"{name}>0")
+            self._encoders.append((name, lambda v, half=half_step: [1.0 if float(v) > half else 0.0]))
+        self._group(start)
 
     def _add_numeric(self, name: str, low: float, high: float, integer: bool) -> None:
         span = high - low
