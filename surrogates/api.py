@@ -235,7 +235,7 @@ def fit_surrogate(
         reason += "; " + "; ".join(scale_notes)
     additive = [o.recipe["feature_groups"] for o in outputs if o.recipe.get("kernel") == "additive"]
     if additive:
-        reason += f"; additive kernel over {len(additive[0])} parameters plus their interactions"
+        reason += f"; additive kernel over {len(additive[0])} feature groups plus their interactions"
     if chosen == "gp" and any(o.recipe.get("variant") == "sparse" for o in outputs) and Yvar is not None:
         reason += "; sparse GP ignores measured noise (learns one noise level)"
     return FittedSurrogate(

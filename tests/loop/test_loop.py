@@ -30,6 +30,7 @@ from agent.store.campaigns import register_campaign
 from agent.store.migrate import upgrade
 from agent.store.models import (
     BatchRecord,
+    CandidateRecord,
     EventRecord,
     IterationRecord,
     JobRecord,
@@ -184,7 +185,41 @@ def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_cho
         versions = list(session.scalars(select(ModelVersionRecord)))
         measured = session.scalar(select(func.count()).select_from(MeasurementRecord))
     assert measured and versions
-    assert all("additive kernel over 3 parameters" in v.reason for v in versions), [v.reason for v in versions]
+    assert all("additive kernel over 3 feature groups" in v.reason for v in versions), [v.reason for v in versions]
+
+
+def test_oer_template_fits_fractions_and_presence_bits_as_two_groups(sqlite_url: str) -> None:
+    """The shipped composition template: its gridded six-metal mixture reaches the GP as two feature groups
+    (the loadings, and which metals are present), and the picks stay on the simplex grid."""
+    from pathlib import Path
+
+    import yaml
+
+    from agent.spec import Campaign
+    from agent.store.models import ModelVersionRecord
+    from lab_adapters.simlab.inprocess import running_simlab
+
+    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / "oer.yaml"
+    data = yaml.safe_load(template.read_text())
+    data["budget"] = {"max_experiments": 16, "max_iterations": 2}
+    data["surrogate"] = {"type": "gp"}
+    with running_simlab(scenarios=["oer_plate_3496"], time_scale=1e-4) as lab:
+        data["adapters"]["lab"].update(url=lab.url, token=lab.token)
+        spec = Campaign.model_validate(data)
+        with open_adapters(spec) as adapters:
+            ctx = make_ctx(sqlite_url, spec, adapters)
+            outcome = run_campaign(ctx)
+    assert outcome.status == "stopped", outcome
+    with ctx.db.reading() as session:
+        versions = list(session.scalars(select(ModelVersionRecord)))
+        points = [c.representation["params"] for c in session.scalars(
+            select(CandidateRecord).join(JobRecord, JobRecord.candidate_id == CandidateRecord.id))]
+    assert versions and all("additive kernel over 2 feature groups" in v.reason for v in versions), [
+        v.reason for v in versions]
+    assert len(points) == 16
+    for point in points:
+        assert abs(sum(point.values()) - 1.0) < 1e-9
+        assert all(abs(v * 10 - round(v * 10)) < 1e-9 for v in point.values()), point
 
 
 def test_a_failing_final_fit_is_recorded_and_does_not_block_the_stop(
