@@ -161,26 +161,31 @@ def test_exploit_share_from_the_campaign_file_reaches_the_batch(sqlite_url: str,
 
 
 
-def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_choices(sqlite_url: str) -> None:
-    """The shipped template runs, and the featurizer's parameter groups reach the GP: one term per choice."""
+def run_template(sqlite_url: str, name: str, scenario: str, **changes: Any) -> LoopContext:
+    """Run a shipped template against the in-process lab's ``scenario``, with ``changes`` to its top-level keys."""
     from pathlib import Path
 
     import yaml
 
     from agent.spec import Campaign
-    from agent.store.models import ModelVersionRecord
     from lab_adapters.simlab.inprocess import running_simlab
 
-    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / "hybrid-perovskites.yaml"
-    data = yaml.safe_load(template.read_text())
-    data["budget"] = {"max_experiments": 16, "max_iterations": 3}
-    with running_simlab(scenarios=["hybrid_perovskites"], time_scale=1e-4) as lab:
+    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / f"{name}.yaml"
+    data = {**yaml.safe_load(template.read_text()), **changes}
+    with running_simlab(scenarios=[scenario], time_scale=1e-4) as lab:
         data["adapters"]["lab"].update(url=lab.url, token=lab.token)
         spec = Campaign.model_validate(data)
         with open_adapters(spec) as adapters:
             ctx = make_ctx(sqlite_url, spec, adapters)
             outcome = run_campaign(ctx)
     assert outcome.status == "stopped", outcome
+    return ctx
+
+
+def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_choices(sqlite_url: str) -> None:
+    """The shipped template runs, and the featurizer's parameter groups reach the GP: one term per choice."""
+    ctx = run_template(sqlite_url, "hybrid-perovskites", "hybrid_perovskites",
+                       budget={"max_experiments": 16, "max_iterations": 3})
     with ctx.db.reading() as session:
         versions = list(session.scalars(select(ModelVersionRecord)))
         measured = session.scalar(select(func.count()).select_from(MeasurementRecord))
@@ -191,25 +196,8 @@ def test_hybrid_perovskites_template_fits_the_additive_kernel_over_its_three_cho
 def test_oer_template_fits_fractions_and_presence_bits_as_two_groups(sqlite_url: str) -> None:
     """The shipped composition template: its gridded six-metal mixture reaches the GP as two feature groups
     (the loadings, and which metals are present), and the picks stay on the simplex grid."""
-    from pathlib import Path
-
-    import yaml
-
-    from agent.spec import Campaign
-    from agent.store.models import ModelVersionRecord
-    from lab_adapters.simlab.inprocess import running_simlab
-
-    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / "oer.yaml"
-    data = yaml.safe_load(template.read_text())
-    data["budget"] = {"max_experiments": 16, "max_iterations": 2}
-    data["surrogate"] = {"type": "gp"}
-    with running_simlab(scenarios=["oer_plate_3496"], time_scale=1e-4) as lab:
-        data["adapters"]["lab"].update(url=lab.url, token=lab.token)
-        spec = Campaign.model_validate(data)
-        with open_adapters(spec) as adapters:
-            ctx = make_ctx(sqlite_url, spec, adapters)
-            outcome = run_campaign(ctx)
-    assert outcome.status == "stopped", outcome
+    ctx = run_template(sqlite_url, "oer", "oer_plate_3496", budget={"max_experiments": 16, "max_iterations": 2},
+                       surrogate={"type": "gp"})
     with ctx.db.reading() as session:
         versions = list(session.scalars(select(ModelVersionRecord)))
         points = [c.representation["params"] for c in session.scalars(
