@@ -55,3 +55,11 @@ def test_winners_curse_quick():
     out = _run("winners_curse.py")
     assert re.search(r"summary: draws=4 model_better=\d model_worse=\d true_best_reading=[0-9.]+ true_model_pick=[0-9.]+",
                      out), out
+
+
+@pytest.mark.slow
+def test_presence_bits_quick():
+    if not (DATA / "oer_plates").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    out = _run("presence_bits.py")
+    assert re.search(r"summary: plates=1 rmse_ratio_mean=[0-9.]+ fit_time_ratio_mean=[0-9.]+", out), out
