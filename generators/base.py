@@ -38,6 +38,17 @@ class GenerationContext:
     base_dir: Path | None = None
 
 
+def resolve_path(path: str | Path, base_dir: Path | None) -> Path:
+    """A path from a campaign file as the path to read: relative ones lie next to the campaign file.
+
+    A run started from the Prefect UI has another working directory than the user's shell, so the
+    campaign file's folder (``GenerationContext.base_dir``) is the only stable anchor. Without it
+    (a campaign given as text) a relative path stays relative to the working directory.
+    """
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() or base_dir is None else base_dir / resolved
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Proposes up to ``n`` candidates from ``space``, deterministic in ``context.seed``.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import GenerationContext
+from generators.base import GenerationContext, resolve_path
 from matloop.space import CategoricalParameter, ContinuousParameter, IntegerParameter, ParametricSpace
 from matloop.types import Candidate
 
@@ -221,10 +221,7 @@ class DatasetPool:
     name = "dataset"
 
     def __init__(self, path: str | Path, base_dir: Path | None = None) -> None:
-        path = Path(path).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        self.path = path
+        self.path = resolve_path(path, base_dir)
 
     def data_files(self, base_dir: Path | None) -> dict[tuple[str, ...], Path]:
         """The file this pool reads, by its setting (resolved when the pool was built)."""

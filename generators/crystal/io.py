@@ -13,6 +13,8 @@ from pathlib import Path
 from pymatgen.core import Element, Structure
 from pymatgen.io.cif import CifParser
 
+from generators.base import resolve_path
+
 
 class CrystalInputError(ValueError):
     """A structure file (or text) that cannot be used, with where and why."""
@@ -71,5 +73,4 @@ def load_cif(path: str | Path) -> Structure:
 
 def seed_cif_paths(seed_cifs: list[str], base_dir: Path | None) -> list[Path]:
     """A crystal space's seed CIFs as paths: relative ones next to the campaign file (when it is known)."""
-    paths = [Path(p).expanduser() for p in seed_cifs]
-    return [p if p.is_absolute() or base_dir is None else base_dir / p for p in paths]
+    return [resolve_path(p, base_dir) for p in seed_cifs]

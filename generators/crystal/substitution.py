@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Composition, Element, Species, Structure
 
-from generators.base import GenerationContext
+from generators.base import GenerationContext, resolve_path
 from generators.crystal.chemistry import OxidationRules, SubstitutionScorer, shared_scorer
 from generators.crystal.dedup import FINGERPRINT_PREFIX, space_group_number
 from generators.crystal.io import load_cif, seed_cif_paths
@@ -134,19 +134,13 @@ def _steering_callable(surrogate: object) -> Callable[[Sequence[Candidate]], Seq
 
 
 def resolve_data_path(path: str, base_dir: Path | None = None) -> Path:
-    """A data-file setting as the path to read.
-
-    ``dataset:perov5/perov5_val.csv`` is the bundled or shared copy (see :mod:`matloop.data`); a relative
-    path lies next to the campaign file (``base_dir``), as seed CIFs and dataset pools do, because a run
-    started from the Prefect UI has another working directory than the user's shell. Without a
-    ``base_dir`` (a campaign given as text) it stays relative to the working directory.
-    """
+    """A data-file setting as the path to read: ``dataset:perov5/perov5_val.csv`` is the bundled or shared
+    copy (see :mod:`matloop.data`); any other path as :func:`generators.base.resolve_path` reads it."""
     if path.startswith("dataset:"):
         from matloop.data import dataset_path
 
         return Path(dataset_path(path.removeprefix("dataset:")))
-    resolved = Path(path).expanduser()
-    return resolved if resolved.is_absolute() or base_dir is None else base_dir / resolved
+    return resolve_path(path, base_dir)
 
 
 def _gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -199,7 +193,7 @@ class SubstitutionGenerator:
         systems = [frozenset(cs.split("-")) for cs in space.chemical_systems]
         reference = self._reference_formulas(context.base_dir)
         if reference is not None and self.settings.reference_match and self._reference_set is None:
-            self._reference_set = ReferenceSet.from_csv(self._data_path("reference_formulas", context.base_dir))
+            self._reference_set = ReferenceSet.from_csv(self._reference_path(context.base_dir))
         scorer = self._scorer
         steering = _steering_callable(context.surrogate)
         wanted = n * (self.settings.oversample if steering else 1)
@@ -241,17 +235,17 @@ class SubstitutionGenerator:
         """The files this generator will read, by their setting (checked when the campaign file is read)."""
         if self.settings.reference_formulas is None:
             return {}
-        return {("reference_formulas",): self._data_path("reference_formulas", base_dir)}
+        return {("reference_formulas",): self._reference_path(base_dir)}
 
-    def _data_path(self, setting: str, base_dir: Path | None) -> Path:
-        return resolve_data_path(getattr(self.settings, setting), base_dir)
+    def _reference_path(self, base_dir: Path | None) -> Path:
+        return resolve_data_path(self.settings.reference_formulas or "", base_dir)
 
     def _reference_formulas(self, base_dir: Path | None) -> frozenset[str] | None:
         if self.settings.reference_formulas is None:
             return None
         import pandas as pd
 
-        resolved = self._data_path("reference_formulas", base_dir)
+        resolved = self._reference_path(base_dir)
         try:
             formulas = pd.read_csv(resolved, usecols=["formula"])["formula"]
         except (OSError, ValueError, KeyError) as exc:
