@@ -94,10 +94,19 @@ class BayBEChooser:
         return [key[tuple(r)] for r in rec[pool.columns].to_numpy().tolist()]
 
 
-def replay(pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int) -> list[int]:
-    """The order in which ``chooser`` reveals pool rows, until the best is found or ``budget`` is spent."""
-    rng = np.random.default_rng(seed)
-    order = rng.choice(len(pool.y), size=n_init, replace=False).tolist()
+def replay(
+    pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int, start: list[int] | None = None
+) -> list[int]:
+    """The order in which ``chooser`` reveals pool rows, until the best is found or ``budget`` is spent.
+
+    ``start`` resumes a run from its first experiments (``n_init`` random rows, then whole batches of ``q``),
+    as an earlier, shorter replay of the same seed left them.
+    """
+    if start is None:
+        rng = np.random.default_rng(seed)
+        order = rng.choice(len(pool.y), size=n_init, replace=False).tolist()
+    else:
+        order = list(start)
     best = pool.best_rows
     while not (best & set(order)) and len(order) < budget:
         picks = chooser(pool, order, min(q, budget - len(order)), seed)
@@ -115,19 +124,39 @@ def cached_replay(
 
     BayBE's runs are deterministic for a seed and cost 10-100x matloop's; caching them (keyed by pool, its
     size, q, seed, n_init, budget and the BayBE version) lets matloop's side be re-run against the same
-    BayBE orders. matloop's own runs are never cached.
+    BayBE orders. A larger budget than a cached one reuses it: an order that found the best is already
+    complete, and one cut off by its budget is resumed from its last whole batch (the chooser sees the same
+    measurements, so it makes the same picks a longer run would have made). matloop's own runs are never cached.
     """
     if cache is None or name != "baybe":
         return replay(pool, chooser, q, seed, n_init, budget)
     from importlib.metadata import version
 
-    path = cache / f"{pool.name}-N{len(pool.y)}-q{q}-seed{seed}-init{n_init}-budget{budget}-baybe{version('baybe')}.json"
+    stem = f"{pool.name}-N{len(pool.y)}-q{q}-seed{seed}-init{n_init}-budget"
+    suffix = f"-baybe{version('baybe')}.json"
+    path = cache / f"{stem}{budget}{suffix}"
     if path.exists():
         return json.loads(path.read_text())
-    order = replay(pool, chooser, q, seed, n_init, budget)
+    shorter = _longest_shorter_order(cache, stem, suffix, budget)
+    if shorter is not None and pool.best_rows & set(shorter):
+        return shorter  # found the best within the shorter budget: a longer run stops at the same place
+    start = None if shorter is None else shorter[: n_init + (len(shorter) - n_init) // q * q]
+    order = replay(pool, chooser, q, seed, n_init, budget, start=start)
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(order))
     return order
+
+
+def _longest_shorter_order(cache: Path, stem: str, suffix: str, budget: int) -> list[int] | None:
+    """The cached order of the same run with the largest budget below ``budget``, if any."""
+    budgets = []
+    for candidate in cache.glob(f"{stem}*{suffix}"):
+        text = candidate.name[len(stem) : -len(suffix)]
+        if text.isdigit() and int(text) < budget:
+            budgets.append(int(text))
+    if not budgets:
+        return None
+    return json.loads((cache / f"{stem}{max(budgets)}{suffix}").read_text())
 
 
 def first_hit(order: list[int], targets: set[int], budget: int) -> int:

@@ -1,0 +1,71 @@
+"""The efficiency benchmark's BayBE cache: a longer budget resumes cached orders instead of recomputing them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks._common import Pool  # noqa: E402
+from benchmarks.efficiency import cached_replay, replay  # noqa: E402
+
+
+def _pool(n: int = 60, best: int = 41) -> Pool:
+    y = np.linspace(0.0, 1.0, n)
+    y[best] = 2.0
+    return Pool("toy", torch.zeros(n, 1, dtype=torch.double), y, False, 0.05, ["x"])
+
+
+class CountingChooser:
+    """Deterministic in what it has seen, like BayBE's recommender for a seed; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+        self.calls += 1
+        n = len(pool.y)  # worst first, so the best comes last; the tie-break depends on what was seen
+        ranked = sorted(range(n), key=lambda i: (pool.y[i] + 0.05 * ((i * 17 + len(observed) + seed) % 7), i))
+        return [i for i in ranked if i not in set(observed)][:q]
+
+
+@pytest.fixture(autouse=True)
+def _baybe_version(monkeypatch):
+    monkeypatch.setattr("importlib.metadata.version", lambda name: "9.9")
+
+
+@pytest.mark.parametrize("q", [1, 3])
+def test_longer_budget_resumes_a_censored_order_exactly(tmp_path, q):
+    pool = _pool()
+    short = cached_replay(tmp_path, "baybe", pool, CountingChooser(), q, seed=2, n_init=4, budget=20)
+    assert 41 not in short and len(short) == 20  # cut off by its budget
+
+    chooser = CountingChooser()
+    resumed = cached_replay(tmp_path, "baybe", pool, chooser, q, seed=2, n_init=4, budget=70)
+    fresh = replay(pool, CountingChooser(), q, seed=2, n_init=4, budget=70)
+    assert resumed == fresh and 41 in fresh
+    whole_batches = 4 + (20 - 4) // q * q
+    assert chooser.calls == -(-(len(fresh) - whole_batches) // q)  # only the experiments past the short run
+    assert json.loads((tmp_path / f"toy-N60-q{q}-seed2-init4-budget70-baybe9.9.json").read_text()) == fresh
+
+
+def test_an_order_that_found_the_best_is_reused_without_new_picks(tmp_path):
+    pool = _pool()
+    found = cached_replay(tmp_path, "baybe", pool, CountingChooser(), 4, seed=2, n_init=4, budget=100)
+    assert 41 in found and len(found) < 100
+
+    chooser = CountingChooser()
+    assert cached_replay(tmp_path, "baybe", pool, chooser, 4, seed=2, n_init=4, budget=150) == found
+    assert chooser.calls == 0
+
+
+def test_matloop_runs_are_never_cached(tmp_path):
+    chooser = CountingChooser()
+    cached_replay(tmp_path, "matloop", _pool(), chooser, 4, seed=2, n_init=4, budget=20)
+    assert chooser.calls > 0 and not list(tmp_path.iterdir())
