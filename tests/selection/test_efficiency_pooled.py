@@ -1,0 +1,61 @@
+"""benchmarks/efficiency_pooled.py: per-seed files merged, paired with BayBE, summarised like efficiency.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.efficiency_pooled import load_runs, paired, ratio_interval  # noqa: E402
+
+
+def _file(path: Path, dataset: str, budget: int, matloop: list[int], baybe: list[int]) -> Path:
+    runs = [{"dataset": dataset, "q": 4, "strategy": name, "seed": seed, "n_best": b, "n_top": 5}
+            for name, values in (("matloop", matloop), ("baybe", baybe)) for seed, b in enumerate(values)]
+    path.write_text(json.dumps({"budget": budget, "n_init": 4, "runs": runs, "random_top": {dataset: 50.0}}))
+    return path
+
+
+def test_files_from_parallel_processes_give_one_summary(tmp_path):
+    a = _file(tmp_path / "a.json", "plate_a", 250, [10, 20, 30, 251], [20, 40, 60, 251])
+    b = _file(tmp_path / "b.json", "plate_b", 250, [100, 251, 251], [251, 251, 90])
+    done = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(a), str(b)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    row_a = next(line for line in lines if line.startswith("plate_a"))
+    assert row_a.split()[1:4] == ["25", "50", "0.50"]  # medians of the four runs each, and their ratio
+    assert "3 / 0 / 1" in row_a and "3 / 3 of 4" in row_a  # fewer / more / tie; found within 250
+    row_b = next(line for line in lines if line.startswith("plate_b"))
+    assert row_b.split()[1:4] == [">250", ">250", "1.00"]
+    # (0.5 + 1.0) / 2; af_top = 50 / median n_top (5) for the one batch size of each dataset
+    assert lines[-1] == "summary: datasets=2 af_top_mean=10.00 vs_baybe_experiments_ratio=0.750 wins=1/2"
+
+
+def test_runs_measured_with_different_budgets_are_refused(tmp_path):
+    a = _file(tmp_path / "a.json", "plate_a", 150, [10], [20])
+    b = _file(tmp_path / "b.json", "plate_b", 250, [10], [20])
+    with pytest.raises(SystemExit, match="different budgets"):
+        load_runs([a, b])
+
+
+def test_a_run_in_two_files_is_refused(tmp_path):
+    a = _file(tmp_path / "a.json", "plate_a", 150, [10], [20])
+    b = _file(tmp_path / "b.json", "plate_a", 150, [12], [20])
+    with pytest.raises(SystemExit, match="more than one file"):
+        load_runs([a, b])
+
+
+def test_the_interval_resamples_pairs():
+    ours, theirs = paired([
+        {"dataset": "p", "q": 1, "seed": s, "strategy": n, "n_best": v}
+        for s, (m, b) in enumerate([(10, 20), (20, 40), (30, 60)]) for n, v in (("matloop", m), ("baybe", b))
+    ], "p")
+    assert list(ours) == [10, 20, 30] and list(theirs) == [20, 40, 60]
+    assert ratio_interval(ours, theirs) == (0.5, 0.5)  # every resample keeps matloop at half of BayBE
