@@ -20,18 +20,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._plate import COLUMNS, read_batches, read_plate  # noqa: E402
 from surrogates import fit_surrogate  # noqa: E402
-
-COLUMNS = ["ni_load", "fe_load", "co_load", "mn_load", "ce_load", "la_load"]
-PLATE = Path(__file__).resolve().parents[2] / "shared" / "data" / "oer_plates" / "oer_plate_3496.csv"
-
-
-def _key(frame: pd.DataFrame) -> pd.Series:
-    return frame[COLUMNS].round(3).astype(str).agg(",".join, axis=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,18 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         args.draws = min(args.draws, 4)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    plate = pd.read_csv(PLATE)
-    plate["key"], plate["rank"] = _key(plate), plate.overpotential.rank(method="min")
+    plate = read_plate()
     if args.batches is None:
-        batches = plate.sample(n=30, random_state=0)[COLUMNS]
-    elif not args.batches.is_file():
-        parser.error(f"{args.batches}: no such file")
+        batches = plate.sample(n=30, random_state=0)[[*COLUMNS, "key"]]
     else:
-        batches = pd.read_csv(args.batches).rename(columns={f"x.{c}": c for c in COLUMNS})
-        missing = [c for c in COLUMNS if c not in batches.columns]
-        if missing:
-            parser.error(f"{args.batches}: no columns {missing} (or x.<name>): not a batches.csv of the oer template")
-    batches["key"] = _key(batches)
+        try:
+            batches = read_batches(args.batches)
+        except ValueError as exc:
+            parser.error(str(exc))
     measured = batches[["key", *COLUMNS]].merge(plate[["key", "overpotential", "rank"]], on="key")
     measured = measured.drop_duplicates("key")
     X = torch.tensor(measured[COLUMNS].to_numpy(), dtype=torch.double)

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def _run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", *args], cwd=ROOT, capture_output=True,
+def _run(script: str, *args: str, quick: bool = True) -> str:
+    flags = ["--quick"] if quick else []
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", *flags, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -63,3 +64,24 @@ def test_presence_bits_quick():
         pytest.skip(f"shared data not found at {DATA}")
     out = _run("presence_bits.py")
     assert re.search(r"summary: plates=1 rmse_ratio_mean=[0-9.]+ fit_time_ratio_mean=[0-9.]+", out), out
+
+
+def test_demo_on_plate_grades_a_batches_file_in_campaign_order(tmp_path):
+    """Dropped and failed rows are not experiments; the plate's best counts where it was first measured."""
+    if not (DATA / "oer_plates").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    import pandas as pd
+
+    plate = pd.read_csv(DATA / "oer_plates" / "oer_plate_3496.csv").sort_values("overpotential")
+    cols = ["ni_load", "fe_load", "co_load", "mn_load", "ce_load", "la_load"]
+    best, third, poor = plate.iloc[0], plate.iloc[2], plate.iloc[-1]
+    rows = [(1, poor, False, False, 0.50), (1, third, True, False, 0.30), (2, third, False, True, None),
+            (2, best, False, False, 0.36), (3, third, False, False, 0.33), (3, best, False, False, 0.35)]
+    frame = pd.DataFrame([
+        {"batch": b, "dropped": dropped, "failed": failed, "overpotential": value,
+         **{f"x.{c}": row[c] for c in cols}} for b, row, dropped, failed, value in rows
+    ])
+    frame.to_csv(tmp_path / "batches.csv", index=False)
+    out = _run("demo_on_plate.py", str(tmp_path / "batches.csv"), quick=False)
+    assert "summary: experiments=4 on_plate=3 best_plate_rank=1 at_experiment=2 best_reading_batch=3" in out, out
+    assert re.search(r"plate rank +3: .* first measured at experiment +3 \(batch 3\)", out), out
