@@ -24,8 +24,13 @@ from agent.loop import Hooks, LoopContext, run_campaign
 from agent.loop.context import Backoff
 from agent.loop.state import latest_iteration, latest_recommendation, progress
 from agent.spec import Approval, Campaign
-from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
-from agent.store.campaigns import acquire_run_lock, register_campaign, release_run_lock
+from agent.store import Database, DatabaseBusy, DatabaseUnreachable
+from agent.store.campaigns import (
+    acquire_run_lock,
+    refuse_existing_campaign,
+    register_campaign,
+    release_run_lock,
+)
 from agent.store.events import record_event
 from agent.store.lease import LeaseHeartbeat
 from agent.store.models import CampaignRecord
@@ -44,10 +49,6 @@ log = logging.getLogger(__name__)
 STEP_RETRY_DELAYS = [2, 10, 30, 60, 120, 300]
 STEP_RETRIES = len(STEP_RETRY_DELAYS)
 LOCK_TTL = timedelta(minutes=10)
-
-
-class CampaignAlreadyExists(StoreError):
-    """``run`` without ``--resume`` on a campaign that has history."""
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -104,12 +105,8 @@ def open_database(url: str | None) -> Database:
 
 def _register(db: Database, spec: Campaign, resume: bool) -> int:
     with db.transaction() as session:
-        existing = session.query(CampaignRecord).filter_by(name=spec.name).one_or_none()
-        if existing is not None and not resume:
-            raise CampaignAlreadyExists(
-                f"campaign {spec.name!r} already exists in {db.display_url} (status {existing.status}); "
-                "pass --resume to continue it, or rename the campaign"
-            )
+        if not resume:
+            refuse_existing_campaign(session, spec.name, db.display_url, "run it with resume=True to continue it")
         record = register_campaign(session, spec)
         acquire_run_lock(session, record, ttl=LOCK_TTL)
         return record.id

@@ -153,11 +153,9 @@ def _refuse_existing(spec: Campaign, path: Path) -> None:
     The flow refuses it too (a run started from the UI has no CLI in front of it), but from the CLI that
     surfaced as Prefect's logged traceback, a progress bar of the old campaign and "stopped with an error".
     """
-    from sqlalchemy import select
-
     from agent.store import Database
+    from agent.store.campaigns import CampaignAlreadyExists, refuse_existing_campaign
     from agent.store.migrate import head_revision
-    from agent.store.models import CampaignRecord
 
     db = Database()
     try:
@@ -165,12 +163,12 @@ def _refuse_existing(spec: Campaign, path: Path) -> None:
             if db.current_revision() != head_revision():
                 return  # brand-new (the flow sets it up) or outdated (the flow says how to upgrade)
             with db.reading() as session:
-                status = session.scalar(select(CampaignRecord.status).where(CampaignRecord.name == spec.name))
+                refuse_existing_campaign(session, spec.name, db.display_url,
+                                         f"continue it with `matloop run {path} --resume`")
+    except CampaignAlreadyExists as exc:
+        raise fail(str(exc)) from None
     finally:
         db.dispose()
-    if status is not None:
-        raise fail(f"campaign {spec.name!r} already exists in {db.display_url} (status {status}): "
-                   f"continue it with `matloop run {path} --resume`, or change `name:` in the file")
 
 
 def serve(

@@ -27,6 +27,21 @@ def get_campaign(session: Session, name: str) -> CampaignRecord:
     return record
 
 
+class CampaignAlreadyExists(StoreError):
+    """A new run names a campaign that already has history: continuing it must be asked for (``--resume``)."""
+
+
+def refuse_existing_campaign(session: Session, name: str, where: str, how_to_continue: str) -> None:
+    """Raise :class:`CampaignAlreadyExists` when a campaign called ``name`` is stored (``where`` names the
+    database, ``how_to_continue`` the caller's way to resume: a CLI flag, a flow parameter)."""
+    status = session.scalar(select(CampaignRecord.status).where(CampaignRecord.name == name))
+    if status is not None:
+        raise CampaignAlreadyExists(
+            f"campaign {name!r} already exists in {where} (status {status}): {how_to_continue}, "
+            "or change `name:` in the campaign file"
+        )
+
+
 def register_campaign(session: Session, campaign: Campaign, *, allow_changed_spec: bool = False) -> CampaignRecord:
     """Store ``campaign`` (or find it); refuse a different spec under the same name.
 

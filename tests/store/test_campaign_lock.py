@@ -9,7 +9,14 @@ import pytest
 from agent.cli.campaign_files import template_text
 from agent.spec import parse_campaign
 from agent.store import Database, DatabaseBusy, StoreError, UnknownCampaign
-from agent.store.campaigns import acquire_run_lock, get_campaign, register_campaign, release_run_lock
+from agent.store.campaigns import (
+    CampaignAlreadyExists,
+    acquire_run_lock,
+    get_campaign,
+    refuse_existing_campaign,
+    register_campaign,
+    release_run_lock,
+)
 
 
 @pytest.fixture
@@ -28,6 +35,16 @@ def test_register_is_idempotent_and_refuses_a_changed_spec(db: Database) -> None
     changed = campaign.model_copy(update={"batch_size": 4})
     with pytest.raises(StoreError, match="different spec"), db.transaction() as s:
         register_campaign(s, changed)
+
+
+def test_a_new_run_under_a_stored_name_is_refused_with_how_to_continue(db: Database) -> None:
+    with db.reading() as s:
+        refuse_existing_campaign(s, "oer-demo", db.display_url, "pass --resume")  # nothing stored: no error
+    with db.transaction() as s:
+        register_campaign(s, parse_campaign(template_text("oer")))
+    with pytest.raises(CampaignAlreadyExists, match=r"'oer-demo' already exists in .* \(status created\): "
+                       r"pass --resume, or change `name:`"), db.reading() as s:
+        refuse_existing_campaign(s, "oer-demo", db.display_url, "pass --resume")
 
 
 def test_unknown_campaign_lists_known_ones(db: Database) -> None:
