@@ -54,6 +54,16 @@ class Pool:
         k = max(1, int(round(self.top_share * len(self.y))))
         return set(np.argsort(-self.utility, kind="stable")[:k].tolist())
 
+    @property
+    def random_best(self) -> float:
+        """Random search's expected experiments to find a best row: (N + 1) / (K + 1) for K of N."""
+        return (len(self.y) + 1) / (len(self.best_rows) + 1)
+
+    @property
+    def random_top(self) -> float:
+        """Random search's expected experiments to a first top-set member (the acceleration factors' baseline)."""
+        return (len(self.y) + 1) / (len(self.top_rows) + 1)
+
 
 def _dedupe(df: pd.DataFrame, columns: list[str], target: str) -> pd.DataFrame:
     """Repeated compositions become one pool point with their mean value (a pool point is revealed once)."""

@@ -180,9 +180,11 @@ def enhancement(order: list[int], top: set[int], n: int, N: int) -> float:
     return (found / len(top)) / (n / N)
 
 
-def median_text(values: list[int], budget: int) -> str:
+def median_text(values: list[int], budget: int, exact: bool = False) -> str:
+    """The median rounded to a whole experiment (``exact``: a half stays, as pooled medians of an even count
+    have), ``>B`` when censored at the budget B."""
     m = float(np.median(values))
-    return f">{budget}" if m > budget else f"{m:.0f}"
+    return f">{budget}" if m > budget else (f"{m:g}" if exact else f"{m:.0f}")
 
 
 def median_interval(values: list[int], budget: int, level: float = 0.9, resamples: int = 2000) -> str:
@@ -225,8 +227,7 @@ def run(args: argparse.Namespace) -> int:
     for pool in pools:
         N = len(pool.y)
         top, best = pool.top_rows, pool.best_rows
-        random_best = (N + 1) / (len(best) + 1)
-        random_top = (N + 1) / (len(top) + 1)
+        random_best, random_top = pool.random_best, pool.random_top
         for q in args.batch_sizes:
             for name, chooser in strategies.items():
                 n_best, n_top, ef25, ef50 = [], [], [], []
@@ -249,10 +250,10 @@ def run(args: argparse.Namespace) -> int:
     if args.per_seed is not None:
         args.per_seed.write_text(json.dumps({
             "budget": args.budget, "n_init": args.n_init, "runs": per_seed,
-            "random_top": {pool.name: (len(pool.y) + 1) / (len(pool.top_rows) + 1) for pool in pools},
+            "random_top": {pool.name: pool.random_top for pool in pools},
         }, indent=1))
         print(f"# per-seed results written to {args.per_seed}")
-    print(summary_line(per_seed, {p.name: (len(p.y) + 1) / (len(p.top_rows) + 1) for p in pools}))
+    print(summary_line(per_seed, {pool.name: pool.random_top for pool in pools}))
     return 0
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.efficiency import pooled_median, summary_line  # noqa: E402
+from benchmarks.efficiency import median_text, pooled_median, summary_line  # noqa: E402
 
 Key = tuple[str, int, str, int]
 
@@ -56,7 +56,7 @@ def random_top_from_pools(datasets: list[str]) -> dict[str, float]:
     from benchmarks._common import oer_pool, perovskite_pool
 
     pools = [perovskite_pool() if name == "perovskites" else oer_pool(name.removeprefix("oer_")) for name in datasets]
-    return {pool.name: (len(pool.y) + 1) / (len(pool.top_rows) + 1) for pool in pools}
+    return {pool.name: pool.random_top for pool in pools}
 
 
 def paired(runs: list[dict[str, Any]], dataset: str) -> tuple[np.ndarray, np.ndarray]:
@@ -76,12 +76,6 @@ def ratio_interval(ours: np.ndarray, theirs: np.ndarray, level: float = 0.9, res
     return float(lo), float(hi)
 
 
-def median_text(values: list[int], budget: int) -> str:
-    """A pooled median (a half-integer for an even count), ``>B`` when censored at the budget B."""
-    m = float(np.median(values))
-    return f">{budget}" if m > budget else f"{m:g}"
-
-
 def table(runs: list[dict[str, Any]], budget: int, before: tuple[list[dict[str, Any]], int] | None) -> list[str]:
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     head = f"{'dataset':<12} {'matloop':>8} " + (f"{'before':>8} " if before else "") + f"{'BayBE':>8} " \
@@ -98,12 +92,12 @@ def table(runs: list[dict[str, Any]], budget: int, before: tuple[list[dict[str, 
         if before is not None:
             old_runs, old_budget = before
             old = [r["n_best"] for r in old_runs if r["dataset"] == dataset and r["strategy"] == "matloop"]
-            before_text = f"{median_text(old, old_budget) if old else '-':>8} "
+            before_text = f"{median_text(old, old_budget, exact=True) if old else '-':>8} "
             found += f" / {sum(v <= old_budget for v in old)}" if old else " / -"
         found += f" / {int((theirs <= budget).sum())} of {len(ours)}"
         counts = f"{int((ours < theirs).sum())} / {int((ours > theirs).sum())} / {int((ours == theirs).sum())}"
         lines.append(
-            f"{dataset:<12} {median_text(list(ours), budget):>8} {before_text}{median_text(list(theirs), budget):>8} "
+            f"{dataset:<12} {median_text(list(ours), budget, exact=True):>8} {before_text}{median_text(list(theirs), budget, exact=True):>8} "
             f"{f'{ratio:.2f} ({lo:.2f}-{hi:.2f})':>22} {found:>20} {counts:>15}"
         )
     return lines
