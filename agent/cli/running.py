@@ -154,7 +154,7 @@ def _refuse_existing(spec: Campaign, path: Path) -> None:
     surfaced as Prefect's logged traceback, a progress bar of the old campaign and "stopped with an error".
     """
     from agent.store import Database
-    from agent.store.campaigns import CampaignAlreadyExists, refuse_existing_campaign
+    from agent.store.campaigns import refuse_existing_campaign
     from agent.store.migrate import head_revision
 
     db = Database()
@@ -163,10 +163,9 @@ def _refuse_existing(spec: Campaign, path: Path) -> None:
             if db.current_revision() != head_revision():
                 return  # brand-new (the flow sets it up) or outdated (the flow says how to upgrade)
             with db.reading() as session:
+                # plain_store_errors shows its refusal (a StoreError) as one sentence
                 refuse_existing_campaign(session, spec.name, db.display_url,
                                          f"continue it with `matloop run {path} --resume`")
-    except CampaignAlreadyExists as exc:
-        raise fail(str(exc)) from None
     finally:
         db.dispose()
 
