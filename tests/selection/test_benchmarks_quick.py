@@ -85,3 +85,11 @@ def test_demo_on_plate_grades_a_batches_file_in_campaign_order(tmp_path):
     out = _run("demo_on_plate.py", str(tmp_path / "batches.csv"), quick=False)
     assert "summary: experiments=4 on_plate=3 best_plate_rank=1 at_experiment=2 best_reading_batch=3" in out, out
     assert re.search(r"plate rank +3: .* first measured at experiment +3 \(batch 3\)", out), out
+
+
+def test_demo_on_plate_quick():
+    if not (DATA / "oer_plates").is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    out = _run("demo_on_plate.py")
+    assert re.search(r"summary: experiments=30 on_plate=30 best_plate_rank=\d+ at_experiment=\d+ best_reading_batch=[1-3]",
+                     out), out
