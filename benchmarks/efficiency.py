@@ -19,8 +19,9 @@ counts datasets where matloop's median is lower. Censored runs count as the budg
 whichever strategy fails, so a ratio is only meaningful when medians are not censored). The default budget,
 250, is why: on plates 3851 and 3860 the best point is an isolated outlier that neither strategy finds in
 half its runs within 150 experiments, so at 150 both medians read ">150" and the ratio says 1.0 whatever the
-strategies do (``benchmarks/RESULTS-selection.md``). BayBE's cached orders of a shorter budget are resumed,
-not recomputed (``cached_replay``).
+strategies do (``benchmarks/RESULTS-selection.md``). BayBE's orders are read from the committed cache
+(``benchmarks/results/baybe-cache``, ~45 min for a full run on two processes; ``--no-baybe-cache`` recomputes
+them, hours), and cached orders of a shorter budget are resumed, not recomputed (``cached_replay``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import OER_PLATES, Pool, Stopwatch, fit_model, oer_pool, perovskite_pool  # noqa: E402
 
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_BAYBE_CACHE = ROOT / "benchmarks" / "results" / "baybe-cache"
 
 
 def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int, exploit_share: float = 0.0) -> list[int]:
@@ -282,6 +285,17 @@ def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> st
             f"vs_baybe_experiments_ratio={ratio} wins={wins}/{len(datasets)}")
 
 
+def _baybe_cache(args: argparse.Namespace) -> Path | None:
+    """The folder of BayBE orders to use: the committed cache for full runs, so that a plain
+    ``python benchmarks/efficiency.py`` replays BayBE's committed orders instead of recomputing them;
+    none for ``--quick`` (its 300-row plate would add files to the committed folder)."""
+    if args.no_baybe_cache:
+        return None
+    if args.baybe_cache is not None:
+        return args.baybe_cache
+    return None if args.quick else COMMITTED_BAYBE_CACHE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="300-row OER plate and the perovskites, 2 seeds, q=4, budget 32: for the test suite")
@@ -296,12 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exploit-share", type=float, default=0.0,
                         help="share of each batch given to the best posterior means (matloop's default: 0)")
     parser.add_argument("--baybe-cache", type=Path, default=None,
-                        help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them")
+                        help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them; "
+                        f"default: the committed {COMMITTED_BAYBE_CACHE.relative_to(ROOT)} (none with --quick)")
+    parser.add_argument("--no-baybe-cache", action="store_true", help="recompute every BayBE order (hours at budget 250)")
     parser.add_argument("--per-seed", type=Path, default=None,
                         help="write every run's n_best and n_top as JSON (for paired or bootstrap comparisons)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.batch_sizes, args.budget = min(args.seeds, 2), [4], 32
+    args.baybe_cache = _baybe_cache(args)
     start = time.perf_counter()
     code = run(args)
     print(f"# wall time {time.perf_counter() - start:.0f} s")

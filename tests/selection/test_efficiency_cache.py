@@ -69,3 +69,20 @@ def test_matloop_runs_are_never_cached(tmp_path):
     chooser = CountingChooser()
     cached_replay(tmp_path, "matloop", _pool(), chooser, 4, seed=2, n_init=4, budget=20)
     assert chooser.calls > 0 and not list(tmp_path.iterdir())
+
+
+def test_plain_runs_replay_the_committed_cache_and_quick_runs_leave_it_alone(tmp_path):
+    """A plain ``python benchmarks/efficiency.py`` must not recompute BayBE for hours when the committed
+    orders exist, and the suite's ``--quick`` run must not add its 300-row plate's orders to them."""
+    import argparse
+
+    from benchmarks.efficiency import COMMITTED_BAYBE_CACHE, _baybe_cache
+
+    def args(**given) -> argparse.Namespace:
+        return argparse.Namespace(**{"no_baybe_cache": False, "baybe_cache": None, "quick": False, **given})
+
+    assert COMMITTED_BAYBE_CACHE.is_dir() and any(COMMITTED_BAYBE_CACHE.glob("oer_3851-*budget250-*.json"))
+    assert _baybe_cache(args()) == COMMITTED_BAYBE_CACHE
+    assert _baybe_cache(args(quick=True)) is None
+    assert _baybe_cache(args(quick=True, baybe_cache=tmp_path)) == tmp_path
+    assert _baybe_cache(args(baybe_cache=tmp_path, no_baybe_cache=True)) is None
