@@ -8,6 +8,7 @@ unless the caller supplies one.  ``CINNGenerator`` adapts it to the loop's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -59,6 +60,13 @@ class MatDesINNe:
     #: 3 paired initialisations on MoS2 gave independent MAE 0.024 / 0.017 eV at 0.5 / 1.0 against 0.026 / 0.019
     #: (benchmarks/cinn_variants.py)
     surrogate_bootstrap: bool = True
+    #: a second ensemble that only *ranks* designs by its members' agreement (preselection and the final
+    #: choice) and is never localised through, so the optimiser cannot make it agree. Its members each see
+    #: ``ranking_subsample`` of the rows: they disagree where a prediction hinges on which rows were measured.
+    #: None: fitted in :meth:`fit` when ``ranking_members`` > 0; 0 ranks by the surrogate's own spread
+    ranking: MLPEnsemble | None = None
+    ranking_members: int = 8
+    ranking_subsample: float = 0.4
     oversample: float = 1.5  # localise this many times n, keep the n the ensemble agrees on most
     max_rounds: int = 8
     spread_weight: float = 0.0  # localisation also minimises this × the ensemble's member variance
@@ -71,7 +79,20 @@ class MatDesINNe:
             self.surrogate = MLPEnsemble(x.shape[1], self.ensemble_members, hidden=self.surrogate_hidden).fit(
                 x, y, epochs=self.surrogate_epochs, seed=self.training.seed, bootstrap=self.surrogate_bootstrap
             )
+        if self.ranking is None and self.ranking_members > 0:
+            with torch.random.fork_rng():  # its own start, without moving the caller's random stream
+                torch.manual_seed(self.training.seed + 1)
+                self.ranking = MLPEnsemble(x.shape[1], self.ranking_members, hidden=self.surrogate_hidden)
+            self.ranking.fit(x, y, epochs=self.surrogate_epochs, seed=self.training.seed + 1,
+                             subsample=self.ranking_subsample)
         return self
+
+    def _spread(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Members' disagreement per design, from the ranking ensemble if there is one, else the surrogate's."""
+        if self.ranking is not None:
+            return self.ranking.spread
+        spread = getattr(self.surrogate, "spread", None)
+        return spread if callable(spread) else None
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         assert self.surrogate is not None
@@ -100,15 +121,15 @@ class MatDesINNe:
             if n_kept >= want:
                 break
         survivors = np.concatenate(kept)[:want] if kept else np.zeros((0, len(self.bounds)))
-        spread = getattr(self.surrogate, "spread", None)
-        if callable(spread) and len(survivors) > to_localise:
+        spread = self._spread()
+        if spread is not None and len(survivors) > to_localise:
             # Sampling is cheap, localisation is not: spend the localisation budget where the members agree.
             survivors = survivors[np.argsort(spread(survivors))[:to_localise]]
         if localise_survivors:
             survivors = localise(survivors, self.surrogate, target, self.bounds, steps=self.localise_steps,
                                  lr=self.localise_lr, spread_weight=self.spread_weight)
         predicted = self._predict(survivors)
-        if callable(spread) and len(survivors) > n:
+        if spread is not None and len(survivors) > n:
             order = np.argsort(spread(survivors))[:n]  # where the ensemble agrees most
         else:
             order = np.argsort(np.abs(predicted - target))[:n]

@@ -128,7 +128,7 @@ class MLPEnsemble(nn.Module):
         return self.members_forward(x).mean(0)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 200, lr: float = 3e-3, batch_size: int = 256,
-            seed: int = 0, bootstrap: bool = False) -> MLPEnsemble:
+            seed: int = 0, bootstrap: bool = False, subsample: float | None = None) -> MLPEnsemble:
         """Every member at once, on the same minibatches (their initialisations differ).
 
         With ``bootstrap`` each member also weights every row by its own Poisson(1) count
@@ -136,11 +136,23 @@ class MLPEnsemble(nn.Module):
         the members differ by the data they saw as well as by their start. Their spread
         then also measures how much a prediction depends on which rows were measured,
         which is what a model fitted on other rows disagrees about.
+
+        With ``subsample`` (a share in (0, 1)) each member sees only its own random share of
+        the rows (subagging, Bühlmann & Yu 2002). Members that each saw fewer rows disagree
+        more, and more where few rows pin the function down; that makes them a sharper judge
+        of *where* a prediction is trustworthy, at some cost to each member's accuracy.
         """
+        if bootstrap and subsample is not None:
+            raise ValueError("MLPEnsemble.fit: choose bootstrap or subsample, not both")
         weights = None
         if bootstrap:
             counts = np.random.default_rng(seed).poisson(1.0, size=(len(self.weights[0]), len(x)))
             weights = torch.as_tensor(counts, dtype=torch.float32)
+        if subsample is not None:
+            if not 0.0 < subsample < 1.0:
+                raise ValueError(f"MLPEnsemble.fit: subsample must be a share in (0, 1), got {subsample}")
+            drawn = np.random.default_rng(seed).random((len(self.weights[0]), len(x))) < subsample
+            weights = torch.as_tensor(drawn, dtype=torch.float32)
         _fit_standardised(self, self.members_forward, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                           row_weights=weights)
         return self

@@ -35,17 +35,17 @@ def test_quick_benchmark_prints_summary():
 
 @pytest.mark.slow
 def test_cinn_variants_quick_compares_plain_and_bootstrapped_members():
-    """The ablation script behind RESULTS-inverse's bootstrap table runs both ways and prints its summary."""
+    """The ablation script behind RESULTS-inverse's bootstrap and ranking tables runs both ways and prints its summary."""
     if not DATA.exists():
         pytest.skip(f"shared MoS2 data not found at {DATA} (CI places shared/ beside the checkout)")
-    for flag in ([], ["--no-bootstrap"]):
+    for flag, bootstrap, ranking in (([], "True", "8"), (["--no-bootstrap", "--ranking-members", "0"], "False", "0")):
         proc = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "cinn_variants.py"), "--quick", *flag],
             capture_output=True, text=True, timeout=300, cwd=ROOT,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         last = proc.stdout.strip().splitlines()[-1]
-        m = re.fullmatch(r"summary: init=1 bootstrap=(True|False) preselect=6 spread_weight=0 mae_05=(\S+) "
-                         r"mae_1=(\S+) s_10k=(\S+)", last)
-        assert m and m.group(1) == str(not flag), last
-        assert 0 < float(m.group(2)) < 0.4 and 0 < float(m.group(3)) < 0.4
+        m = re.fullmatch(r"summary: init=1 bootstrap=(True|False) ranking=(\d+) preselect=6 spread_weight=0 "
+                         r"mae_05=(\S+) mae_1=(\S+) s_10k=(\S+)", last)
+        assert m and (m.group(1), m.group(2)) == (bootstrap, ranking), last
+        assert 0 < float(m.group(3)) < 0.4 and 0 < float(m.group(4)) < 0.4

@@ -91,3 +91,49 @@ def test_bootstrapped_members_see_different_rows():
     bagged = MLPEnsemble(3, n_members=4, hidden=32).fit(x, y, epochs=150, seed=0, bootstrap=True)
     assert bagged.spread(x[:1])[0] > 2 * plain.spread(x[:1])[0]
     assert np.median(np.abs(bagged.predict(x[1:]) - y[1:])) < 0.05  # and still fits the rest
+
+
+def test_subsampled_members_see_only_their_share_of_rows():
+    """With ``subsample`` a row only some members saw is one they disagree on; the share must be a share."""
+    x, y = _toy(200)
+    y = y.copy()
+    y[0] += 3.0
+    drawn = np.random.default_rng(0).random((4, len(x))) < 0.4
+    assert drawn[:, 0].any() and not drawn[:, 0].all(), "the test needs row 0 seen by some members only"
+    plain = MLPEnsemble(3, n_members=4, hidden=32).fit(x, y, epochs=150, seed=0)
+    sub = MLPEnsemble(3, n_members=4, hidden=32).fit(x, y, epochs=150, seed=0, subsample=0.4)
+    assert sub.spread(x[:1])[0] > 2 * plain.spread(x[:1])[0]
+    assert np.median(np.abs(sub.predict(x[1:]) - y[1:])) < 0.05
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="share"):
+            MLPEnsemble(3, n_members=2, hidden=8).fit(x, y, epochs=1, subsample=bad)
+    with pytest.raises(ValueError, match="not both"):
+        MLPEnsemble(3, n_members=2, hidden=8).fit(x, y, epochs=1, bootstrap=True, subsample=0.5)
+
+
+def test_designs_are_ranked_by_the_ranking_ensemble_not_the_localised_one():
+    """The ranking ensemble's disagreement (not the surrogate's) chooses which designs are localised and kept."""
+    from generators.inverse import MatDesINNe
+
+    x, y = _toy(400)
+    bounds = np.array([[0.0, 1.0]] * 3)
+    pipe = MatDesINNe(bounds, FlowTraining(epochs=30, seed=0), ensemble_members=2, surrogate_epochs=60,
+                      ranking_members=3).fit(x, y)
+    assert pipe.ranking is not None and len(pipe.ranking.weights[0]) == 3
+    assert pipe._spread() == pipe.ranking.spread
+
+    class ThirdCoordinate:
+        """A ranking whose "disagreement" is the free third parameter: kept designs must have it small."""
+
+        def spread(self, a: np.ndarray) -> np.ndarray:
+            return a[:, 2]
+
+    free = pipe.generate(1.0, 40, seed=0).designs[:, 2]
+    pipe.ranking = ThirdCoordinate()  # type: ignore[assignment]
+    ranked = pipe.generate(1.0, 40, seed=0).designs
+    assert np.all(in_bounds(ranked, bounds))
+    assert ranked[:, 2].max() < np.quantile(free, 0.5)  # the lowest sixth of 6x preselection, then of 1.5x
+
+    plain = MatDesINNe(bounds, FlowTraining(epochs=5, seed=0), ensemble_members=2, surrogate_epochs=20,
+                       ranking_members=0).fit(x, y)
+    assert plain.ranking is None and plain._spread() == plain.surrogate.spread
