@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preselect", type=float, default=MatDesINNe.preselect)
     parser.add_argument("--spread-weight", type=float, default=0.0)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the issue's time is on 2 cores)")
     parser.add_argument("--quick", action="store_true", help="3,000 rows, 1,000 designs, short training")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     seed = 0
     x, y, tr, ho, bounds = mos2_split(seed, args.quick)
     n = 1000 if args.quick else 10_000

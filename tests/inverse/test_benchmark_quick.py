@@ -38,7 +38,7 @@ def test_cinn_variants_quick_compares_plain_and_bootstrapped_members():
     """The ablation script behind RESULTS-inverse's bootstrap and ranking tables runs both ways and prints its summary."""
     if not DATA.exists():
         pytest.skip(f"shared MoS2 data not found at {DATA} (CI places shared/ beside the checkout)")
-    for flag, bootstrap, ranking in (([], "True", "8"), (["--no-bootstrap", "--ranking-members", "0"], "False", "0")):
+    for flag, bootstrap, ranking in (([], "True", "16"), (["--no-bootstrap", "--ranking-members", "0"], "False", "0")):
         proc = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "cinn_variants.py"), "--quick", *flag],
             capture_output=True, text=True, timeout=300, cwd=ROOT,
