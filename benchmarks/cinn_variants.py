@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         ranking = MLPEnsemble(x.shape[1], args.ranking_members, hidden=MatDesINNe.surrogate_hidden).fit(
             x[tr], y[tr], epochs=40 if args.quick else 200, seed=seed + 1, subsample=args.ranking_subsample)
     pipe = MatDesINNe(bounds, FlowTraining(epochs=15 if args.quick else 40, seed=seed), tolerance=0.1,
-                      surrogate=surrogate, ranking=ranking, ranking_members=args.ranking_members, preselect=args.preselect, spread_weight=args.spread_weight).fit(x[tr], y[tr])
+                      surrogate=surrogate, ranking=ranking, ranking_members=args.ranking_members,
+                      preselect=args.preselect, spread_weight=args.spread_weight).fit(x[tr], y[tr])
     validator = independent_validator(x, y, ho, seed, args.quick)
     mae: dict[float, float] = {}
     seconds: list[float] = []
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         mae[target] = float(np.mean(np.abs(validator.predict(made) - target)))
         print(f"target {target:.1f}: {len(made)} designs, independent MAE {mae[target]:.4f} eV, "
               f"{seconds[-1]:.1f} s per 10k", flush=True)
-    print(f"summary: init={args.init} bootstrap={args.bootstrap} ranking={args.ranking_members} preselect={args.preselect:g} "
-          f"spread_weight={args.spread_weight:g} mae_05={mae.get(0.5, float('nan')):.4f} "
+    print(f"summary: init={args.init} bootstrap={args.bootstrap} ranking={args.ranking_members} "
+          f"preselect={args.preselect:g} spread_weight={args.spread_weight:g} mae_05={mae.get(0.5, float('nan')):.4f} "
           f"mae_1={mae.get(1.0, float('nan')):.4f} s_10k={np.mean(seconds):.1f}")
     return 0
 
