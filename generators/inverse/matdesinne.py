@@ -151,20 +151,25 @@ class CINNGenerator:
     the context, or fewer than ``min_measurements``, there is nothing to invert yet, and it proposes a
     scrambled Sobol design instead (origin ``cinn-coldstart``).  Settings are plain
     numbers so a campaign file can set them; flow settings (``epochs``, ``n_blocks``,
-    ``hidden``, ...) are passed to :class:`FlowTraining`.
+    ``hidden``, ...) are passed to :class:`FlowTraining`.  ``ranking_members: 0`` ranks designs
+    by the surrogate's own spread instead of a separate ranking ensemble: farther from the target
+    by an independent check, but spread wider over the space (``benchmarks/RESULTS-inverse.md``).
     """
 
     name = "cinn"
 
     def __init__(self, tolerance: float | None = None, localise_steps: int = 100, surrogate_epochs: int = 150,
                  max_candidates: int = 2000, min_measurements: int = 16, training: FlowTraining | None = None,
-                 **flow_settings: float) -> None:
+                 ranking_members: int = MatDesINNe.ranking_members, **flow_settings: float) -> None:
         self.training = training or FlowTraining(**flow_settings)  # type: ignore[arg-type]
         self.tolerance = tolerance
         self.localise_steps = localise_steps
         self.surrogate_epochs = surrogate_epochs
         self.max_candidates = max_candidates
         self.min_measurements = min_measurements
+        if ranking_members < 0:
+            raise InverseDesignError(f"cinn: ranking_members must be 0 (rank by the surrogate) or more, got {ranking_members}")
+        self.ranking_members = ranking_members  # 0 trades closeness to target for coverage of the space
 
     def propose(self, space: ParametricSpace, context: GenerationContext, n: int) -> list[Candidate]:
         if not isinstance(space, ParametricSpace):
@@ -195,7 +200,8 @@ class CINNGenerator:
         surrogate = offered if isinstance(offered, torch.nn.Module) and not hasattr(offered, "posterior") else None
         torch.manual_seed(context.seed)
         pipe = MatDesINNe(bounds, replace(self.training, seed=context.seed), tolerance,
-                          self.localise_steps, surrogate=surrogate, surrogate_epochs=self.surrogate_epochs)
+                          self.localise_steps, surrogate=surrogate, surrogate_epochs=self.surrogate_epochs,
+                          ranking_members=self.ranking_members)
         pipe.fit(x, y)
         out: list[Candidate] = []
         seen = set(context.known_fingerprints)

@@ -11,6 +11,7 @@ from generators.inverse import (
     InverseDesignError,
     JanusGenerator,
     JanusTraining,
+    MatDesINNe,
 )
 from lab_adapters.simlab.physics.dataset import microstructure_dataset
 from matloop.space import ParametricSpace
@@ -42,7 +43,8 @@ def test_registry_and_protocol():
     assert isinstance(JanusGenerator(), Generator)
 
 
-def test_cinn_proposes_in_bounds_new_candidates_near_target():
+@pytest.mark.parametrize("ranking_members", [MatDesINNe.ranking_members, 0])
+def test_cinn_proposes_in_bounds_new_candidates_near_target(ranking_members):
     measured = _measured()
     known = {measured[0][0].fingerprint}
     ctx = GenerationContext(
@@ -50,7 +52,8 @@ def test_cinn_proposes_in_bounds_new_candidates_near_target():
         extra={"measurements": measured},
     )
     gen = CINNGenerator(
-        training=FlowTraining(n_blocks=3, hidden=32, epochs=20, batch_size=32), localise_steps=30, surrogate_epochs=60
+        training=FlowTraining(n_blocks=3, hidden=32, epochs=20, batch_size=32), localise_steps=30, surrogate_epochs=60,
+        ranking_members=ranking_members,
     )
     cands = gen.propose(SPACE, ctx, 6)
     assert len(cands) == 6
@@ -61,6 +64,11 @@ def test_cinn_proposes_in_bounds_new_candidates_near_target():
         assert c.fingerprint not in known
         assert abs(c.params["a"] + c.params["b"] - 1.5) < 0.4
     assert len({c.fingerprint for c in cands}) == 6
+
+
+def test_cinn_refuses_a_negative_ranking_ensemble():
+    with pytest.raises(InverseDesignError, match="ranking_members"):
+        CINNGenerator(ranking_members=-1)
 
 
 def test_cinn_names_what_is_missing():
