@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 
 
+def _needs(folder: str) -> pytest.MarkDecorator:
+    """Skip where the shared data set the benchmark replays is not beside the checkout (CI places it there)."""
+    return pytest.mark.skipif(not (DATA / folder).is_dir(), reason=f"shared data not found at {DATA / folder}")
+
+
 def _run(script: str, *args: str, quick: bool = True) -> str:
     flags = ["--quick"] if quick else []
     done = subprocess.run([sys.executable, f"benchmarks/{script}", *flags, *args], cwd=ROOT, capture_output=True,
@@ -22,9 +27,8 @@ def _run(script: str, *args: str, quick: bool = True) -> str:
 
 
 @pytest.mark.slow
+@_needs("oer_plates")
 def test_efficiency_quick():
-    if not (DATA / "oer_plates").is_dir():
-        pytest.skip(f"shared data not found at {DATA} (the efficiency benchmark replays those pools)")
     out = _run("efficiency.py")
     line = out.strip().splitlines()[-2]
     assert re.fullmatch(
@@ -40,36 +44,32 @@ def test_acquisition_speed_quick():
 
 
 @pytest.mark.slow
+@_needs("hybrid_perovskites")
 @pytest.mark.parametrize("variant", ["default", "warp", "local-0.5-2"])
 def test_selection_variants_quick(variant: str):
     """The ablation script runs: the project's own GP (``default``), a hand-built one (``warp``), a local pool."""
-    if not (DATA / "hybrid_perovskites").is_dir():
-        pytest.skip(f"shared data not found at {DATA} (the variants replay those pools)")
     out = _run("selection_variants.py", "--pool", "perovskites", "--variant", variant)
     assert re.search(rf"summary: pool=perovskites variant={variant} median_n_best=[0-9.]+ runs=2 seconds=\d+", out), out
 
 
 @pytest.mark.slow
+@_needs("oer_plates")
 def test_winners_curse_quick():
-    if not (DATA / "oer_plates").is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
     out = _run("winners_curse.py")
     assert re.search(r"summary: draws=4 model_better=\d model_worse=\d true_best_reading=[0-9.]+ true_model_pick=[0-9.]+",
                      out), out
 
 
 @pytest.mark.slow
+@_needs("oer_plates")
 def test_presence_bits_quick():
-    if not (DATA / "oer_plates").is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
     out = _run("presence_bits.py")
     assert re.search(r"summary: plates=1 rmse_ratio_mean=[0-9.]+ fit_time_ratio_mean=[0-9.]+", out), out
 
 
+@_needs("oer_plates")
 def test_demo_on_plate_grades_a_batches_file_in_campaign_order(tmp_path):
     """Dropped and failed rows are not experiments; the plate's best counts where it was first measured."""
-    if not (DATA / "oer_plates").is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
     import pandas as pd
 
     plate = pd.read_csv(DATA / "oer_plates" / "oer_plate_3496.csv").sort_values("overpotential")
@@ -87,9 +87,8 @@ def test_demo_on_plate_grades_a_batches_file_in_campaign_order(tmp_path):
     assert re.search(r"plate rank +3: .* first measured at experiment +3 \(batch 3\)", out), out
 
 
+@_needs("oer_plates")
 def test_demo_on_plate_quick():
-    if not (DATA / "oer_plates").is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
     out = _run("demo_on_plate.py")
     assert re.search(r"summary: experiments=30 on_plate=30 best_plate_rank=\d+ at_experiment=\d+ best_reading_batch=[1-3]",
                      out), out
