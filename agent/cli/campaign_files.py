@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agent.cli.common import EXIT_INVALID, console, err_console, fail
 from agent.spec import Campaign, CampaignFileError, load_campaign
@@ -42,13 +43,29 @@ def init(
     console.print(f"wrote the [bold]{template}[/] campaign to {path}; check it with `matloop validate {path}`")
 
 
+def shown(text: object, *, newlines: bool = False) -> Text:
+    """User text (a path, a key, a description) made safe to print.
+
+    It is never read as rich markup (a key named ``[bold]`` or ``[/]`` prints as written), and
+    unprintable characters and lone surrogates, which no terminal encoding can write, are shown
+    escaped (``\\x1b``, ``\\ud800``); newlines too unless ``newlines`` keeps a multi-line text whole.
+    """
+    keep = "\n" if newlines else ""
+    return Text("".join(ch if ch.isprintable() or ch in keep else ch.encode("unicode_escape").decode("ascii")
+                        for ch in str(text)))
+
+
+def _row(table: Table, field: str, value: object) -> None:
+    table.add_row(field, shown(value, newlines=True))
+
+
 def summary_table(campaign: Campaign) -> Table:
     """A one-screen summary of a campaign."""
-    table = Table(title=f"campaign {campaign.name}", show_header=False, title_justify="left")
+    table = Table(title=shown(f"campaign {campaign.name}"), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     if campaign.description:
-        table.add_row("description", campaign.description)
+        _row(table, "description", campaign.description)
     space = campaign.space
     if isinstance(space, ParametricSpace):
         params = []
@@ -57,21 +74,21 @@ def summary_table(campaign: Campaign) -> Table:
                 params.append(f"{p.name} ∈ {{{', '.join(p.options[:6])}{', …' if len(p.options) > 6 else ''}}}")
             else:
                 params.append(f"{p.name} ∈ [{p.bounds[0]:g}, {p.bounds[1]:g}]")
-        table.add_row("space", f"parametric, {len(space.parameters)} parameters")
-        table.add_row("parameters", "\n".join(params))
+        _row(table, "space", f"parametric, {len(space.parameters)} parameters")
+        _row(table, "parameters", "\n".join(params))
         for g in space.simplex:
             step = f", step {g.step:g}" if g.step else ""
-            table.add_row("simplex", f"{' + '.join(g.parameters)} = {g.total:g}{step}")
+            _row(table, "simplex", f"{' + '.join(g.parameters)} = {g.total:g}{step}")
         for c in space.linear_constraints:
             lhs = " + ".join(f"{v:g}·{k}" for k, v in c.coefficients.items())
-            table.add_row("constraint", f"{lhs} {c.op} {c.rhs:g}")
+            _row(table, "constraint", f"{lhs} {c.op} {c.rhs:g}")
     else:
-        table.add_row("space", f"{space.type}: {space.model_dump(exclude_defaults=True, exclude={'type'})}")
+        _row(table, "space", f"{space.type}: {space.model_dump(exclude_defaults=True, exclude={'type'})}")
     for o in campaign.objectives:
         goal = f"target {o.target:g} ± {o.tolerance:g}" if o.goal == "target" else o.goal
-        table.add_row("objective", f"{o.property}: {goal}{f' ({o.units})' if o.units else ''}")
+        _row(table, "objective", f"{o.property}: {goal}{f' ({o.units})' if o.units else ''}")
     for c in campaign.constraints:
-        table.add_row("outcome constraint", str(c))
+        _row(table, "outcome constraint", str(c))
     b = campaign.budget
     limits = [
         f"{b.max_experiments} experiments" if b.max_experiments else "",
@@ -79,19 +96,19 @@ def summary_table(campaign: Campaign) -> Table:
         f"{b.max_iterations} iterations" if b.max_iterations else "",
         f"wall clock {b.wall_clock}" if b.wall_clock else "",
     ]
-    table.add_row("budget", ", ".join(x for x in limits if x))
-    table.add_row("batch size", str(campaign.batch_size))
+    _row(table, "budget", ", ".join(x for x in limits if x))
+    _row(table, "batch size", str(campaign.batch_size))
     approval = campaign.approval.policy
     if campaign.approval.cost_limit:
         approval += f" (cost limit {campaign.approval.cost_limit:g})"
-    table.add_row("approval", approval)
+    _row(table, "approval", approval)
     for m in campaign.measurements:
         adapter = campaign.adapters[m.adapter]
-        table.add_row("measures", f"{', '.join(m.properties)} via {m.adapter} ({adapter.type}), "
+        _row(table, "measures", f"{', '.join(m.properties)} via {m.adapter} ({adapter.type}), "
                       f"fidelity {m.fidelity}, cost {m.cost:g}")
-    table.add_row("generator / surrogate / acquisition",
+    _row(table, "generator / surrogate / acquisition",
                   f"{campaign.generator.type} / {campaign.surrogate.type} / {campaign.acquisition.type}")
-    table.add_row("seed", str(campaign.seed))
+    _row(table, "seed", str(campaign.seed))
     return table
 
 
@@ -100,12 +117,14 @@ def validate(path: Path = typer.Argument(..., help="the campaign file to check")
     try:
         campaign = load_campaign(path)
     except CampaignFileError as exc:
-        err_console.print(f"[bold red]{exc.source}[/] is not a valid campaign:", highlight=False)
+        source = shown(exc.source)
+        source.stylize("bold red")
+        err_console.print(Text.assemble(source, " is not a valid campaign:"), highlight=False)
         for problem in exc.problems:
-            err_console.print(f"  • {problem}", highlight=False)
+            err_console.print(Text.assemble("  • ", shown(problem)), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     console.print(summary_table(campaign))
-    console.print(f"[green]✓[/] {path} is a valid campaign")
+    console.print(Text.assemble(("✓", "green"), " ", shown(path), " is a valid campaign"), highlight=False)
 
 
 def templates() -> None:

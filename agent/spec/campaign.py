@@ -6,6 +6,7 @@ Every section is strict (unknown keys are refused) so that a typo such as
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Any, Literal
@@ -20,29 +21,63 @@ STRICT = ConfigDict(extra="forbid")
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The longest duration a campaign may name. Far beyond any campaign, and far inside what ``timedelta``
+#: holds, so an absurd ``99999999999999999999h`` is one sentence rather than an ``OverflowError``.
+MAX_DURATION = timedelta(days=3650)
+_HINT = "write e.g. '90m', '3h' or '2d'"
 
 
 def parse_duration(value: str | float | int | timedelta) -> timedelta:
-    """``'90m'``, ``'3h'``, ``'2d'`` or seconds → ``timedelta``."""
+    """``'90m'``, ``'3h'``, ``'2d'`` or seconds → ``timedelta``, positive and at most :data:`MAX_DURATION`.
+
+    Raises ``ValueError`` (one sentence) for anything else, including types a YAML file may hold
+    (a list, a boolean), so that pydantic reports it against the field instead of crashing.
+    """
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=float(value))
-    m = _DURATION_RE.match(value)
-    if not m:
-        try:  # ISO 8601 ('PT2H'), which is how a stored spec writes it back
-            return TypeAdapter(timedelta).validate_python(value)
-        except ValidationError:
-            raise ValueError(f"cannot read duration {value!r}; write e.g. '90m', '3h' or '2d'") from None
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+        duration = value
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"cannot read duration {value!r}; {_HINT}")
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"duration {value!r} is not a finite number of seconds")
+        duration = _seconds(float(value), value)
+    else:
+        m = _DURATION_RE.match(value)
+        if m:
+            duration = _seconds(float(m.group(1)) * _UNIT_SECONDS[m.group(2)], value)
+        else:
+            try:  # ISO 8601 ('PT2H'), which is how a stored spec writes it back
+                duration = TypeAdapter(timedelta).validate_python(value)
+            except (ValidationError, ValueError, OverflowError):
+                raise ValueError(f"cannot read duration {_short(value)!r}; {_HINT}") from None
+    if duration <= timedelta(0):
+        raise ValueError(f"duration {_short(str(value))!r} must be longer than zero")
+    if duration > MAX_DURATION:
+        raise ValueError(f"duration {_short(str(value))!r} is longer than {MAX_DURATION.days} days")
+    return duration
+
+
+def _seconds(seconds: float, value: object) -> timedelta:
+    """``timedelta(seconds=...)`` that refuses what it cannot hold instead of overflowing."""
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {_short(str(value))!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 class Budget(BaseModel):
-    """Limits on spending; the campaign stops at whichever comes first."""
+    """Limits on spending; the campaign stops at whichever comes first.
+
+    Every limit is finite and positive (``wall_clock: 0`` or ``max_cost: .inf`` would mean
+    "stop at once" or "never"; leave a limit out instead).
+    """
 
     model_config = STRICT
     max_experiments: int | None = Field(default=None, ge=1)
-    max_cost: float | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_iterations: int | None = Field(default=None, ge=1)
     wall_clock: timedelta | None = None
 
@@ -88,7 +123,7 @@ class Measurement(BaseModel):
     properties: list[str] = Field(min_length=1)
     adapter: str
     fidelity: str = "default"
-    cost: float = Field(default=1.0, ge=0)
+    cost: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     options: dict[str, Any] = Field(default_factory=dict, description="passed with each job (e.g. scenario)")
 
 
@@ -98,9 +133,9 @@ class Stopping(BaseModel):
     model_config = STRICT
     target_met: bool = Field(default=True, description="stop when every target objective is met")
     no_improvement_iterations: int | None = Field(default=None, ge=1)
-    min_improvement: float = Field(default=0.0, ge=0)
+    min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     min_results_fraction: float = Field(
-        default=1.0, gt=0, le=1, description="start the next iteration when this share of a batch is back"
+        default=1.0, gt=0, le=1, allow_inf_nan=False, description="start the next iteration when this share of a batch is back"
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,11 @@ import yaml
 from pydantic import ValidationError
 
 from agent.spec.campaign import Campaign
+from agent.spec.safe_yaml import YamlRefused, load_yaml
+
+#: The most a campaign file may hold. A real one is a few kilobytes; the limit keeps ``validate /dev/zero``
+#: or a mistaken data file from being read into memory whole.
+MAX_BYTES = 1_000_000
 
 Loc = tuple[str | int, ...]
 
@@ -35,22 +43,6 @@ class CampaignFileError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source} is not a valid campaign ({len(problems)} problem(s)):\n{lines}")
-
-
-def _line_index(node: yaml.Node, loc: Loc = (), index: dict[Loc, int] | None = None) -> dict[Loc, int]:
-    """Map every field path in the YAML document to its 1-based line number."""
-    index = {} if index is None else index
-    index.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            index[loc + (key,)] = key_node.start_mark.line + 1
-            _line_index(value_node, loc + (key,), index)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            index[loc + (i,)] = item.start_mark.line + 1
-            _line_index(item, loc + (i,), index)
-    return index
 
 
 def _clean_loc(loc: Loc) -> Loc:
@@ -104,24 +96,33 @@ def parse_campaign(text: str, source: str = "<campaign>", base_dir: Path | None 
     Beyond the format, the generator and surrogate are checked as the loop will use them
     (:mod:`agent.spec.components`); ``base_dir`` resolves relative data paths in their settings.
     """
+    if len(text) > MAX_BYTES:
+        raise CampaignFileError(source, [SpecProblem("", f"is longer than {MAX_BYTES:,} characters; a campaign file "
+                                                         "is a few kilobytes")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise CampaignFileError(source, [SpecProblem("", f"not valid YAML: {getattr(exc, 'problem', exc)}", line)]) from exc
+        data, lines = load_yaml(text)
+    except YamlRefused as exc:
+        raise CampaignFileError(source, [SpecProblem(_format_loc(p.loc), p.message, p.line)
+                                         for p in exc.problems]) from None
     if not isinstance(data, dict):
         raise CampaignFileError(source, [SpecProblem("", "the file must be a mapping of campaign fields", 1)])
-    lines = _line_index(node) if node is not None else {}
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         raise CampaignFileError(source, _problems_from(exc, lines, data)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # a check that trips over odd input must still answer in one sentence
+        raise CampaignFileError(source, [SpecProblem("", f"cannot be checked: {_plain(exc)}")]) from exc
     from agent.spec.components import component_problems
 
-    problems = [SpecProblem(_format_loc(loc), message, _line_of(loc, lines))
-                for loc, message in component_problems(campaign, base_dir)]
+    try:
+        found = component_problems(campaign, base_dir)
+    except MemoryError:
+        raise
+    except Exception as exc:  # the generator/surrogate checks are code of their own; never a traceback
+        found = [((), f"its components cannot be checked: {_plain(exc)}")]
+    problems = [SpecProblem(_format_loc(loc), message, _line_of(loc, lines)) for loc, message in found]
     if problems:
         raise CampaignFileError(source, problems)
     return campaign
@@ -138,11 +139,74 @@ def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file."""
     path = Path(path)
+    return parse_campaign(read_campaign_text(path), source=str(path), base_dir=path.parent)
+
+
+def read_campaign_text(path: Path) -> str:
+    """The text of a campaign file: a regular file of at most :data:`MAX_BYTES` bytes of UTF-8.
+
+    Opened without blocking (a FIFO would otherwise wait for a writer) and checked to be a regular
+    file before anything is read, so a device such as ``/dev/zero`` is refused, not read forever.
+    """
+    source = str(path)
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise CampaignFileError(str(path), [SpecProblem("", f"cannot read file: {exc.strerror}")]) from exc
-    return parse_campaign(text, source=str(path), base_dir=path.parent)
+        raise CampaignFileError(source, [SpecProblem("", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise CampaignFileError(source, [SpecProblem("", "is a directory; give the path of a campaign file")])
+        if not stat.S_ISREG(mode):
+            raise CampaignFileError(source, [SpecProblem("", "is not a regular file (a FIFO, device or socket); "
+                                                             "give the path of a campaign file")])
+        data = _read_at_most(fd, MAX_BYTES + 1)
+    except OSError as exc:
+        raise CampaignFileError(source, [SpecProblem("", f"cannot read file: {exc.strerror}")]) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise CampaignFileError(source, [SpecProblem("", f"is larger than {MAX_BYTES:,} bytes; a campaign file "
+                                                         "is a few kilobytes")])
+    return decode_campaign_bytes(data, source)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def decode_campaign_bytes(data: bytes, source: str = "<campaign>") -> str:
+    """UTF-8 (with or without a byte-order mark) → text; anything else is refused in one sentence."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom):
+            raise CampaignFileError(source, [SpecProblem("", f"is {name} text; save it as UTF-8", 1)])
+    data = data.removeprefix(codecs.BOM_UTF8)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise CampaignFileError(source, [SpecProblem(
+            "", "contains NUL bytes: it is a binary file or UTF-16/UTF-32 text, not a UTF-8 campaign file",
+            data.count(b"\n", 0, nul) + 1)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CampaignFileError(source, [SpecProblem(
+            "", f"is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded); save it as UTF-8", line)]) from None
+
+
+def _plain(exc: BaseException) -> str:
+    """An unexpected error as one line: its kind and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def dump_campaign(campaign: Campaign) -> str:
