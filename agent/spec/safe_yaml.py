@@ -75,10 +75,15 @@ def load_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
             return None, {}
         lines = _Walk().run(node)
         data = yaml.constructor.SafeConstructor().construct_document(node)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control characters)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        raise YamlRefused([YamlProblem((), f"not valid YAML: character #x{exc.character:04x} is not allowed "
+                                           "(control characters are not)", line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlRefused([YamlProblem((), f"not valid YAML: {problem}", mark.line + 1 if mark else None)]) from None
+        context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
+        what = ", ".join(str(part) for part in (context, problem) if part) or str(exc).splitlines()[0]
+        raise YamlRefused([YamlProblem((), f"not valid YAML: {what}", mark.line + 1 if mark else None)]) from None
     except ValueError as exc:  # e.g. an integer with more digits than Python will convert
         raise YamlRefused([YamlProblem((), f"not readable: {exc}", None)]) from None
     return data, lines
