@@ -112,17 +112,26 @@ def summary_table(campaign: Campaign) -> Table:
     return table
 
 
+def print_campaign_problems(exc: CampaignFileError) -> typer.Exit:
+    """Print why a campaign file cannot be used, one line per problem, and return the exit (code 2) to raise.
+
+    Every command that reads a campaign file should answer this way: the file's own text is shown
+    escaped (see :func:`shown`), so no key, path or value can restyle the terminal or crash the printer.
+    """
+    source = shown(exc.source)
+    source.stylize("bold red")
+    err_console.print(Text.assemble(source, " is not a valid campaign:"), highlight=False)
+    for problem in exc.problems:
+        err_console.print(Text.assemble("  • ", shown(problem)), highlight=False)
+    return typer.Exit(EXIT_INVALID)
+
+
 def validate(path: Path = typer.Argument(..., help="the campaign file to check")) -> None:
     """Check a campaign file: exit 0 with a summary, or exit 2 with every problem."""
     try:
         campaign = load_campaign(path)
     except CampaignFileError as exc:
-        source = shown(exc.source)
-        source.stylize("bold red")
-        err_console.print(Text.assemble(source, " is not a valid campaign:"), highlight=False)
-        for problem in exc.problems:
-            err_console.print(Text.assemble("  • ", shown(problem)), highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise print_campaign_problems(exc) from None
     console.print(summary_table(campaign))
     console.print(Text.assemble(("✓", "green"), " ", shown(path), " is a valid campaign"), highlight=False)
 

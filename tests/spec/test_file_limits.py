@@ -263,3 +263,24 @@ def test_validate_answers_exit_2_for_what_is_not_a_campaign_file(tmp_path: Path,
     result = validate(path)
     assert result.exit_code == 2 and "is not a valid campaign" in result.output
     assert result.output.count("\n") == 2  # the heading and one sentence
+
+
+def test_validate_prints_an_undecodable_file_name_escaped(tmp_path: Path) -> None:
+    """A name that is not UTF-8 reaches Python as lone surrogates (surrogateescape); printing them must not crash."""
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/bad\xff.yaml"))
+    path.write_text(BASE + "batchsize: 3\n")
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert "bad\\udcff.yaml is not a valid campaign" in result.output
+
+
+def test_a_check_that_trips_over_odd_numbers_is_still_one_sentence() -> None:
+    """A simplex total of 1e15 in steps of 1e-300 makes ``total / step`` infinite and ``round`` raise ``OverflowError`` inside the
+    space's own validator; the reader turns whatever a check raises into a problem, never a traceback."""
+    text = BASE.replace(
+        "    - {name: c, type: categorical, options: [a, b]}\n",
+        "    - {name: z, type: continuous, bounds: [0.0, 1.0]}\n  simplex:\n"
+        "    - {parameters: [x, z], total: 1.0e+15, step: 1.0e-300}\n",
+    )
+    p = one_problem(text)
+    assert "cannot be checked: OverflowError" in p.message
