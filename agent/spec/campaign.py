@@ -36,7 +36,7 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
     if isinstance(value, timedelta):
         duration = value
     elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"cannot read duration {value!r}; {_HINT}")
+        raise ValueError(f"cannot read duration {_short(repr(value))}; {_HINT}")
     elif isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise ValueError(f"duration {value!r} is not a finite number of seconds")
@@ -59,6 +59,8 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
 
 def _seconds(seconds: float, value: object) -> timedelta:
     """``timedelta(seconds=...)`` that refuses what it cannot hold instead of overflowing."""
+    if seconds <= 0:
+        raise ValueError(f"duration {_short(str(value))!r} must be longer than zero")
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {_short(str(value))!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)

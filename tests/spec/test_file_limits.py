@@ -161,6 +161,7 @@ def test_durations_are_read(value, expected) -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     ("99999999999999999999h", "longer than 3650 days"), (1e300, "longer than 3650 days"),
+    (-1e300, "longer than zero"), (-1, "longer than zero"), (list(range(10_000)), "cannot read duration"),
     ("P99999999999D", "cannot read duration"), ("0", "cannot read duration"), (0, "longer than zero"),
     ("PT0S", "longer than zero"), (float("inf"), "not a finite number"), (True, "cannot read duration"),
     ([1], "cannot read duration"), ({"h": 1}, "cannot read duration"), ("soon", "cannot read duration"),
