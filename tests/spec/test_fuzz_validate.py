@@ -26,6 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -78,28 +79,57 @@ def _status_kb(field: str) -> int:
 
 def validate_forked(path: Path) -> Outcome:
     """``matloop validate PATH`` in a forked child, with limits on memory and time; its outcome."""
+    return validate_many([path])[path]
+
+
+def validate_many(paths: list[Path], parallel: int = 2) -> dict[Path, Outcome]:
+    """:func:`validate_forked` for each path, ``parallel`` children at a time (the machines have two cores or more).
+
+    Children are reaped by their own pid (never ``wait(-1)``, which could steal another fixture's subprocess).
+    """
     parent_rss = _status_kb("VmRSS") * 1024
     address_limit = _status_kb("VmSize") * 1024 + MEMORY_LIMIT
-    with tempfile.TemporaryFile() as out:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            code = CRASHED
-            try:
-                code = _child(path, out.fileno(), address_limit)
-            finally:
-                os._exit(code)
-        _, status, usage = os.wait4(pid, 0)
-        out.seek(0)
-        output = out.read().decode("utf-8", "replace")
-    return Outcome(
-        code=os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
-        signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        extra_rss=max(0, usage.ru_maxrss * 1024 - parent_rss),
-        output=output,
-    )
+    waiting = list(reversed(paths))
+    running: dict[int, tuple[Path, IO[bytes]]] = {}
+    outcomes: dict[Path, Outcome] = {}
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            path = waiting.pop()
+            out = tempfile.TemporaryFile()
+            running[_start(path, address_limit, out)] = (path, out)
+        reaped_any = False
+        for pid in list(running):
+            reaped, status, usage = os.wait4(pid, os.WNOHANG)
+            if reaped == 0:
+                continue
+            reaped_any = True
+            path, out = running.pop(pid)
+            with out:
+                out.seek(0)
+                output = out.read().decode("utf-8", "replace")
+            outcomes[path] = Outcome(
+                code=os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
+                signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                cpu_s=usage.ru_utime + usage.ru_stime,
+                extra_rss=max(0, usage.ru_maxrss * 1024 - parent_rss),
+                output=output,
+            )
+        if not reaped_any:
+            time.sleep(0.002)
+    return outcomes
+
+
+def _start(path: Path, address_limit: int, out: IO[bytes]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = CRASHED
+        try:
+            code = _child(path, out.fileno(), address_limit)
+        finally:
+            os._exit(code)
+    return pid
 
 
 def _child(path: Path, fd: int, address_limit: int) -> int:
@@ -152,8 +182,7 @@ def test_every_corpus_file_gets_an_answer_within_the_limits(warmed: None) -> Non
     failures: dict[str, list[str]] = {}
     codes: dict[int | None, int] = {}
     started = time.monotonic()
-    for path in corpus_files():
-        outcome = validate_forked(path)
+    for path, outcome in sorted(validate_many(corpus_files()).items()):
         codes[outcome.code] = codes.get(outcome.code, 0) + 1
         if outcome.problems():
             failures[path.name] = outcome.problems() + [outcome.output[-2000:]]
