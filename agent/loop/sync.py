@@ -194,7 +194,7 @@ def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: 
         value = result.properties.get(prop) if ok else None
         error = result.property_errors.get(prop) if ok else None
         if value is not None:
-            value, error = _checked(value, expected_units(campaign, measurement, prop), prop)
+            value, error = usable_value(value, expected_units(campaign, measurement, prop), prop)
         if value is None and error is None:
             error = result.error or (
                 f"the lab reported {result.status.value} without a value for {prop!r}" if ok else result.status.value
@@ -228,7 +228,7 @@ def expected_units(campaign: Campaign, measurement: Measurement, prop: str) -> s
     return None
 
 
-def _checked(value: PropertyValue, units: str | None, prop: str) -> tuple[PropertyValue | None, str | None]:
+def usable_value(value: PropertyValue, units: str | None, prop: str) -> tuple[PropertyValue | None, str | None]:
     """The value in the campaign's units, or None and why it cannot be stored as a measurement.
 
     Every adapter's values pass here, not only the simulated lab's: a NaN from a DFT parser or an MLIP is as
@@ -241,11 +241,11 @@ def _checked(value: PropertyValue, units: str | None, prop: str) -> tuple[Proper
         try:
             converted, std = convert(value.value, value.std, value.units, units)
         except UnitsError as exc:
-            problem = f"its units cannot be used: {exc}"
+            problem = str(exc)
         else:
             problem = number_problem(converted) or (None if std is None else number_problem(std, "std"))
             value = PropertyValue(value=converted, std=std, units=units or value.units)
-            if value.units is not None and len(value.units) > MAX_UNITS_LENGTH:
+            if problem is None and value.units is not None and len(value.units) > MAX_UNITS_LENGTH:
                 problem = f"its units are longer than the {MAX_UNITS_LENGTH} characters allowed"
     if problem is not None:
         return None, f"the value reported for {prop!r} cannot be used: {problem}"

@@ -106,7 +106,7 @@ def _json(response: httpx.Response, what: str) -> Any:
     """The body as JSON; a body that is not JSON is the lab's fault, said in one sentence."""
     try:
         return response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
         raise AdapterError(f"the simulated lab's answer to {what} is not JSON: {response.text[:200]!r}") from exc
 
 
@@ -191,9 +191,11 @@ class SimLabAdapter:
         if response.status_code not in (200, 201):
             raise self._client_error(response, f"job {job.idempotency_key}")
         body = _json(response, f"submitting job {job.idempotency_key}")
-        if not isinstance(body, dict) or not isinstance(body.get("id"), (str, int)) or isinstance(body["id"], bool):
-            raise AdapterError(f"the simulated lab accepted job {job.idempotency_key} without saying its id")
-        return str(body["id"])
+        external_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(external_id, str) or not 0 < len(external_id) <= 200:
+            raise AdapterError(f"the simulated lab accepted job {job.idempotency_key} without a usable id "
+                               "(text of 1 to 200 characters)")
+        return external_id
 
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
         """Status of each id, in one request per hundred; an id the lab does not know is ``lost``."""

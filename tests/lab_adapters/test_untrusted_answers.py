@@ -212,3 +212,23 @@ def test_every_bad_answer_is_a_failed_measurement_with_its_reason_and_the_campai
         bests = [it.info["best"] for it in session.scalars(select(IterationRecord))]
         assert all(b is None or math.isfinite(b) for b in bests) and bests[-1] is not None
     db.dispose()
+
+
+def test_values_from_any_adapter_are_checked_before_they_are_stored() -> None:
+    """The loop's own gate, for adapters other than the simulated lab's client (a DFT parser's NaN, an MLIP's inf)."""
+    from agent.loop.sync import usable_value
+    from matloop.types import PropertyValue
+
+    for bad, reason in [
+        (PropertyValue(value=math.nan), "the value is NaN, not a number"),
+        (PropertyValue(value=-math.inf), "the value is -infinite"),
+        (PropertyValue(value=1e200), "the value 1e+200 is larger in magnitude than 1e+150, so it cannot be a measurement"),
+        (PropertyValue(value=1.0, std=math.inf), "the std is +infinite"),
+        (PropertyValue(value=1.0, std=-1.0), "the std -1 is negative"),
+        (PropertyValue(value=1.0, units="eV"), "'eV' cannot be converted to 'V': they measure different things"),
+    ]:
+        value, error = usable_value(bad, "V", "overpotential")
+        assert value is None and error == f"the value reported for 'overpotential' cannot be used: {reason}"
+    value, error = usable_value(PropertyValue(value=350.0, std=10.0, units="mV"), "V", "overpotential")
+    assert error is None and value is not None
+    assert (value.value, value.std, value.units) == (pytest.approx(0.35), pytest.approx(0.01), "V")
