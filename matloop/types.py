@@ -185,6 +185,66 @@ class PropertyValue(BaseModel):
     units: str | None = None
 
 
+#: Largest magnitude a measured value or std may have.  Anything above is finite but cannot be physical in any
+#: units a lab reports, and squaring it (variances, standardisation before a fit) overflows float64 past ~1e154,
+#: which would turn the surrogate's training data into inf/NaN; such a value is refused like a non-finite one.
+MAX_ABS_VALUE = 1e150
+
+#: The fields a lab may send for one property (those of :class:`PropertyValue`).
+PROPERTY_FIELDS = frozenset({"value", "std", "units"})
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def number_problem(value: Any, what: str = "value") -> str | None:
+    """Why ``value`` is not a usable measured number (None when it is one): a finite real of sane magnitude."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"the {what} is {_type_name(value)}, not a number"
+    try:
+        number = float(value)
+    except OverflowError:  # an int too big for a float
+        return f"the {what} is too large to be a measurement"
+    if math.isnan(number):
+        return f"the {what} is NaN, not a number"
+    if math.isinf(number):
+        return f"the {what} is {'-' if number < 0 else '+'}infinite"
+    if abs(number) > MAX_ABS_VALUE:
+        return f"the {what} {number:g} is larger in magnitude than {MAX_ABS_VALUE:g}, so it cannot be a measurement"
+    return None
+
+
+def property_value_from_answer(answer: Any) -> PropertyValue:
+    """One property as a lab sent it (``{"value": ..., "std": ..., "units": ...}``), checked field by field.
+
+    Raises ``ValueError`` whose message is one sentence saying what is wrong (an unexpected field, a value that
+    is text, null, a list, NaN, infinite or absurdly large, a negative std, units that are not text).
+    """
+    if not isinstance(answer, dict):
+        raise ValueError(f"the answer is {_type_name(answer)}, not an object with a value")
+    extra = sorted(str(k) for k in answer if k not in PROPERTY_FIELDS)
+    if extra:
+        shown = ", ".join(repr(k[:40]) for k in extra[:3])
+        raise ValueError(f"the answer carries unexpected field(s) {shown}; only value, std and units are allowed")
+    if "value" not in answer:
+        raise ValueError("the answer has no value")
+    problem = number_problem(answer["value"])
+    if problem is None and answer.get("std") is not None:
+        problem = number_problem(answer["std"], "std")
+        if problem is None and answer["std"] < 0:
+            problem = f"the std {answer['std']:g} is negative"
+    units = answer.get("units")
+    if problem is None and units is not None and not isinstance(units, str):
+        problem = f"the units are {_type_name(units)}, not text"
+    if problem is not None:
+        raise ValueError(problem)
+    std = answer.get("std")
+    return PropertyValue(value=float(answer["value"]), std=None if std is None else float(std), units=units)
+
+
 class JobRequest(BaseModel):
     """What the controller asks an executor to do."""
 
@@ -202,7 +262,9 @@ class JobRequest(BaseModel):
 class JobResult(BaseModel):
     """What an executor reports for a job that reached a terminal state.
 
-    A failed experiment is data too: ``status`` is ``failed`` and ``error`` says why.
+    A failed experiment is data too: ``status`` is ``failed`` and ``error`` says why.  A property the lab
+    answered but whose answer cannot be used (text, NaN, an unexpected field) is in ``property_errors`` with the
+    reason instead of in ``properties``; it is stored as a failed measurement of that property.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -211,6 +273,7 @@ class JobResult(BaseModel):
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
     raw: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    property_errors: dict[str, str] = Field(default_factory=dict)
 
 
 class AdapterError(RuntimeError):
@@ -219,6 +282,18 @@ class AdapterError(RuntimeError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class LabAnswerError(AdapterError):
+    """The executor answered about one job, but the answer cannot be read (an unknown status, a malformed record).
+
+    Never transient: asking again gets the same answer.  The loop stores the job as failed with this message
+    rather than asking forever; any other ``AdapterError`` (a refused token, an unreachable lab) concerns the
+    whole executor and are not turned into failed jobs.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
 
 
 @runtime_checkable

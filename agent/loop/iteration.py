@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from agent.loop.context import LoopContext
@@ -9,6 +10,11 @@ from agent.loop.state import best_value, latest_iteration, observations, progres
 from agent.policy.stopping import CampaignProgress, stop_reason
 from agent.store.events import record_event
 from agent.store.models import CampaignRecord, IterationRecord
+
+
+def _finite_or_none(best: float | None) -> float | None:
+    """The best value as stored: None until a finite value was measured (JSON has no -inf, and it means nothing)."""
+    return best if best is not None and math.isfinite(best) else None
 
 
 def open_iteration(ctx: LoopContext) -> IterationRecord:
@@ -35,6 +41,7 @@ def complete_iteration(ctx: LoopContext, iteration_id: int) -> float | None:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
         best, who = best_value(ctx.campaign, observations(session, ctx.campaign, ctx.campaign_id))
+        best = _finite_or_none(best)
         if iteration.step != "complete":
             iteration.step = "complete"
             iteration.finished_at = datetime.now(UTC)
@@ -65,6 +72,6 @@ def finish_campaign(ctx: LoopContext, reason: str, status: str = "stopped") -> N
             last.step = "complete"
             last.finished_at = datetime.now(UTC)
             best, _ = best_value(ctx.campaign, observations(session, ctx.campaign, ctx.campaign_id))
-            last.info["best"] = best
+            last.info["best"] = _finite_or_none(best)
         record_event(session, "campaign_stopped" if status == "stopped" else f"campaign_{status}",
                      campaign_id=ctx.campaign_id, payload={"reason": reason})

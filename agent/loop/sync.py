@@ -4,6 +4,13 @@ Adapters are asked first (no transaction open during network calls); then one
 transaction writes every status change and result.  A result already stored
 for a (job, property) is not stored again, so a sync repeated after a crash
 changes nothing.
+
+What an executor answers is untrusted (DESIGN.md), whichever adapter it comes
+through: an answer about a job that cannot be read (``LabAnswerError``: an
+unknown status, a malformed record) stores the job as failed with the sentence,
+instead of failing the same way on every resume; a value that is not a finite
+number of sane size, or in units that cannot be converted into the campaign's,
+is stored as a failed measurement with its reason.
 """
 
 from __future__ import annotations
@@ -19,7 +26,16 @@ from agent.loop.faults import checkpoint
 from agent.spec import Campaign, Measurement
 from agent.store.events import record_event
 from agent.store.models import CandidateRecord, JobRecord, MeasurementRecord
-from matloop.types import JobResult, JobStatus, make_idempotency_key
+from matloop.types import (
+    JobResult,
+    JobStatus,
+    LabAdapter,
+    LabAnswerError,
+    PropertyValue,
+    make_idempotency_key,
+    number_problem,
+)
+from matloop.units import MAX_UNITS_LENGTH, UnitsError, convert
 
 #: A job its executor no longer knows (a lab restarted without its state, as the in-process simulated lab is
 #: after a crash; a SLURM job gone with its node) says nothing about the candidate. It is submitted again, as a
@@ -66,14 +82,20 @@ def sync(ctx: LoopContext) -> SyncReport:
     results: dict[int, JobResult] = {}
     for adapter_name, jobs in by_adapter.items():
         adapter = ctx.adapters[adapter_name]
-        polled = adapter.poll([j.external_id for j in jobs if j.external_id])
+        polled, unreadable = _poll(adapter, [j.external_id for j in jobs if j.external_id])
         for job in jobs:
+            reason = unreadable.get(job.external_id or "")
             status = polled.get(job.external_id or "")
-            if status is None:
-                continue
-            statuses[job.id] = JobStatus(status)
-            if JobStatus(status).is_terminal:
-                results[job.id] = adapter.fetch(job.external_id or "")
+            if reason is None and status is not None and JobStatus(status).is_terminal:
+                try:
+                    results[job.id] = adapter.fetch(job.external_id or "")
+                except LabAnswerError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                statuses[job.id] = JobStatus.FAILED
+                results[job.id] = JobResult(status=JobStatus.FAILED, error=reason)
+            elif status is not None:
+                statuses[job.id] = JobStatus(status)
     checkpoint("sync.before_commit")
     now = datetime.now(UTC)
     with ctx.db.transaction() as session:
@@ -102,6 +124,27 @@ def sync(ctx: LoopContext) -> SyncReport:
                          "resubmitted": report.resubmitted},
             )
     return report
+
+
+def _poll(adapter: LabAdapter, external_ids: list[str]) -> tuple[dict[str, JobStatus], dict[str, str]]:
+    """Statuses of ``external_ids``, and the reason for each id whose answer cannot be read.
+
+    One unreadable answer must not hide the others' statuses: when the poll of all of them raises
+    ``LabAnswerError``, each id is polled alone to find which answer it was.
+    """
+    try:
+        return adapter.poll(external_ids), {}
+    except LabAnswerError as exc:
+        if len(external_ids) == 1:
+            return {}, {external_ids[0]: str(exc)}
+    polled: dict[str, JobStatus] = {}
+    unreadable: dict[str, str] = {}
+    for external_id in external_ids:
+        try:
+            polled.update(adapter.poll([external_id]))
+        except LabAnswerError as exc:
+            unreadable[external_id] = str(exc)
+    return polled, unreadable
 
 
 def attempt_of(session: Session, job: JobRecord) -> int:
@@ -149,8 +192,10 @@ def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: 
         if prop in existing:
             continue
         value = result.properties.get(prop) if ok else None
-        error = None
-        if value is None:
+        error = result.property_errors.get(prop) if ok else None
+        if value is not None:
+            value, error = usable_value(value, expected_units(campaign, measurement, prop), prop)
+        if value is None and error is None:
             error = result.error or (
                 f"the lab reported {result.status.value} without a value for {prop!r}" if ok else result.status.value
             )
@@ -171,3 +216,37 @@ def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: 
         )
         stored += 1
     return stored
+
+
+def expected_units(campaign: Campaign, measurement: Measurement, prop: str) -> str | None:
+    """The units the campaign declared for ``prop``: the measurement's own, else its objective's (None: any)."""
+    if prop in measurement.units:
+        return measurement.units[prop]
+    for objective in campaign.objectives:
+        if objective.property == prop and objective.units:
+            return objective.units
+    return None
+
+
+def usable_value(value: PropertyValue, units: str | None, prop: str) -> tuple[PropertyValue | None, str | None]:
+    """The value in the campaign's units, or None and why it cannot be stored as a measurement.
+
+    Every adapter's values pass here, not only the simulated lab's: a NaN from a DFT parser or an MLIP is as
+    unusable as one from a lab, and stored as a success it would poison every later fit.
+    """
+    problem = number_problem(value.value) or (None if value.std is None else number_problem(value.std, "std"))
+    if problem is None and value.std is not None and value.std < 0:
+        problem = f"the std {value.std:g} is negative"
+    if problem is None:
+        try:
+            converted, std = convert(value.value, value.std, value.units, units)
+        except UnitsError as exc:
+            problem = str(exc)
+        else:
+            problem = number_problem(converted) or (None if std is None else number_problem(std, "std"))
+            value = PropertyValue(value=converted, std=std, units=units or value.units)
+            if problem is None and value.units is not None and len(value.units) > MAX_UNITS_LENGTH:
+                problem = f"its units are longer than the {MAX_UNITS_LENGTH} characters allowed"
+    if problem is not None:
+        return None, f"the value reported for {prop!r} cannot be used: {problem}"
+    return value, None

@@ -127,6 +127,11 @@ class Measurement(BaseModel):
     fidelity: str = "default"
     cost: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     options: dict[str, Any] = Field(default_factory=dict, description="passed with each job (e.g. scenario)")
+    units: dict[str, str] = Field(
+        default_factory=dict,
+        description="expected units per property; a lab's value in other, compatible units is converted, "
+        "in incompatible units refused (an objective's own units apply to a property not named here)",
+    )
 
 
 class Stopping(BaseModel):

@@ -8,6 +8,7 @@ models run on SQLite (embedded default) and PostgreSQL (production).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -60,7 +63,43 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN and ±inf replaced by ``None``, at any depth (tuples become lists, as JSON has it).
+
+    JSON has no spelling for them: PostgreSQL's JSONB refuses them (``DataError``, and the step's whole
+    transaction with it), while SQLite stores the non-standard ``NaN``/``Infinity`` and reads them back.  ``null``
+    is what ``JSON.stringify`` writes for them too, and every reader of these columns already copes with a
+    missing number, whereas a string such as ``"-inf"`` in a number's place would break arithmetic elsewhere.
+    Whatever mattered about such a value (a lab's NaN) is said in words where it is used (the measurement's
+    error), so nothing is lost that anyone could use.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class FiniteJSON(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) that never receives a non-finite number, so both backends store the same.
+
+    It sits at the column type so that no caller can forget it: events, lab payloads, model metrics and
+    predictions all pass here.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return json_safe(value)
+
+
+JSONType = FiniteJSON()
 
 
 class Base(DeclarativeBase):

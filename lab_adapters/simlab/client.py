@@ -10,6 +10,13 @@ a dropped connection) is recognised by the lab rather than run again.
 Retries cover connection errors, timeouts, 429 and 5xx; other 4xx answers are the
 caller's mistake and raise a non-transient :class:`~matloop.types.AdapterError`
 carrying the lab's own explanation.
+
+The lab's answers are untrusted (DESIGN.md): a record whose status this client does
+not know, or which is not shaped like a record, raises
+:class:`~matloop.types.LabAnswerError` (the loop stores that job as failed with the
+sentence); a property whose value is not a finite number of sane size, or which
+carries a field it should not, becomes a failed measurement of that property with
+its reason (``JobResult.property_errors``), never an exception.
 """
 
 from __future__ import annotations
@@ -21,7 +28,16 @@ from typing import Any
 import httpx
 
 from lab_adapters.retry import Backoff, TransientFailure, call_with_retries
-from matloop.types import AdapterError, CandidateKind, JobRequest, JobResult, JobStatus, PropertyValue
+from matloop.types import (
+    AdapterError,
+    CandidateKind,
+    JobRequest,
+    JobResult,
+    JobStatus,
+    LabAnswerError,
+    PropertyValue,
+    property_value_from_answer,
+)
 
 #: The lab's experiment status → the controller's job status.
 STATUS_MAP: dict[str, JobStatus] = {
@@ -60,6 +76,38 @@ def job_to_request(job: JobRequest) -> dict[str, Any]:
         "fidelity": job.fidelity,
         "metadata": {"attempt": job.attempt, "fingerprint": candidate.fingerprint, "options": options},
     }
+
+
+def lab_status(external_id: str, status: Any) -> JobStatus:
+    """The controller's status for the lab's word; :class:`LabAnswerError` for a word the lab's API does not have."""
+    if isinstance(status, str) and status in STATUS_MAP:
+        return STATUS_MAP[status]
+    shown = repr(status[:40]) if isinstance(status, str) else type(status).__name__
+    raise LabAnswerError(f"the simulated lab reported status {shown} for experiment {external_id}, "
+                         f"which is none of {', '.join(STATUS_MAP)}")
+
+
+def read_properties(result: Any) -> tuple[dict[str, PropertyValue], dict[str, str]]:
+    """The usable properties of a lab result, and the reason for each one that is not usable."""
+    properties: dict[str, PropertyValue] = {}
+    errors: dict[str, str] = {}
+    answers = result.get("properties") if isinstance(result, dict) else None
+    if not isinstance(answers, dict):
+        return properties, errors
+    for name, answer in answers.items():
+        try:
+            properties[str(name)] = property_value_from_answer(answer)
+        except ValueError as exc:
+            errors[str(name)] = f"the lab's answer for {str(name)[:100]!r} cannot be used: {exc}"
+    return properties, errors
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    """The body as JSON; a body that is not JSON is the lab's fault, said in one sentence."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
+        raise AdapterError(f"the simulated lab's answer to {what} is not JSON: {response.text[:200]!r}") from exc
 
 
 def _detail(response: httpx.Response) -> str:
@@ -142,7 +190,12 @@ class SimLabAdapter:
         )
         if response.status_code not in (200, 201):
             raise self._client_error(response, f"job {job.idempotency_key}")
-        return str(response.json()["id"])
+        body = _json(response, f"submitting job {job.idempotency_key}")
+        external_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(external_id, str) or not 0 < len(external_id) <= 200:
+            raise AdapterError(f"the simulated lab accepted job {job.idempotency_key} without a usable id "
+                               "(text of 1 to 200 characters)")
+        return external_id
 
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
         """Status of each id, in one request per hundred; an id the lab does not know is ``lost``."""
@@ -153,8 +206,13 @@ class SimLabAdapter:
             response = self._request("GET", "/v1/experiments", params={"ids": ",".join(chunk), "limit": len(chunk)})
             if response.status_code != 200:
                 raise self._client_error(response, "a status poll")
-            for item in response.json()["items"]:
-                statuses[item["id"]] = STATUS_MAP[item["status"]]
+            body = _json(response, "a status poll")
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise AdapterError("the simulated lab's answer to a status poll has no list of items")
+            for item in items:
+                if isinstance(item, dict) and item.get("id") in chunk:
+                    statuses[item["id"]] = lab_status(item["id"], item.get("status"))
         return {i: statuses.get(i, JobStatus.LOST) for i in ids}
 
     def experiment(self, external_id: str) -> dict[str, Any] | None:
@@ -164,24 +222,33 @@ class SimLabAdapter:
             return None
         if response.status_code != 200:
             raise self._client_error(response, f"reading {external_id}")
-        return response.json()
+        record = _json(response, f"reading {external_id}")
+        if not isinstance(record, dict):
+            raise LabAnswerError(f"the simulated lab's record of experiment {external_id} is not an object")
+        return record
 
     def fetch(self, external_id: str) -> JobResult:
         """The result of a finished experiment; ``AdapterError(transient=True)`` while it is still open."""
         record = self.experiment(external_id)
         if record is None:
             return JobResult(status=JobStatus.LOST, error=f"the simulated lab has no experiment {external_id!r}")
-        status = STATUS_MAP[record["status"]]
+        status = lab_status(external_id, record.get("status"))
         if not status.is_terminal:
             raise AdapterError(f"experiment {external_id} is still {record['status']}", transient=True)
-        result = record.get("result") or {}
-        properties = {name: PropertyValue(**value) for name, value in (result.get("properties") or {}).items()}
+        result = record.get("result")
+        result = result if isinstance(result, dict) else {}
+        properties, property_errors = read_properties(result)
+        measurement_raw = result.get("raw")
         raw = {
             "lab": "simlab",
-            "experiment": {k: v for k, v in record.items() if k != "result"},
-            "measurement": result.get("raw") or {},
+            "experiment": {str(k): v for k, v in record.items() if k != "result"},
+            "measurement": measurement_raw if isinstance(measurement_raw, dict) else {},
         }
-        return JobResult(status=status, properties=properties, raw=raw, error=record.get("error"))
+        error = record.get("error")
+        return JobResult(
+            status=status, properties=properties, raw=raw, property_errors=property_errors,
+            error=None if error is None else str(error)[:2000],
+        )
 
     def cancel(self, external_id: str) -> None:
         """Cancel an open experiment; no effect on a finished one."""
