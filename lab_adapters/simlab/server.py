@@ -27,7 +27,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -74,6 +74,11 @@ def _ticker(lab: Lab, stop: threading.Event) -> None:
             lab.advance()
         except Exception:  # a transient SQLite error must not stop the clock; say so and go on
             log.exception("simlab ticker: advancing experiments failed; retrying at the next tick")
+
+
+def _timestamp(when: datetime) -> float:
+    """Unix seconds; a time without an offset is UTC (not the server's zone, whose year 1 is out of range)."""
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
 def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastAPI:
@@ -174,7 +179,7 @@ def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastA
         lab.advance()
         rows, more = lab.store.bounded_page(
             status=status,
-            since=since.timestamp() if since else None,
+            since=_timestamp(since) if since else None,
             ids=id_list,
             after_seq=after,
             limit=limit,
