@@ -379,3 +379,24 @@ def test_prefect_migrates_its_database_made_by_the_init_script(
     with psycopg.connect(f"host=127.0.0.1 port={postgres_server.port} user=prefect dbname=prefect") as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE tableowner = 'prefect'")}
     assert {"flow", "flow_run", "deployment", "alembic_version"} <= tables
+
+
+def test_every_matloop_command_in_the_file_parses() -> None:
+    """Each service's command, as the image's entrypoint `matloop` would get it, names real commands and options."""
+    import typer
+
+    from agent.cli import app
+
+    group = typer.main.get_command(app)
+    checked = []
+    for name, service in config()["services"].items():
+        if service.get("image") != "matloop:latest" or "entrypoint" in service:
+            continue
+        args, command, path = list(service["command"]), group, []
+        while hasattr(command, "commands"):  # a group (typer vendors its own click, so no isinstance)
+            path.append(args.pop(0))
+            assert path[-1] in command.commands, f"{name}: `matloop {' '.join(path)}` is not a command"
+            command = command.commands[path[-1]]
+        command.make_context(path[-1], args)  # parses every option, with its type and range; exits if one is bad
+        checked.append((name, " ".join(path)))
+    assert sorted(checked) == [("migrate", "db upgrade"), ("simlab", "simlab serve"), ("worker", "serve")]
