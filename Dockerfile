@@ -1,4 +1,5 @@
-# One image for every matloop service in docker-compose.yml (worker, simulated lab, migrations).
+# One image for every matloop service in docker-compose.yml: the Prefect server, the worker, the simulated lab,
+# the migrations. Build: `docker compose build` (or `docker build -t matloop:latest .`).
 FROM python:3.11-slim
 WORKDIR /app
 # torch first and CPU-only: pass PyTorch's CPU wheel index as TORCH_INDEX_ARGS="--index-url <url>"
@@ -14,7 +15,15 @@ COPY surrogates ./surrogates
 COPY lab_adapters ./lab_adapters
 COPY flows ./flows
 COPY migrations ./migrations
-RUN pip install --no-cache-dir -c requirements/constraints.txt ".[postgres]"
-ENV MATLOOP_DATA_DIR=/data
+# postgres: psycopg for matloop's store; mlip: CHGNet and MACE for crystal campaigns. Prefect's server on
+# PostgreSQL needs asyncpg, which Prefect itself depends on; the import below fails the build if it is missing.
+ARG MATLOOP_EXTRAS="postgres,mlip"
+RUN pip install --no-cache-dir -c requirements/constraints.txt ".[${MATLOOP_EXTRAS}]" \
+    && python -c "import asyncpg, psycopg, prefect.server.api.server"
+# Not root: the services only write to /data (named volumes take this ownership when first created).
+RUN useradd --create-home --uid 10001 matloop && mkdir -p /data/simlab && chown -R matloop:matloop /data
+USER matloop
+ENV MATLOOP_DATA_DIR=/data \
+    PREFECT_HOME=/data/prefect
 VOLUME /data
 ENTRYPOINT ["matloop"]

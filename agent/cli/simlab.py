@@ -7,6 +7,7 @@ Heavy imports (FastAPI, uvicorn, the scenarios) happen inside the command, so
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,10 +34,17 @@ def _parse_instruments(specs: list[str]) -> dict[str, int]:
     return out
 
 
+def _reason(exc: BaseException) -> str:
+    """The OS's or SQLite's own words, without the errno prefix ("Address already in use")."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one (printed)")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one (printed)")] = 8765,
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", help="serve only these scenarios (repeat); default: all")
     ] = None,
@@ -62,14 +70,23 @@ def serve(
         Path | None,
         typer.Option("--state", help="SQLite file keeping the lab's state across restarts; default: memory"),
     ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="larger request bodies are refused with 413 before they are read")
+    ] = 1024 * 1024,
 ) -> None:
     """Serve the simulated lab until interrupted (Ctrl-C)."""
     import uvicorn
 
     from lab_adapters.simlab.inprocess import bind_socket
     from lab_adapters.simlab.lab import DEFAULT_INSTRUMENTS, Lab, LabConfig
+    from lab_adapters.simlab.limits import is_wellformed_token
     from lab_adapters.simlab.server import create_app
 
+    if token is not None and not is_wellformed_token(token):
+        raise typer.BadParameter(
+            "the token must be 1 to 4096 visible ASCII characters without spaces (clients send it in an HTTP header)",
+            param_hint="--token / MATLOOP_SIMLAB_TOKEN",
+        )
     generated = token is None
     token = token or secrets.token_urlsafe(16)
     try:
@@ -87,15 +104,21 @@ def serve(
             seed=seed,
             state_path=state,
             instruments={**DEFAULT_INSTRUMENTS, **_parse_instruments(instrument or [])},
+            max_body_bytes=max_body_bytes,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        typer.echo(f"error: cannot listen on {host}:{port}: {_reason(exc)}", err=True)
         raise typer.Exit(1) from None
-    lab = Lab(config)
+    try:
+        lab = Lab(config)
+    except (OSError, sqlite3.Error) as exc:
+        sock.close()
+        typer.echo(f"error: cannot keep the lab's state in {state}: {_reason(exc)}", err=True)
+        raise typer.Exit(1) from None
     url = f"http://{host}:{sock.getsockname()[1]}"
     typer.echo(f"simlab listening on {url}")
     typer.echo(f"state: {state or 'in memory (lost on exit)'}; scenarios: {', '.join(lab.scenario_names)}")

@@ -61,6 +61,7 @@ class LabConfig:
     seed: int = 0
     state_path: Path | None = None  # SQLite file; None keeps state in memory
     instruments: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
+    max_body_bytes: int = 1024 * 1024  # larger request bodies are refused with 413 before they are read whole
 
     def __post_init__(self) -> None:
         for name in ("failure_rate", "error_rate", "slow_rate"):
@@ -69,6 +70,8 @@ class LabConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be positive, got {self.time_scale}")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
         if self.noise_scale < 0:
             raise ValueError(f"noise_scale must be non-negative, got {self.noise_scale}")
         unknown = [s for s in self.scenarios or [] if s not in scenario_names()]

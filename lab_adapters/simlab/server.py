@@ -9,6 +9,11 @@ Routes (all under a bearer token except ``/healthz``):
 - ``GET /v1/experiments?status=&since=&ids=&cursor=&limit=`` (paged by cursor)
 - ``GET /v1/instruments``, ``GET /v1/scenarios``, ``GET /v1/stats``, ``GET /healthz``
 
+Every bad request gets a 4xx with a JSON ``detail`` (see ``limits.py``): a missing,
+non-ASCII or malformed ``Authorization`` header 401 (a well-formed wrong token 403), a
+query parameter that is out of range or not a number 400, a body over
+``LabConfig.max_body_bytes`` 413; a listing is bounded by ``limit`` and by size.
+
 Fault injection (``error_rate``, ``slow_rate``) hits the ``/v1/experiments`` routes,
 the ones a client must survive; half of the injected 5xx answers are sent after the
 work was done, so a client that retries without its idempotency key would create
@@ -20,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -42,6 +49,14 @@ from lab_adapters.simlab.api import (
 )
 from lab_adapters.simlab.faults import HttpFaults
 from lab_adapters.simlab.lab import Lab, LabConfig, LabRequestError
+from lab_adapters.simlab.limits import (
+    MAX_PAGE_BYTES,
+    BodySizeLimit,
+    bearer_credentials,
+    parse_cursor,
+    parse_ids,
+    token_matches,
+)
 from lab_adapters.simlab.scenarios import get_scenario
 
 log = logging.getLogger(__name__)
@@ -59,6 +74,11 @@ def _ticker(lab: Lab, stop: threading.Event) -> None:
             lab.advance()
         except Exception:  # a transient SQLite error must not stop the clock; say so and go on
             log.exception("simlab ticker: advancing experiments failed; retrying at the next tick")
+
+
+def _timestamp(when: datetime) -> float:
+    """Unix seconds; a time without an offset is UTC (not the server's zone, whose year 1 is out of range)."""
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
 def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastAPI:
@@ -87,12 +107,13 @@ def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastA
     app.state.lab = lab
     app.state.faults = faults
 
-    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        if credentials is None:
-            raise HTTPException(
-                401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"}
-            )
-        if token is not None and not secrets.compare_digest(credentials.credentials, token):
+    def authorize(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> None:
+        # HTTPBearer above only documents the scheme in the OpenAPI schema; the raw header is
+        # checked here, so that a non-ASCII or malformed token is a 401 and never a 500.
+        credentials = bearer_credentials(request.headers.get("authorization"))
+        if token is not None and not token_matches(credentials, token):
             raise HTTPException(403, "the bearer token is not valid for this lab")
 
     @app.middleware("http")
@@ -109,9 +130,20 @@ def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastA
             return JSONResponse({"detail": f"injected fault: {code} after processing"}, status_code=code)
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A bad query parameter or header is a bad request (400); a body that does not fit the
+        # schema stays FastAPI's 422, which clients of this API already expect.
+        if all(error.get("loc", ("body",))[0] in ("query", "header", "path") for error in exc.errors()):
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=400)
+        return await request_validation_exception_handler(request, exc)
+
     @app.exception_handler(LabRequestError)
     async def refused(request: Request, exc: LabRequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    # Outermost, so an oversized body is refused before auth, fault injection or parsing see it.
+    app.add_middleware(BodySizeLimit, max_bytes=lab.config.max_body_bytes)
 
     auth = [Depends(authorize)]
 
@@ -142,20 +174,17 @@ def create_app(config: LabConfig | None = None, lab: Lab | None = None) -> FastA
     ) -> ExperimentPage:
         if status is not None and status not in LAB_STATUSES:
             raise HTTPException(422, f"status={status!r} is not one of {list(LAB_STATUSES)}")
-        try:
-            after = int(cursor) if cursor else 0
-        except ValueError:
-            raise HTTPException(422, f"cursor={cursor!r} is not a cursor this lab issued") from None
-        id_list = [i for i in ids.split(",") if i] if ids else None
-        rows = lab.list(
+        after = parse_cursor(cursor)
+        id_list = parse_ids(ids)
+        lab.advance()
+        rows, more = lab.store.bounded_page(
             status=status,
-            since=since.timestamp() if since else None,
+            since=_timestamp(since) if since else None,
             ids=id_list,
             after_seq=after,
-            limit=limit + 1,
+            limit=limit,
+            max_bytes=MAX_PAGE_BYTES,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
         return ExperimentPage(
             items=[ExperimentOut.from_row(r) for r in rows], next_cursor=str(rows[-1].seq) if more else None
         )

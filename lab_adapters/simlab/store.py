@@ -244,6 +244,26 @@ class LabStore:
         after_seq: int = 0,
         limit: int = 100,
     ) -> list[ExperimentRow]:
+        """Up to ``limit`` experiments after ``after_seq``, in submission order."""
+        rows, _ = self.bounded_page(status=status, since=since, ids=ids, after_seq=after_seq, limit=limit)
+        return rows
+
+    def bounded_page(
+        self,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        ids: Sequence[str] | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+        max_bytes: int | None = None,
+    ) -> tuple[list[ExperimentRow], bool]:
+        """Up to ``limit`` experiments after ``after_seq`` in submission order, and whether more follow.
+
+        ``max_bytes`` also bounds the page by the stored size of the requests and results it
+        carries (at least one row is always returned, so paging never stalls).  The sizes are
+        read first, so a page of large experiments is never loaded whole only to be cut.
+        """
         clauses, params = ["seq > ?"], [after_seq]
         if status is not None:
             clauses.append("status = ?")
@@ -254,10 +274,23 @@ class LabStore:
         if ids is not None:
             clauses.append(f"id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
-        sql = f"SELECT * FROM experiments WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+        where = " AND ".join(clauses)
         with self.lock:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
-        return [ExperimentRow.from_sql(r) for r in rows]
+            sizes = self._conn.execute(
+                "SELECT length(CAST(request AS BLOB)) + COALESCE(length(CAST(result AS BLOB)), 0) AS size "
+                f"FROM experiments WHERE {where} ORDER BY seq LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            total, kept = 0, 0
+            for row in sizes[:limit]:
+                total += int(row["size"])
+                if kept and max_bytes is not None and total > max_bytes:
+                    break
+                kept += 1
+            rows = self._conn.execute(
+                f"SELECT * FROM experiments WHERE {where} ORDER BY seq LIMIT ?", (*params, kept)
+            ).fetchall()
+        return [ExperimentRow.from_sql(r) for r in rows], kept < len(sizes)
 
     def summary(self) -> dict[str, Any]:
         with self.lock:

@@ -16,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from pymatgen.core import Structure
+
+from surrogates.mlip.model_file import build_mace, save_mace_weights
 
 
 def _import_mace():
@@ -53,6 +56,8 @@ class MACECommittee:
         self.models: list[torch.nn.Module] = []
         self._z: list[int] = []
         self._e0: np.ndarray | None = None
+        #: the members' constructor arguments (``model_file.build_mace``), set by ``fit``
+        self.config: dict[str, Any] = {}
 
     # -- data ---------------------------------------------------------------
     def _graphs(self, structures: Sequence[Structure], energies: Sequence[float] | None = None) -> list:
@@ -93,26 +98,24 @@ class MACECommittee:
             raise ValueError("energies must be finite numbers")
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
-        o3, modules, _, _, _, torch_geometric = _import_mace()
+        _, _, _, _, _, torch_geometric = _import_mace()
         from mace.modules.utils import compute_avg_num_neighbors
 
         self._z = sorted({site.specie.Z for s in structures for site in s})
         self._e0 = self._fit_e0(structures, y)
         data = self._graphs(structures, y)
         avg_neighbors = compute_avg_num_neighbors(torch_geometric.dataloader.DataLoader(data, batch_size=len(data)))
-        block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
-        irreps = o3.Irreps(f"{self.settings.channels}x0e")
+        self.config = {
+            "r_max": self.settings.r_max, "num_bessel": 4, "num_polynomial_cutoff": 5, "max_ell": 1,
+            "interaction": "RealAgnosticResidualInteractionBlock", "num_interactions": self.settings.num_interactions,
+            "hidden_irreps": f"{self.settings.channels}x0e", "MLP_irreps": f"{self.settings.channels}x0e",
+            "atomic_energies": [float(e) for e in self._e0], "avg_num_neighbors": max(float(avg_neighbors), 1.0),
+            "atomic_numbers": list(self._z), "correlation": 2, "gate": "silu",
+        }
         self.models = []
         for m in range(self.settings.n_models):
             torch.manual_seed(self.settings.seed * 1000 + m)
-            model = modules.MACE(
-                r_max=self.settings.r_max, num_bessel=4, num_polynomial_cutoff=5, max_ell=1,
-                interaction_cls=block, interaction_cls_first=block,
-                num_interactions=self.settings.num_interactions, num_elements=len(self._z),
-                hidden_irreps=irreps, MLP_irreps=irreps, atomic_energies=self._e0,
-                avg_num_neighbors=max(avg_neighbors, 1.0), atomic_numbers=self._z, correlation=2,
-                gate=torch.nn.functional.silu,
-            )
+            model = build_mace(self.config)
             self._train(model, data, torch_geometric, seed=self.settings.seed * 1000 + m)
             self.models.append(model.eval())
         return self
@@ -152,15 +155,16 @@ class MACECommittee:
         return out
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write each member as a MACE model file (usable by :class:`~surrogates.mlip.relax.MACERelaxer`)."""
+        """Write each member as a MACE weights file (:class:`~surrogates.mlip.relax.MACERelaxer` loads it
+        with ``weights_only=True``, so no trust setting is needed)."""
+        if not self.models:
+            raise RuntimeError("the committee has not been fitted")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for m, model in enumerate(self.models):
-            path = directory / f"committee_{m}.model"
-            torch.save(model, path)
-            paths.append(path)
-        return paths
+        return [
+            save_mace_weights(model, self.config, directory / f"committee_{m}.model")
+            for m, model in enumerate(self.models)
+        ]
 
     def predict(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
         """Committee mean and standard deviation (the uncertainty) of energy per atom."""

@@ -78,22 +78,28 @@ class CHGNetRelaxer:
 
 
 class MACERelaxer:
-    """Any MACE model from a local file (e.g. a MACE-MP foundation model), relaxed with ASE's FIRE."""
+    """Any MACE model from a local file (e.g. a MACE-MP foundation model), relaxed with ASE's FIRE.
 
-    def __init__(self, model_path: str | Path, fmax: float = 0.1, steps: int = 200, threads: int | None = 1) -> None:
+    The file is loaded with ``weights_only=True`` (see ``model_file``): matloop's own weights files always load;
+    a model saved whole is a pickle that could run code, and loads only with ``trust_model_file=True``.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        fmax: float = 0.1,
+        steps: int = 200,
+        threads: int | None = 1,
+        trust_model_file: bool = False,
+    ) -> None:
         limit_threads(threads)
         path = Path(model_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"MACE model file {path} does not exist")
-        import torch
-
-        torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 vs torch's weights_only default
         from mace.calculators import MACECalculator
         from mace.calculators.mace import get_model_dtype
 
-        # MACE model files are whole pickled modules, which torch's weights_only default refuses;
-        # like any pickle, only configure files you trust.
-        model = torch.load(path, map_location="cpu", weights_only=False)
+        from surrogates.mlip.model_file import load_mace_model
+
+        model = load_mace_model(path, trust_model_file=trust_model_file)
         self._calc = MACECalculator(models=[model], device="cpu", default_dtype=get_model_dtype(model))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.name = f"mace-{digest}"
@@ -118,8 +124,14 @@ class MACERelaxer:
         return RelaxResult(final, energy, converged, int(opt.nsteps))
 
 
-def make_relaxer(model_path: str | None = None, fmax: float = 0.1, steps: int = 200, threads: int | None = 1) -> Relaxer:
+def make_relaxer(
+    model_path: str | None = None,
+    fmax: float = 0.1,
+    steps: int = 200,
+    threads: int | None = 1,
+    trust_model_file: bool = False,
+) -> Relaxer:
     """MACE when a model file is configured, CHGNet otherwise."""
     if model_path:
-        return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads)
+        return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads, trust_model_file=trust_model_file)
     return CHGNetRelaxer(fmax=fmax, steps=steps, threads=threads)

@@ -19,6 +19,11 @@ class MLIPSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     model_path: str | None = Field(default=None, description="a MACE model file; CHGNet when absent")
+    trust_model_file: bool = Field(
+        default=False,
+        description="load a MACE model saved whole (a pickle, e.g. MACE-MP) with torch's weights_only=False, "
+        "which runs code from the file: only for files you trust. matloop's own weights files need no trust.",
+    )
     fmax: float = Field(default=0.1, gt=0, description="force convergence, eV/Å")
     steps: int = Field(default=200, ge=1)
     max_e_above_hull: float = Field(default=0.1, ge=0, description="eV/atom; above it a candidate is unstable")
@@ -47,7 +52,11 @@ class MLIPScreen:
     def __init__(self, settings: MLIPSettings | None = None, relaxer: Relaxer | None = None) -> None:
         self.settings = settings or MLIPSettings()
         self.relaxer = relaxer or make_relaxer(
-            self.settings.model_path, fmax=self.settings.fmax, steps=self.settings.steps, threads=self.settings.threads
+            self.settings.model_path,
+            fmax=self.settings.fmax,
+            steps=self.settings.steps,
+            threads=self.settings.threads,
+            trust_model_file=self.settings.trust_model_file,
         )
         self.references = ElementalReferences(self.relaxer, self.settings.cache_dir)
         #: every compound this screen has relaxed: later batches are placed on a hull that includes them
