@@ -26,6 +26,10 @@ def read_flow_run_state(flow_run_id: str, api_url: str | None = None) -> Any | N
         with get_client(sync_client=True) as client:
             return client.read_flow_run(UUID(flow_run_id)).state
 
+    if not api_url and not PREFECT_API_URL.value():
+        # Only an ephemeral API would answer, started just to be asked: a suspended run always recorded the
+        # API it waits on (``approval_requested``), and a local process's liveness is checked by its pid.
+        return None
     try:
         if api_url and not PREFECT_API_URL.value():
             with temporary_settings(updates={PREFECT_API_URL: api_url}):

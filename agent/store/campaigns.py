@@ -158,12 +158,17 @@ def lease_holder(record: CampaignRecord, *, run_is_over: RunIsOver | None = None
 def lease_refusal(record: CampaignRecord, holder: LeaseOwner) -> str:
     """The one sentence that refuses a second run of ``record``."""
     until = record.lock_expires_at
-    lease = f" (lease until {until:%Y-%m-%d %H:%M:%S} UTC)" if until else ""
+    lease = f", lease until {until:%Y-%m-%d %H:%M:%S} UTC" if until else ""
+    decide = f"decide with `matloop approve {record.name} --by NAME` or the run's form in the Prefect UI"
     if holder.flow_run_id and holder.pid is None:
-        return (f"campaign {record.name!r} waits for approval in {holder.describe()}{lease}; decide with "
-                f"`matloop approve {record.name} --by NAME` or the run's form in the Prefect UI, or cancel that "
-                "flow run, before starting another run")
-    return (f"campaign {record.name!r} is being run by {holder.describe()}{lease}; wait for it, or stop it first")
+        since = f" since {holder.since:%Y-%m-%d %H:%M:%S} UTC" if holder.since else ""
+        return (f"campaign {record.name!r} waits for approval in flow run {holder.flow_run_id} (suspended{since}"
+                f"{lease}); {decide}, or cancel that flow run, before starting another run")
+    if record.status == "waiting":
+        return (f"campaign {record.name!r} is being run by {holder.describe()} ({lease.removeprefix(', ')}), which "
+                f"waits for approval; {decide}, or stop that run first")
+    return f"campaign {record.name!r} is being run by {holder.describe()} ({lease.removeprefix(', ')}); " \
+           "wait for it, or stop it first"
 
 
 def acquire_run_lock(
