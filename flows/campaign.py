@@ -12,6 +12,7 @@ artifact publisher.  All state is in the database, so re-running the flow
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -27,7 +28,7 @@ from agent.loop.context import Backoff
 from agent.loop.state import latest_iteration
 from agent.run import LOCK_TTL, CampaignRun, open_database
 from agent.spec import Approval, Campaign
-from agent.store import Database, DatabaseBusy, DatabaseUnreachable
+from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
 from agent.store.events import record_event
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
@@ -218,10 +219,27 @@ def campaign_flow(
     try:
         run = CampaignRun(spec, database_url=url, resume=resume, flow_run_id=flow_run_id,
                           run_is_over=prefect_run_is_over(db), ttl=LOCK_TTL)
-        with run:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(run)
+            except StoreError as exc:
+                return _refused(exc)
             return _run(run, campaign, spec, approval, max_iterations, poll_initial_seconds, poll_max_seconds)
     finally:
         db.dispose()
+
+
+def _refused(exc: StoreError) -> Any:
+    """A run refused before it did anything ends Failed with the sentence as its message, and no traceback.
+
+    Raising would log Prefect's traceback (in the UI, and on the terminal of a `matloop run` that raced
+    another one past the CLI's own early check); the exception rides along as the state's data, so
+    ``state.result()`` still raises it for the CLI to print.
+    """
+    from prefect.states import Failed
+
+    print(f"refused: {exc}")
+    return Failed(message=str(exc), data=exc)
 
 
 def _run(

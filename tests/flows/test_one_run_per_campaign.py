@@ -18,6 +18,7 @@ from agent.loop.gate import request_approval
 from agent.spec import dump_campaign
 from agent.store import Database, StoreError
 from agent.store.campaigns import LeaseOwner, get_campaign, register_campaign
+from agent.store.errors import LeaseHeld
 from agent.store.migrate import upgrade
 from agent.store.models import BatchRecord
 from flows.approval import send_decision
@@ -64,6 +65,13 @@ def test_a_second_run_of_a_live_campaign_is_refused_by_the_cli_in_one_sentence(
         assert f"campaign 'branin-busy' is being run by flow run {other} on host labhost (pid 4242) since " \
                "2026-12-01 09:30:00 UTC" in text, text
         assert text.endswith("wait for it, or stop it first")
+    # the flow (a run from the UI, or a CLI run that raced past the early check) refuses the same way:
+    # Failed with the sentence as its message, the refusal itself for `state.result()` to raise
+    state = campaign_flow(CampaignSource(path=str(path)), database_url=sqlite_url, return_state=True)
+    assert state.is_failed() and (state.message or "").startswith(
+        f"campaign 'branin-busy' is being run by flow run {other} on host labhost"), state.message
+    with pytest.raises(LeaseHeld):
+        state.result()
     with db.reading() as session:  # nothing was touched: still the other run's
         assert LeaseOwner.parse(get_campaign(session, spec.name).lock_owner or "").flow_run_id == other
     db.dispose()
