@@ -159,17 +159,17 @@ class CampaignRun:
         record = session.scalar(
             select(CampaignRecord).where(CampaignRecord.name == self.spec.name).with_for_update()
         )
+        # On resume, a spec that differs only in its budget is how a campaign is extended (logged by
+        # register_campaign as spec_changed); any other change is refused there, in its own words.
+        changed_budget = record is not None and record.spec_hash != self.spec.spec_hash() and only_budget_differs(
+            record.spec, self.spec)
         if record is not None:
             self._refuse(session, record)
-            if record.status == "stopped" and not only_budget_differs(record.spec, self.spec):
-                pass  # a changed spec is refused by register_campaign below, in its own words
-            elif record.status == "stopped":
+            if record.status == "stopped" and changed_budget:
                 record_event(session, "campaign_extended", campaign_id=record.id,
                              payload={"old_budget": record.spec.get("budget"),
                                       "new_budget": self.spec.budget.model_dump(mode="json")})
                 record.status = "paused"
-        changed_budget = record is not None and record.spec_hash != self.spec.spec_hash() and only_budget_differs(
-            record.spec, self.spec)
         record = register_campaign(session, self.spec, allow_changed_spec=changed_budget)
         self.owner = acquire_run_lock(session, record, ttl=self.ttl, owner=self.owner, run_is_over=self.run_is_over)
         record_event(session, "run_started", campaign_id=record.id,

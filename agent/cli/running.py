@@ -217,10 +217,11 @@ def demo(
     out: Path = typer.Option(Path("matloop-demo"), "--out", help="folder for the report and the demo database"),
 ) -> None:
     """Run the OER demo campaign end to end (in-process lab, SQLite, Prefect) and write a report to OUT."""
+    from agent.cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
     from flows.demo import run_demo
 
     started = time.monotonic()
-    with plain_store_errors():
+    with plain_store_errors(), terminate_gracefully(), ephemeral_server_dies_with_us():
         result, report, reference = run_demo(out, progress=lambda spec, url: BudgetProgress(spec, url, interval=0.5))
     _print_summary(result, reference)
     console.print(f"report: {report.summary}, {report.plot}, {report.history} "
