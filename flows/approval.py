@@ -123,6 +123,7 @@ def send_decision(db: Database, campaign: str, answer: ApprovalInput) -> str:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     waiting = waiting_batch(db, campaign)
+    _refuse_stale(db, campaign, waiting)
     decision = answer.to_decision()
     _check_drop(db, waiting.batch_id, decision)
     run_id = _paused_run_id(waiting.flow_run_id, waiting.api_url)
@@ -138,6 +139,28 @@ def send_decision(db: Database, campaign: str, answer: ApprovalInput) -> str:
     return (
         f"batch {waiting.batch_id} is {status} (stored; no flow run is waiting — "
         f"`matloop run --resume` continues the campaign)"
+    )
+
+
+def _refuse_stale(db: Database, campaign: str, waiting: Waiting) -> None:
+    """Refuse a decision for a run that no longer owns the campaign: it would be discarded without a word.
+
+    The batch names the flow run that asked; the campaign's lease names the run that owns it now.  When
+    they differ (another run took the campaign after the asking run's process ended), resuming the asking
+    run would only make it stop, and storing the decision would pre-empt the owner's own question.
+    """
+    from agent.store.campaigns import lease_holder
+    from flows.runs import prefect_run_is_over
+
+    with db.reading() as session:
+        record = get_campaign(session, campaign)
+        holder = lease_holder(record, run_is_over=prefect_run_is_over(db))
+    if holder is None or (holder.flow_run_id is not None and holder.flow_run_id == waiting.flow_run_id):
+        return
+    asked = f"flow run {waiting.flow_run_id}" if waiting.flow_run_id else "an earlier run"
+    raise StoreError(
+        f"batch {waiting.batch_id} of campaign {campaign!r} was proposed to {asked}, which no longer owns the "
+        f"campaign: it is run by {holder.describe()} now; nothing was sent (decide when that run asks, or stop it)"
     )
 
 

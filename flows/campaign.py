@@ -1,7 +1,9 @@
 """The campaign flow: the loop of DESIGN.md as a Prefect flow, each step a named task with retries.
 
-The flow is a thin shell over :func:`agent.loop.run_campaign`: it opens the
-database and the adapters, claims the campaign's run lock, and injects (1) a
+The flow is a thin shell over :func:`agent.loop.run_campaign`: a
+:class:`agent.run.CampaignRun` opens the database, registers the campaign (or
+refuses the run in one sentence) and holds its lease; the flow opens the
+adapters and injects (1) a
 step runner that runs every step as a Prefect task (retried on transient
 errors, visible per iteration in the UI), (2) the approval pause, and (3) the
 artifact publisher.  All state is in the database, so re-running the flow
@@ -10,33 +12,28 @@ artifact publisher.  All state is in the database, so re-running the flow
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from agent.adapters import open_adapters
 from agent.loop import Hooks, LoopContext, run_campaign
 from agent.loop.context import Backoff
-from agent.loop.state import latest_iteration, latest_recommendation, progress
+from agent.loop.state import latest_iteration
+from agent.run import LOCK_TTL, CampaignRun, open_database
 from agent.spec import Approval, Campaign
-from agent.store import Database, DatabaseBusy, DatabaseUnreachable
-from agent.store.campaigns import (
-    acquire_run_lock,
-    refuse_existing_campaign,
-    register_campaign,
-    release_run_lock,
-)
+from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
 from agent.store.events import record_event
-from agent.store.lease import LeaseHeartbeat
-from agent.store.models import CampaignRecord
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
 from flows.inputs import CampaignSource
+from flows.runs import prefect_run_is_over
 from matloop.settings import get_settings
 from matloop.types import AdapterError
 
@@ -45,10 +42,12 @@ log = logging.getLogger(__name__)
 #: Retries of a step that failed for a transient reason (lab unreachable, database busy or restarting).
 #: About nine minutes in all: a campaign runs for days, and a database failover, a restart for maintenance
 #: or a lab's network blip should pause it, not end it (42 s, the first policy, was shorter than a restart).
-#: Should a second run take the campaign's lease meanwhile, this one stops at its next step (agent/store/lease.py).
+#: Should a second run take the campaign's lease meanwhile, this one stops at its next step (agent/store/lease.py):
+#: a lost lease (LeaseHeld) is not transient, so it is never retried.
 STEP_RETRY_DELAYS = [2, 10, 30, 60, 120, 300]
 STEP_RETRIES = len(STEP_RETRY_DELAYS)
-LOCK_TTL = timedelta(minutes=10)
+
+__all__ = ["LOCK_TTL", "campaign_flow", "is_transient", "open_database", "prefect_step_runner"]
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -72,12 +71,12 @@ def prefect_step_runner(ctx: LoopContext, renew_lock: Callable[[], None]) -> Cal
     """Run each loop step as a Prefect task named after the step and its iteration."""
 
     def run_step(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        renew_lock()
         with ctx.db.reading() as session:
             last = latest_iteration(session, ctx.campaign_id)
         number = 0 if last is None else last.number + (1 if last.step == "complete" and name != "drain" else 0)
 
         def call() -> Any:
+            renew_lock()  # inside the task: a database blip is retried with the step; a lost lease stops it
             return function(*args, **kwargs)
 
         # The step's inputs (pools, fitted models) stay out of Prefect's parameter walk: the closure takes none.
@@ -92,150 +91,184 @@ def prefect_step_runner(ctx: LoopContext, renew_lock: Callable[[], None]) -> Cal
     return run_step
 
 
-def open_database(url: str | None) -> Database:
-    """The campaign database, migrated on first use (a brand-new database), refused when outdated."""
-    from agent.store.migrate import upgrade
+def _generated_words() -> tuple[set[str], set[str]]:
+    """The words of Prefect's generated two-word run names (``coolname``: an adjective, then a subject)."""
+    import coolname.data
 
-    db = Database(url)
-    if db.current_revision() is None:
-        upgrade(db.url)
-    db.require_current()
-    return db
+    config = coolname.data.config
 
+    def words(name: str) -> set[str]:
+        entry = config[name]
+        found = set(entry.get("words", ()))
+        for sub in entry.get("lists", ()):
+            found |= words(sub)
+        return found
 
-def _register(db: Database, spec: Campaign, resume: bool) -> int:
-    with db.transaction() as session:
-        if not resume:
-            refuse_existing_campaign(session, spec.name, db.display_url, "run it with resume=True to continue it")
-        record = register_campaign(session, spec)
-        acquire_run_lock(session, record, ttl=LOCK_TTL)
-        return record.id
+    return words("adj_any"), words("subj")
 
 
-def _renewer(db: Database, campaign_id: int) -> Callable[[], None]:
-    def renew() -> None:
-        with db.transaction() as session:
-            record = session.get(CampaignRecord, campaign_id)
-            assert record is not None
-            acquire_run_lock(session, record, ttl=LOCK_TTL)
+def looks_generated(name: str) -> bool:
+    """True for a name Prefect made up (``crafty-gecko``), False for one a person typed in the run form.
 
-    return renew
+    Prefect applies the flow's ``flow_run_name`` even to a run created with a name, so the callable must
+    keep a typed name itself; a made-up name is exactly two words of Prefect's (coolname's) lists.
+    """
+    first, _, rest = name.partition("-")
+    if not rest:
+        return False
+    adjectives, subjects = _generated_words()
+    return first in adjectives and rest in subjects
 
 
-def summary(ctx: LoopContext) -> dict[str, Any]:
-    """What a finished (or paused) run reports: status, reason, experiments, best value and candidate."""
-    from agent.loop.state import best_value, observations
-
-    with ctx.db.reading() as session:
-        record = session.get(CampaignRecord, ctx.campaign_id)
-        assert record is not None
-        snap = progress(session, ctx.campaign, ctx.campaign_id)
-        best, who = best_value(ctx.campaign, observations(session, ctx.campaign, ctx.campaign_id))
-        recommended = latest_recommendation(session, ctx.campaign_id)
-    return {
-        "campaign": ctx.campaign.name,
-        "status": record.status,
-        "stop_reason": record.stop_reason,
-        "iterations": snap.completed_iterations,
-        "experiments": snap.experiments,
-        "results": snap.results,
-        "failed": snap.failed,
-        "cost": snap.cost,
-        "objective": ctx.campaign.objectives[0].property,
-        "best": best,
-        "best_candidate": None if who is None else who.content,
-        "best_label": None if who is None else who.label(max_len=120),
-        "best_kind": None if who is None else who.kind.value,
-        "recommended": recommended,
-    }
+def campaign_name_of(source: Any) -> str | None:
+    """The campaign's name from the flow's ``campaign`` parameter, without reading more than needed."""
+    if isinstance(source, CampaignSource):
+        if source.spec is not None:
+            return source.spec.name
+        try:
+            return source.load().name
+        except Exception:  # noqa: BLE001 - the flow itself reports a bad file, in its words
+            return None
+    if isinstance(source, dict):
+        spec = source.get("spec")
+        if isinstance(spec, dict) and spec.get("name"):
+            return str(spec["name"])
+        if source.get("path"):
+            try:
+                return CampaignSource(path=source["path"]).load().name
+            except Exception:  # noqa: BLE001 - as above
+                return None
+    return None
 
 
 def _run_name() -> str:
+    """``campaign-<name>``; a name typed in the run form (anything Prefect did not make up) is kept."""
     from prefect.runtime import flow_run
 
-    source = flow_run.parameters.get("campaign") or {}
-    if isinstance(source, CampaignSource):
-        source = source.model_dump()
-    spec = source.get("spec") or {}
-    name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", None)
-    return f"campaign-{name or source.get('path') or 'unknown'}"
+    current = flow_run.name
+    if current and not looks_generated(current):
+        return current
+    name = campaign_name_of(flow_run.parameters.get("campaign"))
+    return f"campaign-{name}" if name else (current or "campaign")
+
+
+def campaign_tag(name: str) -> str:
+    return f"campaign:{name}"
+
+
+def _tag_run(flow_run_id: str | None, name: str) -> None:
+    """Tag the flow run with its campaign, so the UI filters a campaign's runs (a nicety: never fatal)."""
+    if not flow_run_id:
+        return
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if campaign_tag(name) not in run.tags:
+                client.update_flow_run(UUID(flow_run_id), tags=[*run.tags, campaign_tag(name)])
+    except Exception as exc:  # noqa: BLE001 - the tag is for people browsing the UI
+        log.warning("could not tag the flow run with its campaign: %s", exc)
+
+
+ApprovalParameter = Literal["campaign", "auto", "manual", "auto_below_cost"]
 
 
 @flow(name="matloop-campaign", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
 def campaign_flow(
     campaign: CampaignSource,
-    approval: Literal["auto", "manual", "auto_below_cost"] | None = None,
-    max_iterations: int | None = None,
+    approval: ApprovalParameter = "campaign",
+    max_iterations: Annotated[int | None, Field(ge=1)] = None,
     resume: bool = True,
     database_url: str | None = None,
-    poll_initial_seconds: float = 0.5,
-    poll_max_seconds: float = 60.0,
+    poll_initial_seconds: Annotated[float, Field(gt=0)] = 0.5,
+    poll_max_seconds: Annotated[float, Field(gt=0)] = 60.0,
 ) -> dict[str, Any]:
     """Run (or resume) a campaign until it stops or ``max_iterations`` more iterations are done.
 
-    ``approval`` overrides the campaign's approval policy for this run (the
-    override is logged as an event; the stored spec is unchanged).
+    One live run per campaign: a second run of a campaign another run holds is refused in one sentence
+    (:class:`agent.run.CampaignRun`), and so is a relaunch of a finished campaign.  The parameters' texts
+    below are what the Prefect UI shows in the run form.
+
+    Args:
+        campaign: The campaign to run: the path of a campaign YAML file on the machine running the flow,
+            or the whole spec inline.
+        approval: Who approves each batch in this run. 'campaign' follows the campaign file; 'auto' sends
+            every batch; 'manual' waits for a person (the form of this run, or `matloop approve`);
+            'auto_below_cost' waits only for batches dearer than the campaign's cost_limit. An override is
+            logged; the stored spec is unchanged.
+        max_iterations: Stop this run after this many more iterations (the campaign is then paused, and
+            resumable). Empty: run until the campaign stops.
+        resume: Continue a campaign that already has history in the database. Off: a campaign of the same
+            name is refused, so a new campaign never mixes with an old one's history.
+        database_url: The campaign database (an SQLAlchemy URL). Empty: MATLOOP_DATABASE_URL on the machine
+            running the flow.
+        poll_initial_seconds: First wait between polls of the lab for results, in seconds; it doubles up to
+            poll_max_seconds.
+        poll_max_seconds: Longest wait between polls of the lab for results, in seconds.
     """
+    from prefect.runtime import flow_run
+
     spec = campaign.load()
-    db = open_database(database_url or get_settings().resolved_database_url)
-    campaign_id = _register(db, spec, resume)
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    _tag_run(flow_run_id, spec.name)
+    url = database_url or get_settings().resolved_database_url
+    db = Database(url)  # only to ask Prefect about other runs' states (their API URLs are in the audit log)
+    try:
+        run = CampaignRun(spec, database_url=url, resume=resume, flow_run_id=flow_run_id,
+                          run_is_over=prefect_run_is_over(db), ttl=LOCK_TTL)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(run)
+            except StoreError as exc:
+                return _refused(exc)
+            return _run(run, campaign, spec, approval, max_iterations, poll_initial_seconds, poll_max_seconds)
+    finally:
+        db.dispose()
+
+
+def _refused(exc: StoreError) -> Any:
+    """A run refused before it did anything ends Failed with the sentence as its message, and no traceback.
+
+    Raising would log Prefect's traceback (in the UI, and on the terminal of a `matloop run` that raced
+    another one past the CLI's own early check); the exception rides along as the state's data, so
+    ``state.result()`` still raises it for the CLI to print.
+    """
+    from prefect.states import Failed
+
+    print(f"refused: {exc}")
+    return Failed(message=str(exc), data=exc)
+
+
+def _run(
+    run: CampaignRun, campaign: CampaignSource, spec: Campaign, approval: ApprovalParameter,
+    max_iterations: int | None, poll_initial_seconds: float, poll_max_seconds: float,
+) -> dict[str, Any]:
+    db, campaign_id = run.database, run.campaign_id
     run_spec = spec
-    if approval is not None and approval != spec.approval.policy:
+    if approval != "campaign" and approval != spec.approval.policy:
         limit = spec.approval.cost_limit if approval == "auto_below_cost" else None
         run_spec = spec.model_copy(update={"approval": Approval(policy=approval, cost_limit=limit)})
         with db.transaction() as session:
             record_event(session, "approval_override", campaign_id=campaign_id,
                          payload={"policy": approval, "spec_policy": spec.approval.policy})
     publisher = ArtifactPublisher()
-    renew = _renewer(db, campaign_id)
-    try:
-        with LeaseHeartbeat(db, campaign_id, LOCK_TTL), open_adapters(run_spec) as adapters:
-            ctx = LoopContext(
-                db=db, campaign=run_spec, campaign_id=campaign_id, adapters=adapters,
-                artifacts_dir=get_settings().data_dir / "campaigns" / spec.name, base_dir=campaign.base_dir,
-                backoff=Backoff(initial=poll_initial_seconds, maximum=poll_max_seconds),
-            )
-            outcome = run_campaign(
-                ctx, run_step=prefect_step_runner(ctx, renew), ask_person=ask_person_in_prefect,
-                max_iterations=max_iterations,
-                hooks=Hooks(on_batch=publisher.batch, on_iteration=publisher.progress),
-            )
-            if outcome.status == "paused":
-                with db.transaction() as session:
-                    record = session.get(CampaignRecord, campaign_id)
-                    assert record is not None
-                    record.status = "paused"
-                    record_event(session, "run_paused", campaign_id=campaign_id, payload={"reason": outcome.reason})
-            result = summary(ctx)
-            publisher.progress(ctx)
-            print(f"campaign {spec.name}: {result['status']} — {result['stop_reason'] or outcome.reason}")
-            return result
-    except BaseException as exc:
-        _record_failure(db, campaign_id, exc)
-        raise
-    finally:
-        with db.transaction() as session:
-            record = session.get(CampaignRecord, campaign_id)
-            if record is not None:
-                release_run_lock(session, record)
-        db.dispose()
-
-
-def _record_failure(db: Database, campaign_id: int, exc: BaseException) -> None:
-    """Note an aborted run in the audit log (the campaign stays resumable; nothing is rolled back)."""
-    from prefect.exceptions import Pause, TerminationSignal
-
-    if isinstance(exc, Pause):
-        return  # suspended for approval: not a failure
-    # Ctrl-C or a termination signal is the user's (or the system's) choice, not a fault of the campaign:
-    # it is paused, like a run that reached --max-iterations, and resumes from its last committed step.
-    interrupted = isinstance(exc, KeyboardInterrupt | TerminationSignal)
-    try:
-        with db.transaction() as session:
-            record = session.get(CampaignRecord, campaign_id)
-            if record is not None and record.status != "stopped":
-                record.status = "paused" if interrupted else "failed"
-            record_event(session, "run_interrupted" if interrupted else "run_failed", campaign_id=campaign_id,
-                         payload={"error": f"{type(exc).__name__}: {exc}"[:2000]})
-    except Exception:  # noqa: BLE001 - the original error matters more
-        log.exception("could not record the failed run")
+    with open_adapters(run_spec) as adapters:
+        ctx = LoopContext(
+            db=db, campaign=run_spec, campaign_id=campaign_id, adapters=adapters,
+            artifacts_dir=get_settings().data_dir / "campaigns" / spec.name, base_dir=campaign.base_dir,
+            backoff=Backoff(initial=poll_initial_seconds, maximum=poll_max_seconds),
+        )
+        outcome = run_campaign(
+            ctx, run_step=prefect_step_runner(ctx, run.renew), ask_person=ask_person_in_prefect,
+            max_iterations=max_iterations,
+            hooks=Hooks(on_batch=publisher.batch, on_iteration=publisher.progress),
+        )
+        if outcome.status == "paused":
+            run.record_paused(outcome.reason)
+        result = run.summary(run_spec)
+        publisher.progress(ctx)
+        print(f"campaign {spec.name}: {result.status} — {result.stop_reason or outcome.reason}")
+        return result.model_dump(mode="json")

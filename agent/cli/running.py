@@ -89,7 +89,10 @@ class BudgetProgress:
         self._waiting = status == "waiting"
 
 
-def _print_summary(result: dict[str, Any], reference: float | None = None) -> None:
+def _print_summary(summary: dict[str, Any] | Any, reference: float | None = None) -> None:
+    from agent.run import RunSummary
+
+    result = RunSummary.model_validate(summary).model_dump()  # the flow's result is the summary as a dict
     best = result.get("best")
     line = f"best {result['objective']}: {best:.4g}" if best is not None else "no successful result"
     if reference is not None:
@@ -124,48 +127,56 @@ def run(
 ) -> None:
     """Run a campaign as a Prefect flow until it stops (or --max-iterations), showing the budget spent."""
     spec = _load(path)
+    from prefect.exceptions import TerminationSignal
+
+    from agent.cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
     from flows.campaign import campaign_flow
     from flows.inputs import CampaignSource
 
-    if not resume:
-        _refuse_existing(spec, path)
+    _refuse_early(spec, path, resume)
     try:
-        with plain_store_errors(), BudgetProgress(spec, None):
+        with plain_store_errors(), terminate_gracefully(), ephemeral_server_dies_with_us(), \
+                BudgetProgress(spec, None):
             state = campaign_flow(
-                CampaignSource(path=str(path.resolve())), approval=approval.value if approval else None,
+                CampaignSource(path=str(path.resolve())), approval=approval.value if approval else "campaign",
                 max_iterations=max_iterations, resume=resume, return_state=True,
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TerminationSignal):
         raise fail(f"interrupted; campaign {spec.name} is paused at its last committed step. "
                    f"Continue it with `matloop run {path} --resume`.", EXIT_INTERRUPTED) from None
     if state.is_failed():
+        from agent.store import StoreError
+
         try:
             state.result()
+        except StoreError as exc:  # a refusal (another run took the campaign meanwhile...): its own sentence
+            raise fail(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - shown as one sentence
             raise fail(f"campaign {spec.name} stopped with an error: {exc}. "
                        f"Fix it and continue with `matloop run {path} --resume`.") from None
     _print_summary(state.result())
 
 
-def _refuse_existing(spec: Campaign, path: Path) -> None:
-    """A name already in the database needs ``--resume``: say so before any flow run starts.
+def _refuse_early(spec: Campaign, path: Path, resume: bool) -> None:
+    """Say a refusal (name exists without --resume, another live run, finished campaign) before any flow run.
 
-    The flow refuses it too (a run started from the UI has no CLI in front of it), but from the CLI that
-    surfaced as Prefect's logged traceback, a progress bar of the old campaign and "stopped with an error".
+    The flow refuses the same way (a run started from the UI has no CLI in front of it), with the same
+    code (:func:`agent.run.preflight` is :class:`agent.run.CampaignRun`'s own check), but from the CLI that
+    would surface as Prefect's logged traceback and a progress bar of the old campaign.
     """
+    from agent.run import preflight
     from agent.store import Database
-    from agent.store.campaigns import refuse_existing_campaign
     from agent.store.migrate import head_revision
+    from flows.runs import prefect_run_is_over
 
     db = Database()
     try:
         with plain_store_errors():
             if db.current_revision() != head_revision():
                 return  # brand-new (the flow sets it up) or outdated (the flow says how to upgrade)
-            with db.reading() as session:
-                # plain_store_errors shows its refusal (a StoreError) as one sentence
-                refuse_existing_campaign(session, spec.name, db.display_url,
-                                         f"continue it with `matloop run {path} --resume`")
+            # plain_store_errors shows its refusal (a StoreError) as one sentence
+            preflight(db, spec, resume=resume, resume_hint=f"continue it with `matloop run {path} --resume`",
+                      run_is_over=prefect_run_is_over(db))
     finally:
         db.dispose()
 
@@ -206,10 +217,11 @@ def demo(
     out: Path = typer.Option(Path("matloop-demo"), "--out", help="folder for the report and the demo database"),
 ) -> None:
     """Run the OER demo campaign end to end (in-process lab, SQLite, Prefect) and write a report to OUT."""
+    from agent.cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
     from flows.demo import run_demo
 
     started = time.monotonic()
-    with plain_store_errors():
+    with plain_store_errors(), terminate_gracefully(), ephemeral_server_dies_with_us():
         result, report, reference = run_demo(out, progress=lambda spec, url: BudgetProgress(spec, url, interval=0.5))
     _print_summary(result, reference)
     console.print(f"report: {report.summary}, {report.plot}, {report.history} "

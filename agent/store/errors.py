@@ -19,6 +19,18 @@ class DatabaseBusy(StoreError):
     """Another writer holds the database or the campaign."""
 
 
+class LeaseHeld(StoreError):
+    """Another live run owns the campaign (its lease): not a blip to retry, a refusal to read.
+
+    Distinct from :class:`DatabaseBusy` (a lock held for a moment, retried): a step that meets
+    ``LeaseHeld`` stops the run at once, and the lease heartbeat stops beating.
+    """
+
+
+class CampaignFinished(StoreError):
+    """The campaign has stopped (budget spent, target met...): relaunching it needs a larger budget."""
+
+
 class UnknownCampaign(StoreError):
     """No campaign of that name; ``known`` lists those that exist."""
 

@@ -21,7 +21,11 @@ def test_deployment_exposes_a_typed_campaign_parameter() -> None:
     assert "campaign" in schema["properties"] and "campaign" in schema["required"]
     text = str(schema)
     assert "path" in text and "spec" in text and "batch_size" in text  # the inline spec's fields are in the form
-    assert set(schema["properties"]["approval"]["anyOf"][0]["enum"]) == {"auto", "manual", "auto_below_cost"}
+    # one select (no str/None toggle): "campaign" follows the campaign file
+    assert schema["properties"]["approval"]["enum"] == ["campaign", "auto", "manual", "auto_below_cost"]
+    assert schema["properties"]["approval"]["default"] == "campaign"
+    for name, prop in schema["properties"].items():  # every parameter is explained in the run form
+        assert len(prop.get("description") or "") > 20, name
 
 
 def test_campaign_source_and_approval_input_validate() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from agent.cli.campaign_files import template_text
 from agent.spec import parse_campaign
-from agent.store import Database, DatabaseBusy, StoreError, UnknownCampaign
+from agent.store import Database, StoreError, UnknownCampaign
 from agent.store.campaigns import (
     CampaignAlreadyExists,
     acquire_run_lock,
@@ -17,6 +17,7 @@ from agent.store.campaigns import (
     register_campaign,
     release_run_lock,
 )
+from agent.store.errors import LeaseHeld
 
 
 @pytest.fixture
@@ -59,14 +60,15 @@ def test_second_writer_is_refused_until_the_lease_expires(db: Database) -> None:
         record = register_campaign(s, parse_campaign(template_text("oer")))
         record.lock_owner = "otherhost:4242"  # a live process elsewhere
         record.lock_expires_at = datetime.now(UTC) + timedelta(minutes=5)
-    with pytest.raises(DatabaseBusy, match="being run by otherhost:4242"), db.transaction() as s:
+    # a live owner is a refusal (LeaseHeld), not a lock blip to retry (DatabaseBusy)
+    with pytest.raises(LeaseHeld, match="being run by otherhost:4242"), db.transaction() as s:
         acquire_run_lock(s, get_campaign(s, "oer-demo"))
     with db.transaction() as s:
         get_campaign(s, "oer-demo").lock_expires_at = datetime.now(UTC) - timedelta(seconds=1)
     with db.transaction() as s:
         record = get_campaign(s, "oer-demo")
         owner = acquire_run_lock(s, record)
-        assert record.lock_owner == owner
+        assert record.lock_owner == owner.encode()
         release_run_lock(s, record)
         assert record.lock_owner is None
 
