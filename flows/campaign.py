@@ -37,6 +37,7 @@ from agent.store.models import CampaignRecord
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
 from flows.inputs import CampaignSource
+from flows.logs import step_finished
 from matloop.settings import get_settings
 from matloop.types import AdapterError
 
@@ -87,7 +88,9 @@ def prefect_step_runner(ctx: LoopContext, renew_lock: Callable[[], None]) -> Cal
             retry_delay_seconds=STEP_RETRY_DELAYS, retry_condition_fn=_retry_condition, cache_policy=NO_CACHE,
             persist_result=False,
         )
-        return step_task()
+        result = step_task()
+        step_finished(ctx, name, number, args, result)  # flows/logs.py: its outcome in the run's log, in words
+        return result
 
     return run_step
 
@@ -207,7 +210,7 @@ def campaign_flow(
                     record.status = "paused"
                     record_event(session, "run_paused", campaign_id=campaign_id, payload={"reason": outcome.reason})
             result = summary(ctx)
-            publisher.progress(ctx)
+            publisher.finish(ctx, result, outcome.reason)
             print(f"campaign {spec.name}: {result['status']} — {result['stop_reason'] or outcome.reason}")
             return result
     except BaseException as exc:
