@@ -55,3 +55,31 @@ def emit_awaiting_approval(ctx: LoopContext, batch_id: int, flow_run_id: str | N
         emit_event(**awaiting_approval_event(ctx, batch_id, flow_run_id))
     except Exception as exc:  # noqa: BLE001 - a notification must not stop the approval it announces
         log.warning("could not emit the %s event: %s", AWAITING_APPROVAL, exc)
+
+
+def approval_notification(block_document_id: Any, campaign: str = "*", name: str | None = None) -> Any:
+    """A Prefect automation that sends a notification (through a saved notification block) when a batch waits.
+
+    ``campaign`` matches one campaign by name, or every campaign with ``"*"``.  The message names the
+    campaign, the batch, its size and cost, and the command that approves it; ``.create()`` saves it on the
+    Prefect server (docs/running.md shows it in use).
+    """
+    from prefect.automations import Automation
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    return Automation(
+        name=name or f"matloop: batch awaiting approval ({campaign})",
+        description="notify a person when a matloop batch waits for a decision",
+        trigger=EventTrigger(
+            expect={AWAITING_APPROVAL}, match={"prefect.resource.id": campaign_resource_id(campaign)},
+            posture=Posture.Reactive, threshold=1,
+        ),
+        actions=[SendNotification(
+            block_document_id=block_document_id,
+            subject="matloop: {{ event.payload.campaign }} waits for approval",
+            body=("batch {{ event.payload.batch_id }} of {{ event.payload.campaign }}: {{ event.payload.size }} "
+                  "candidates, cost {{ event.payload.cost }}. Decide with `{{ event.payload.approve }}` or the "
+                  "form of flow run {{ event.payload.flow_run_id }} in the Prefect UI."),
+        )],
+    )

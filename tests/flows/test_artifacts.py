@@ -1,21 +1,26 @@
 """What a campaign shows in a real Prefect server: artifacts, the awaiting-approval event, step log lines.
 
-One campaign, two flow runs: a first run with manual approval waits (the event is emitted; the batch table says
+A notification automation (docs/running.md) posts to a webhook on loopback.  One campaign, two flow runs: a first
+run with manual approval waits (the event is emitted; the batch table says
 "proposed"), a person drops a candidate, the run pauses after its iteration; a resumed run approves automatically
-until the budget is spent.  Everything is read back through the Prefect client from the server.
+until the budget (7 experiments) is spent.  Everything is read back through the Prefect client from the server.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import re
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
 
 from flows.approval import send_decision, waiting_batch
 from flows.campaign import campaign_flow
+from flows.events import approval_notification
 from flows.inputs import ApprovalInput, CampaignSource
 from tests.loop.conftest import branin_spec
 from tests.support.processes import wait_for
@@ -59,9 +64,51 @@ def _png_size(markdown: str) -> tuple[int, int]:
         return image.size
 
 
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on loopback that keeps the body of every POST (where the notification arrives)."""
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _notify_on_waiting_batches(url: str) -> None:
+    """The automation of docs/running.md, with a webhook block that posts to ``url``."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    block = CustomWebhookNotificationBlock(name="matloop-test", url=url, allow_private_urls=True,
+                                           json_data={"text": "{{subject}}\n{{body}}"})
+    block_id = block.save("matloop-test-approvals", overwrite=True)
+    automation = approval_notification(block_id, campaign=NAME).create()
+    assert automation.id is not None
+
+
 def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str, simlab: Any) -> None:
+    with webhook_receiver() as (url, received):
+        _notify_on_waiting_batches(url)
+        _watch_a_campaign(sqlite_url, simlab, received)
+
+
+def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) -> None:
     spec = branin_spec(simlab.url, simlab.token, name=NAME, approval={"policy": "manual"},
-                       objectives=[{"property": "y", "goal": "minimize", "units": "eV"}])
+                       objectives=[{"property": "y", "goal": "minimize", "units": "eV"}],
+                       budget={"max_experiments": 7}, initial_design_size=2)
     outcome: dict[str, Any] = {}
 
     def first_run() -> None:
@@ -92,6 +139,10 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
     assert event.payload["batch_id"] == waiting.batch_id and event.payload["size"] == 4
     assert event.payload["cost"] == 4.0 and event.payload["flow_run_id"] == waiting.flow_run_id
     assert any(r.id == f"prefect.flow-run.{waiting.flow_run_id}" for r in event.related)
+    # the automation turned it into a notification that names the batch and how to approve it
+    note = wait_for(lambda: [n for n in notifications if f"batch {waiting.batch_id} of {NAME}" in n], 90,
+                    "the notification of the automation")[0]
+    assert f"matloop approve {NAME} --by NAME" in note and "4 candidates, cost 4.0" in note, note
 
     # the batch as a table: units in the headers, the reason before the candidate, still proposed
     proposed = wait_for(lambda: _artifacts(f"{NAME}-batch"), 30, "the batch artifact")[0]
@@ -122,7 +173,9 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
     rows = decided.data if isinstance(decided.data, list) else __import__("json").loads(decided.data)
     assert [r["kept"] for r in rows].count("dropped") == 1
 
-    first_logs = _log_lines(waiting.flow_run_id)
+    first_logs = wait_for(lambda: next((ls for ls in [_log_lines(waiting.flow_run_id)]
+                                        if any(line.startswith("dispatch · iteration") for line in ls)), None),
+                          30, "the first run's dispatch log line")
     assert any(line.startswith("select · iteration 1: batch") for line in first_logs), first_logs
     assert any(line.startswith("gate · iteration 1:") and "needs a person's approval" in line
                for line in first_logs), first_logs
@@ -137,7 +190,7 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
     assert result["status"] == "stopped"
     budget = _artifacts(f"{NAME}-budget")
     assert len(budget) == 1 and budget[0].type == "progress" and float(budget[0].data) == 100.0
-    assert "12/12 experiments" in (budget[0].description or "")
+    assert "7/7 experiments" in (budget[0].description or "")
 
     model = _artifacts(f"{NAME}-model")[0]
     assert "cross-validated RMSE" in model.data and " eV (lower is better)" in model.data
@@ -145,7 +198,7 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
     assert "| 0 |" not in model.data and "\n0" not in model.data
 
     summary = _artifacts(f"{NAME}-summary")[0]
-    assert summary.type == "markdown" and "stopped — budget spent: 12 of 12 experiments" in summary.data
+    assert summary.type == "markdown" and "stopped — budget spent: 7 of 7 experiments" in summary.data
     assert "best y:" in summary.data and "model's pick" in summary.data
     width, height = _png_size(summary.data)
     assert width >= 300 and height >= 200
@@ -156,7 +209,10 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
         runs = client.read_flow_runs()
     second = [r for r in runs if r.name == f"campaign-{NAME}" and str(r.id) != waiting.flow_run_id]
     assert second
-    lines = _log_lines(str(second[0].id))
+    # the run's logs reach the API in batches: wait for its last line
+    lines = wait_for(lambda: next((ls for ls in [_log_lines(str(second[0].id))]
+                                   if any(line.startswith("stop · iteration") for line in ls)), None),
+                     30, "the second run's last log line")
     assert any(line.startswith("fit · iteration") and "cross-validated RMSE" in line and " eV" in line
                for line in lines), lines
     assert any(line.startswith("wait · iteration") and "4 of 4 jobs done" in line and ": 4 succeeded" in line
