@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from agent.loop.context import LoopContext
-from agent.store.models import BatchItemRecord, BatchRecord, JobRecord, ModelVersionRecord
+from agent.store.models import BatchItemRecord, BatchRecord, JobRecord, MeasurementRecord, ModelVersionRecord
 from flows.artifacts import METRIC_WORDS, ArtifactPublisher, fmt, units_of, with_units
 
 log = logging.getLogger(__name__)
@@ -153,22 +153,36 @@ def _plural(n: int, word: str) -> str:
 
 
 def _wait(ctx: LoopContext, iteration_id: int | None, outcome: Any) -> str:
-    """How many jobs are done, and how they ended: results come in while waiting (each poll syncs)."""
+    """How many jobs are done, how they ended and why any failed: results come in while waiting (each poll syncs).
+
+    A failure's reason is the job's error, or its measurement's (a lab answer that was not a valid value makes a
+    failed measurement of a job the lab calls succeeded).
+    """
     text = f"{outcome.done} of {_plural(outcome.total, 'job')} done after {_plural(outcome.polls, 'poll')}"
     if iteration_id is None:
         return text
+    of_iteration = (
+        select(JobRecord.id)
+        .join(BatchItemRecord, BatchItemRecord.id == JobRecord.batch_item_id)
+        .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
+        .where(BatchRecord.iteration_id == iteration_id)
+    )
     with ctx.db.reading() as session:
-        jobs = session.execute(
-            select(JobRecord.status, JobRecord.error)
-            .join(BatchItemRecord, BatchItemRecord.id == JobRecord.batch_item_id)
-            .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
-            .where(BatchRecord.iteration_id == iteration_id)
+        jobs = session.execute(select(JobRecord.status, JobRecord.error).where(JobRecord.id.in_(of_iteration))).all()
+        failed_measurements = session.execute(
+            select(MeasurementRecord.property, MeasurementRecord.error)
+            .where(MeasurementRecord.job_id.in_(of_iteration), MeasurementRecord.failed.is_(True))
         ).all()
     statuses = Counter(status for status, _ in jobs)
-    errors = sorted({(error or "no reason given")[:120] for status, error in jobs if status == "failed"})
+    reasons = {error for status, error in jobs if status == "failed" and error}
+    reasons |= {error for _, error in failed_measurements if error}
     parts = [f"{n} {status}" for status, n in sorted(statuses.items())]
-    if errors:
-        parts.append("failed because: " + "; ".join(errors))
+    if failed_measurements:
+        parts.append(f"{_plural(len(failed_measurements), 'failed measurement')}")
+    if reasons:
+        parts.append("failed because: " + "; ".join(sorted(r[:120] for r in reasons)))
+    elif statuses.get("failed"):
+        parts.append("no reason given")
     return text + (": " + ", ".join(parts) if parts else "")
 
 
