@@ -88,7 +88,8 @@ def batch_title(ctx: LoopContext, batch: BatchRecord) -> str:
 def batch_table(ctx: LoopContext, batch_id: int) -> tuple[list[dict[str, str]], str]:
     """The batch as table rows (short columns first, the reason before the long candidate text) and its title.
 
-    Predictions carry their units in the column header; a dropped candidate says so in its "kept" column.
+    Predictions carry their units in the column header (the standard deviation, "±", follows its mean; it names
+    the property only when there are several); a dropped candidate says so in its "kept" column.
     """
     props = modelled_properties(ctx.campaign)
     units = {p: units_of(ctx, p) for p in props}
@@ -109,7 +110,7 @@ def batch_table(ctx: LoopContext, batch_id: int) -> tuple[list[dict[str, str]], 
                 mean = (predictions.get(p) or {}).get("mean", item.posterior_mean if p == first else None)
                 std = (predictions.get(p) or {}).get("std", item.posterior_std if p == first else None)
                 row[_header(p, units[p], "predicted")] = fmt(mean)
-                row[_header(p, units[p], "± std")] = fmt(std)
+                row["±" + (f" ({units[p]})" if units[p] else "") + ("" if len(props) == 1 else f" {p}")] = fmt(std)
             row["acquisition"] = fmt(item.acquisition_value)
             row["reason"] = item.reason or "–"
             row["candidate"] = candidate_from_record(item.candidate).label(120)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import logging
 import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
+
+import pytest
 
 from flows.approval import send_decision, waiting_batch
 from flows.campaign import campaign_flow
@@ -99,6 +102,23 @@ def _notify_on_waiting_batches(url: str) -> None:
     assert automation.id is not None
 
 
+@pytest.fixture
+def info_run_logs() -> Iterator[None]:
+    """Flow-run logs at INFO, whatever ``PREFECT_LOGGING_LEVEL`` this process started with.
+
+    The level of served and CLI runs is set by ``agent.cli.running`` (imported by any test that imports the CLI,
+    and read once when Prefect sets up logging); this test is about the lines, so it fixes the level itself.
+    """
+    logger = logging.getLogger("prefect.flow_runs")
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+@pytest.mark.usefixtures("info_run_logs")
 def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str, simlab: Any) -> None:
     with webhook_receiver() as (url, received):
         _notify_on_waiting_batches(url)
@@ -153,7 +173,7 @@ def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) ->
 
         columns = list(json.loads(proposed.data)[0])
     assert columns[:2] == ["rank", "candidate id"]
-    assert "predicted y (eV)" in columns and "± std y (eV)" in columns
+    assert "predicted y (eV)" in columns and "± (eV)" in columns
     assert columns.index("reason") < columns.index("candidate")
 
     with db.reading() as session:

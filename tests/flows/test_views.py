@@ -57,7 +57,7 @@ def test_batch_table_before_and_after_the_decision(migrated_db_url: str) -> None
     ctx, _, batches = _context(migrated_db_url)
     rows, title = batch_table(ctx, batches[2])
     assert "proposed" in title and "matloop approve oer-demo --by NAME" in title
-    assert list(rows[0]) == ["rank", "candidate id", "predicted overpotential (V)", "± std overpotential (V)",
+    assert list(rows[0]) == ["rank", "candidate id", "predicted overpotential (V)", "± (V)",
                              "acquisition", "reason", "candidate"]
     assert rows[0]["reason"] == "explore: high std" and rows[0]["predicted overpotential (V)"] == "0.4"
 
