@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import typer
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -54,12 +55,19 @@ def waiting_batches(session: Session) -> pd.DataFrame:
             continue
         size = sum(1 for item in batch.items if not item.dropped)
         out.append({
-            "campaign": campaign.name, "batch": batch.id, "size": size,
-            "cost": size * load_spec(campaign).experiment_cost,
+            "campaign": campaign.name, "batch": batch.id, "size": size, "cost": _cost(campaign, size),
             "waiting_since": asked.created_at, "flow_run_id": (asked.payload or {}).get("flow_run_id"),
             "approve": f"matloop approve {campaign.name} --by NAME",
         })
     return pd.DataFrame(out, columns=PENDING_COLUMNS)
+
+
+def _cost(campaign: CampaignRecord, size: int) -> float | None:
+    """What the batch would cost; unknown (None) for a stored spec this version cannot read, rather than a crash."""
+    try:
+        return size * load_spec(campaign).experiment_cost
+    except ValidationError:
+        return None
 
 
 def _approval_request(session: Session, campaign_id: int, batch_id: int) -> EventRecord | None:
