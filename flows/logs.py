@@ -3,10 +3,14 @@
 The lines are read back from the database and the step's return value (never
 from anything the flow keeps), e.g.::
 
-    fit · iteration 3: gp on 24 results, y: cross-validated RMSE 0.012 V, 95 % interval coverage 0.93 (ideal 0.95)
+    fit · iteration 3: gp on 24 results (model version 3); y: cross-validated RMSE 0.012 V, 95 % interval ...
+                       coverage 0.93 (ideal 0.95)
     select · iteration 3: batch 12 of 8 candidates, best acquisition 0.53 (candidate 17: explore: high std)
-    dispatch · iteration 3: 8 jobs submitted to lab (simlab)
-    sync · iteration 4: 8 open jobs polled; 3 finished: 2 results stored, 1 failed (synthesis failed: clogged)
+    gate · iteration 3: batch 12 needs a person's approval (policy manual): `matloop approve NAME --by NAME` or ...
+    dispatch · iteration 3: 8 jobs submitted: 8 to lab (simlab) (batch 12)
+    wait · iteration 3: 8 of 8 jobs done after 5 polls: 1 failed, 7 succeeded, failed because: synthesis failed: clogged
+
+A sync line is written only when there were open jobs to poll.
 
 Writing a line never fails a step: a line that cannot be composed is replaced by a short note.
 """
