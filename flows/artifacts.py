@@ -308,7 +308,8 @@ def summary_markdown(ctx: LoopContext, result: dict[str, Any]) -> str:
         lines.append("no measured value yet, so no convergence plot")
     else:
         encoded = base64.b64encode(png).decode("ascii")
-        lines.append(f"![convergence of {prop}: every measurement and the best so far](data:image/png;base64,{encoded})")
+        alt = f"convergence of {prop}: every measurement and the best so far"
+        lines.append(f"![{alt}](data:image/png;base64,{encoded})")
     lines.append("")
     lines.append(f"Every pick with its reason: `matloop history {ctx.campaign.name}`.")
     return "\n".join(lines) + "\n"
@@ -359,6 +360,7 @@ class ArtifactPublisher:
 
         self.progress(ctx)
         _safely("summary", lambda: create_markdown_artifact(
-            markdown=summary_markdown(ctx, {**result, "pause_reason": reason}), key=artifact_key(ctx.campaign.name, "summary"),
+            markdown=summary_markdown(ctx, {**result, "pause_reason": reason}),
+            key=artifact_key(ctx.campaign.name, "summary"),
             description=f"{ctx.campaign.name}: {result.get('status')}, best candidate, model's pick, convergence",
         ))

@@ -8,7 +8,7 @@ from anything the flow keeps), e.g.::
     select · iteration 3: batch 12 of 8 candidates, best acquisition 0.53 (candidate 17: explore: high std)
     gate · iteration 3: batch 12 needs a person's approval (policy manual): `matloop approve NAME --by NAME` or ...
     dispatch · iteration 3: 8 jobs submitted: 8 to lab (simlab) (batch 12)
-    wait · iteration 3: 8 of 8 jobs done after 5 polls: 1 failed, 7 succeeded, failed because: synthesis failed: clogged
+    wait · iteration 3: 8 of 8 jobs done after 5 polls: 1 failed, 7 succeeded, failed because: precursor clogged
 
 A sync line is written only when there were open jobs to poll.
 
