@@ -247,12 +247,12 @@ def step_line(ctx: LoopContext, name: str, number: int, args: tuple[Any, ...], r
 
 
 def step_finished(ctx: LoopContext, name: str, number: int, args: tuple[Any, ...], result: Any) -> None:
-    """After a step committed: its line in the run's log; after the gate's decision, the batch view updated."""
+    """After a step committed: its line in the run's log; after the decision (and at dispatch), the batch view."""
     try:
         line = step_line(ctx, name, number, args, result)
     except Exception as exc:  # noqa: BLE001 - a log line must not fail the step that already committed
         line = f"{name} · iteration {number}: done (its summary could not be composed: {type(exc).__name__})"
     if line is not None:
         run_logger().info(line)
-    if name == "record_decision":
+    if name in ("record_decision", "dispatch"):  # dispatch too: a decision `matloop approve` stored while no run waited
         ArtifactPublisher().decided(ctx, args[1])
