@@ -76,13 +76,16 @@ def batch_title(ctx: LoopContext, batch: BatchRecord) -> str:
         return (f"batch {batch.id} of {ctx.campaign.name}: {size} candidates proposed (approval: {batch.policy}); "
                 f"`matloop approve {ctx.campaign.name} --by NAME` or the run's form decides")
     dropped = [item.candidate_id for item in batch.items if item.dropped]
+    # a batch moves on from its decision (dispatched, complete); the decision is what a person looks for
+    decided = batch.status in ("approved", "edited", "rejected")
+    decision = batch.status if decided else ("edited" if dropped else "approved")
     who = f" by {batch.approver}" if batch.approver else ""
-    text = f"batch {batch.id} of {ctx.campaign.name}: {batch.status}{who}"
+    text = f"batch {batch.id} of {ctx.campaign.name}: {decision}{who}"
     if dropped:
         text += f", dropped candidates {dropped}"
     if batch.note:
         text += f" — {batch.note}"
-    return text
+    return text if decided else f"{text} ({batch.status})"
 
 
 def batch_table(ctx: LoopContext, batch_id: int) -> tuple[list[dict[str, str]], str]:

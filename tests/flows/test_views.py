@@ -62,7 +62,7 @@ def test_batch_table_before_and_after_the_decision(migrated_db_url: str) -> None
     assert rows[0]["reason"] == "explore: high std" and rows[0]["predicted overpotential (V)"] == "0.4"
 
     rows, title = batch_table(ctx, batches[1])
-    assert title.startswith(f"batch {batches[1]} of oer-demo: dispatched by alice") and "looks fine" in title
+    assert title == f"batch {batches[1]} of oer-demo: approved by alice — looks fine (dispatched)"
     assert [r["kept"] for r in rows] == ["yes", "yes", "yes"]
     ctx.db.dispose()
 
