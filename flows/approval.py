@@ -21,6 +21,7 @@ from agent.policy.approval import Decision
 from agent.store import Database, StoreError
 from agent.store.campaigns import get_campaign
 from agent.store.models import BatchRecord, EventRecord
+from flows.events import emit_awaiting_approval
 from flows.inputs import ApprovalInput
 
 #: How long a paused run waits for a person before its pause times out (the campaign stays resumable).
@@ -49,6 +50,7 @@ def ask_person_in_prefect(ctx: LoopContext, batch_id: int) -> Decision:
 
     key = approval_key(batch_id)
     request_approval(ctx.db, batch_id, flow_run_id=str(flow_run.id), approval_key=key, api_url=_current_api_url())
+    emit_awaiting_approval(ctx, batch_id, str(flow_run.id))  # flows/events.py: for automations (notifications)
     print(
         f"batch {batch_id} waits for approval: `matloop approve {ctx.campaign.name} --by NAME` "
         "(or answer the form of this run in the Prefect UI)",

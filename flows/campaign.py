@@ -33,6 +33,7 @@ from agent.store.events import record_event
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
 from flows.inputs import CampaignSource
+from flows.logs import step_finished
 from flows.runs import prefect_run_is_over
 from matloop.settings import get_settings
 from matloop.types import AdapterError
@@ -86,7 +87,9 @@ def prefect_step_runner(ctx: LoopContext, renew_lock: Callable[[], None]) -> Cal
             retry_delay_seconds=STEP_RETRY_DELAYS, retry_condition_fn=_retry_condition, cache_policy=NO_CACHE,
             persist_result=False,
         )
-        return step_task()
+        result = step_task()
+        step_finished(ctx, name, number, args, result)  # flows/logs.py: its outcome in the run's log, in words
+        return result
 
     return run_step
 
@@ -268,7 +271,7 @@ def _run(
         )
         if outcome.status == "paused":
             run.record_paused(outcome.reason)
-        result = run.summary(run_spec)
-        publisher.progress(ctx)
-        print(f"campaign {spec.name}: {result.status} — {result.stop_reason or outcome.reason}")
-        return result.model_dump(mode="json")
+        result = run.summary(run_spec).model_dump(mode="json")
+        publisher.finish(ctx, result, outcome.reason)
+        print(f"campaign {spec.name}: {result['status']} — {result['stop_reason'] or outcome.reason}")
+        return result

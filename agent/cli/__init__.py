@@ -20,7 +20,8 @@ app = typer.Typer(
 )
 
 #: Modules that add commands to the main app through ``register(app)``.
-_COMMAND_MODULES = ["agent.cli.campaign_files", "agent.cli.database", "agent.cli.history", "agent.cli.running"]
+_COMMAND_MODULES = ["agent.cli.campaign_files", "agent.cli.database", "agent.cli.history", "agent.cli.running",
+                    "agent.cli.pending"]
 #: Modules exposing a sub-app ``app``, mounted under the given name.
 _SUB_APPS = {"simlab": "agent.cli.simlab"}
 

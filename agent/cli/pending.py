@@ -1,0 +1,100 @@
+"""``matloop pending``: every batch that waits for a person's decision, across campaigns.
+
+A batch waits when it is its campaign's newest batch, still ``proposed``, and a
+run asked a person about it (the ``approval_requested`` event the gate records,
+with the flow run that waits).  A proposed batch nobody was asked about yet is
+not listed: the next run applies the approval policy to it first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import typer
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agent.cli.common import console, open_database, plain_store_errors
+from agent.cli.history import OutputFormat, emit
+from agent.cli.tables import TableLayout
+from agent.store.campaigns import load_spec
+from agent.store.models import BatchRecord, CampaignRecord, EventRecord
+
+PENDING_COLUMNS = ["campaign", "batch", "size", "cost", "waiting_since", "flow_run_id", "approve"]
+PENDING_LAYOUT = TableLayout(
+    order=PENDING_COLUMNS,
+    priority=["campaign", "batch", "approve", "size", "cost", "waiting_since", "flow_run_id"],
+    labels={"waiting_since": "waiting since (UTC)", "flow_run_id": "flow run", "approve": "to decide"},
+    folding={"campaign": 16, "approve": 30, "flow_run_id": 12},
+    always=("campaign", "batch"),
+    drop_when_empty=("flow_run_id",),
+)
+
+
+def waiting_batches(session: Session) -> pd.DataFrame:
+    """One row per batch awaiting a decision: campaign, batch, size, cost, since when, which flow run waits."""
+    newest = (
+        select(BatchRecord.campaign_id, func.max(BatchRecord.id).label("batch_id"))
+        .group_by(BatchRecord.campaign_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(CampaignRecord, BatchRecord)
+        .join(newest, newest.c.campaign_id == CampaignRecord.id)
+        .join(BatchRecord, BatchRecord.id == newest.c.batch_id)
+        .where(BatchRecord.status == "proposed")
+        .order_by(CampaignRecord.name)
+    ).all()
+    out: list[dict[str, Any]] = []
+    for campaign, batch in rows:
+        asked = _approval_request(session, campaign.id, batch.id)
+        if asked is None:
+            continue
+        size = sum(1 for item in batch.items if not item.dropped)
+        out.append({
+            "campaign": campaign.name, "batch": batch.id, "size": size, "cost": _cost(campaign, size),
+            "waiting_since": asked.created_at, "flow_run_id": (asked.payload or {}).get("flow_run_id"),
+            "approve": f"matloop approve {campaign.name} --by NAME",
+        })
+    return pd.DataFrame(out, columns=PENDING_COLUMNS)
+
+
+def _cost(campaign: CampaignRecord, size: int) -> float | None:
+    """What the batch would cost; unknown (None) for a stored spec this version cannot read, rather than a crash."""
+    try:
+        return size * load_spec(campaign).experiment_cost
+    except ValidationError:
+        return None
+
+
+def _approval_request(session: Session, campaign_id: int, batch_id: int) -> EventRecord | None:
+    """The newest ``approval_requested`` event of the campaign if it asks about ``batch_id``."""
+    event = session.scalar(
+        select(EventRecord)
+        .where(EventRecord.campaign_id == campaign_id, EventRecord.kind == "approval_requested")
+        .order_by(EventRecord.id.desc())
+        .limit(1)
+    )
+    return event if event is not None and (event.payload or {}).get("batch") == batch_id else None
+
+
+def pending(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json")) -> None:
+    """List the batches waiting for a decision, in every campaign, with how to approve each."""
+    db = open_database()
+    with plain_store_errors(), db.reading() as session:
+        frame = waiting_batches(session)
+    if frame.empty and fmt is OutputFormat.table:
+        console.print(f"no batch waits for a decision in {db.display_url}")
+        return
+    if fmt is not OutputFormat.table:
+        frame["waiting_since"] = frame["waiting_since"].map(
+            lambda t: t.isoformat() if isinstance(t, datetime) else t
+        )
+    emit(frame, fmt, f"batches waiting for a decision in {db.display_url}", PENDING_LAYOUT)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(pending)
