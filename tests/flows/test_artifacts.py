@@ -127,7 +127,7 @@ def test_a_campaign_seen_from_the_prefect_api(prefect_api: str, sqlite_url: str,
 
 def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) -> None:
     spec = branin_spec(simlab.url, simlab.token, name=NAME, approval={"policy": "manual"},
-                       objectives=[{"property": "y", "goal": "minimize", "units": "eV"}],
+                       objectives=[{"property": "y", "goal": "minimize", "units": "%"}],  # the lab reports "1": converted
                        budget={"max_experiments": 7}, initial_design_size=2)
     outcome: dict[str, Any] = {}
 
@@ -173,7 +173,7 @@ def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) ->
 
         columns = list(json.loads(proposed.data)[0])
     assert columns[:2] == ["rank", "candidate id"]
-    assert "predicted y (eV)" in columns and "± (eV)" in columns
+    assert "predicted y (%)" in columns and "± (%)" in columns
     assert columns.index("reason") < columns.index("candidate")
 
     with db.reading() as session:
@@ -213,8 +213,8 @@ def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) ->
     assert "7/7 experiments" in (budget[0].description or "")
 
     model = _artifacts(f"{NAME}-model")[0]
-    assert "cross-validated RMSE" in model.data and " eV (lower is better)" in model.data
-    assert "**y** (eV)" in model.data and "95 % interval coverage" in model.data
+    assert "cross-validated RMSE" in model.data and " % (lower is better)" in model.data
+    assert "**y** (%)" in model.data and "95 % interval coverage" in model.data
     assert "| 0 |" not in model.data and "\n0" not in model.data
 
     summary = _artifacts(f"{NAME}-summary")[0]
@@ -233,7 +233,7 @@ def _watch_a_campaign(sqlite_url: str, simlab: Any, notifications: list[str]) ->
     lines = wait_for(lambda: next((ls for ls in [_log_lines(str(second[0].id))]
                                    if any(line.startswith("stop · iteration") for line in ls)), None),
                      30, "the second run's last log line")
-    assert any(line.startswith("fit · iteration") and "cross-validated RMSE" in line and " eV" in line
+    assert any(line.startswith("fit · iteration") and "cross-validated RMSE" in line and " %" in line
                for line in lines), lines
     assert any(line.startswith("wait · iteration") and "4 of 4 jobs done" in line and ": 4 succeeded" in line
                for line in lines), lines
