@@ -2,8 +2,8 @@
 
 ``DataFrame.to_csv``/``to_json`` need the whole frame first: with 10^5 history rows that was most of a
 command's 600 MB and 20 s. These writers take any iterable of row tuples (a streaming query's rows) and
-format each value as the frame writers did: empty for missing values, ISO 8601 timestamps in JSON, NaN and
-infinities as ``null`` (JSON has no spelling for them).
+format each value as the frame writers did: empty for missing values in CSV; in JSON ISO 8601 timestamps, and
+NaN and infinities as ``null`` (JSON has no spelling for them).
 """
 
 from __future__ import annotations
@@ -26,19 +26,13 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _csv_value(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return value
-
-
 def write_csv(out: TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Write a header and ``rows`` as CSV; returns how many rows were written."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n")  # writes None as an empty field, as pandas did
     writer.writerow(columns)
     n = 0
     for row in rows:
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow(row)
         n += 1
     return n
 

@@ -184,7 +184,8 @@ def iter_history(
     campaign = get_campaign(session, name)
     to_row = _Rows(_edited_batches(session, campaign.id))
     query = _history_select(campaign.id, HistoryQuery(prop, since_iteration)).order_by(*_ORDER)
-    result = session.execute(query.execution_options(yield_per=STREAM_CHUNK))
+    # Core, not the ORM: these are plain column rows, and the ORM's per-row bookkeeping was a fifth of the time
+    result = session.connection().execution_options(yield_per=STREAM_CHUNK).execute(query)
     for row in result:
         yield to_row(row)
 
@@ -255,9 +256,16 @@ def measurements_frame(session: Session, name: str) -> pd.DataFrame:
 
 
 def describe_candidate(kind: str, representation: dict[str, Any]) -> str:
-    """A compact text form of a stored candidate for tables."""
-    from matloop.types import Candidate
+    """A compact text form of a stored candidate for tables.
 
+    A point (the common case, once per history row) skips pydantic's validation: the label only formats its
+    parameters, and validating 10^5 of them was a third of ``history --format csv``'s time.
+    """
+    from matloop.types import Candidate, CandidateKind
+
+    params = representation.get("params") if isinstance(representation, dict) else None
+    if kind == CandidateKind.POINT.value and isinstance(params, dict) and all(isinstance(k, str) for k in params):
+        return Candidate.model_construct(kind=CandidateKind.POINT, params=params).label(max_len=80)
     try:
         return Candidate.model_validate(representation).label(max_len=80)
     except Exception:  # noqa: BLE001 - an old or foreign representation still gets shown

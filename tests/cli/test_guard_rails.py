@@ -196,3 +196,14 @@ def test_show_reports_the_effective_approval_policy(migrated_db_url: str, cli) -
     log("iteration_started", {})  # a later run, started without --approval
     assert "approval: auto" in cli(migrated_db_url, "show", "oer-demo").stdout
     db.dispose()
+
+
+def test_the_fast_point_label_is_the_validated_one() -> None:
+    """``describe_candidate`` skips validation for points; what it prints must not change because of that."""
+    from agent.store.history import describe_candidate
+    from matloop.types import Candidate
+
+    for params in [{"ni_load": 0.123456, "fe_load": 1, "kind": "a", "flag": True}, {f"p{i}": i / 7 for i in range(20)}]:
+        stored = Candidate.point(params).model_dump(mode="json")
+        assert describe_candidate("point", stored) == Candidate.model_validate(stored).label(max_len=80)
+    assert describe_candidate("point", {"params": "not a dict"}).startswith("point:")  # foreign data still shows
