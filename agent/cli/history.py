@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from agent.cli.campaign_files import summary_table
@@ -22,6 +22,9 @@ from agent.store.history import (
     iter_history,
     recent_history,
 )
+
+if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
+    import pandas as pd
 
 #: The largest value an integer option may take: SQL integers are 32- or 64-bit, and a larger Python int
 #: reached the driver as an OverflowError traceback (``--since 99999999999999999999``).
@@ -122,6 +125,8 @@ def history(
     """
     if all_rows and limit is not None:
         raise fail("give either --limit or --all, not both")
+    if fmt is OutputFormat.table:
+        import pandas as pd
     db = open_database()
     with plain_store_errors(), db.reading() as session:
         if fmt is OutputFormat.table and not all_rows:

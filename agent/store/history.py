@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -26,6 +25,9 @@ from agent.store.models import (
     MeasurementRecord,
     ModelVersionRecord,
 )
+
+if TYPE_CHECKING:  # imported where a frame is built: streaming the history never needs pandas
+    import pandas as pd
 
 HISTORY_COLUMNS = [
     "iteration", "batch_id", "batch_status", "decision", "approver", "note", "decided_at", "rank", "candidate_id",
@@ -73,6 +75,8 @@ def campaigns_overview(session: Session) -> pd.DataFrame:
         .order_by(CampaignRecord.name)
     ).all()
     columns = ["name", "status", "stop_reason", "iterations", "experiments", "measurements", "created_at", "updated_at"]
+    import pandas as pd
+
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
@@ -208,9 +212,24 @@ def recent_history(
     campaign = get_campaign(session, name)
     to_row = _Rows(_edited_batches(session, campaign.id))
     query = _history_select(campaign.id, HistoryQuery(prop, since_iteration))
-    newest = session.execute(query.order_by(*(c.desc() for c in _ORDER)).limit(limit)).all()
-    total = count_history(session, name, prop=prop, since_iteration=since_iteration) if len(newest) == limit else \
-        len(newest)
+    newest_first = [c.desc() for c in _ORDER]
+    # Each item gives at least one row, so the newest rows lie among the newest ``limit`` items: found without
+    # the job and measurement joins, they spare sorting every row of the campaign.
+    items = (
+        select(BatchItemRecord.id)
+        .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
+        .join(IterationRecord, IterationRecord.id == BatchRecord.iteration_id)
+        .where(BatchRecord.campaign_id == campaign.id)
+        .order_by(*newest_first[:3]).limit(limit)
+    )
+    if since_iteration is not None:
+        items = items.where(IterationRecord.number >= since_iteration)
+    newest = session.execute(
+        query.where(BatchItemRecord.id.in_(items.scalar_subquery())).order_by(*newest_first).limit(limit)
+    ).all()
+    total = count_history(session, name, prop=prop, since_iteration=since_iteration)
+    if len(newest) < min(limit, total):  # --property left some of those items without a row: look further
+        newest = session.execute(query.order_by(*newest_first).limit(limit)).all()
     return [to_row(r) for r in reversed(newest)], total
 
 
@@ -223,6 +242,8 @@ def campaign_history(
     dropped and batches that were rejected appear too (``dropped``, ``decision``). The notebook API: for very
     large campaigns :func:`iter_history` streams the same rows without building a frame.
     """
+    import pandas as pd
+
     rows = list(iter_history(session, name, prop=prop, since_iteration=since_iteration))
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
@@ -248,6 +269,8 @@ def measurements_frame(session: Session, name: str) -> pd.DataFrame:
         .where(MeasurementRecord.campaign_id == campaign.id)
         .order_by(MeasurementRecord.id)
     ).all()
+    import pandas as pd
+
     return pd.DataFrame(
         [(cid, describe_candidate(k, rep), p, v, s, u, f, failed, e, t) for cid, k, rep, p, v, s, u, f, failed, e, t in rows],
         columns=["candidate_id", "candidate", "property", "value", "std", "units", "fidelity", "failed", "error",
