@@ -10,7 +10,8 @@ with a message, when PostgreSQL is not installed).
 
     .venv/bin/python benchmarks/history_scale.py [--quick] [--rows N] [--backend sqlite|postgres|both]
 
-Prints a table and one line ``summary: rows=<n> csv_s=<a> table_s=<b> peak_mb=<m> worst_of=<backends>``: each
+Prints a table (with CPU seconds beside the wall seconds, and the machine's 1-minute load average before the
+timed commands: on a shared machine the wall time mostly measures the others) and one line ``summary: rows=<n> csv_s=<a> table_s=<b> peak_mb=<m> worst_of=<backends>``: each
 number is the worse of the backends measured (so a single line holds for both).
 """
 
@@ -57,6 +58,7 @@ METALS = ("ni_load", "fe_load", "co_load", "mn_load", "ce_load", "la_load")
 class Run:
     backend: str
     rows: int
+    load: str  # the 1-minute load average just before the timed commands: how shared the machine was
     csv_s: float
     csv_cpu: float
     csv_mb: float
@@ -163,6 +165,7 @@ def measure(backend: str, url: str, n: int, work: Path) -> Run:
     started = time.perf_counter()
     fill(url, n)
     print(f"{backend}: filled {n:,} measurements in {time.perf_counter() - started:.0f} s", flush=True)
+    load = f"{os.getloadavg()[0]:.1f}"
     csv_s, csv_cpu, csv_mb = timed(url, "history", NAME, "--format", "csv", out=work / f"{backend}.csv")
     with (work / f"{backend}.csv").open() as f:
         rows = sum(1 for _ in csv.reader(f)) - 1
@@ -171,7 +174,7 @@ def measure(backend: str, url: str, n: int, work: Path) -> Run:
     expected = f"showing the newest 50 of {rows:,} rows"
     if expected not in shown:
         raise SystemExit(f"the table did not say {expected!r}:\n{shown[-1500:]}")
-    return Run(backend, rows, csv_s, csv_cpu, csv_mb, table_s, table_cpu, table_mb)
+    return Run(backend, rows, load, csv_s, csv_cpu, csv_mb, table_s, table_cpu, table_mb)
 
 
 def main() -> None:
@@ -184,7 +187,6 @@ def main() -> None:
     if n < 1 or n > 10_000_000:
         parser.error("--rows must be between 1 and 10,000,000")
     runs: list[Run] = []
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="matloop-history-") as tmp:
         work = Path(tmp)
         if args.backend in ("sqlite", "both"):
@@ -203,11 +205,10 @@ def main() -> None:
                     server.stop()
     if not runs:
         raise SystemExit("no backend could be measured")
-    print(f"load average before the runs: {load}")
-    print(f"{'backend':<10}{'rows':>10}{'csv s':>8}{'csv cpu s':>11}{'csv MB':>8}{'table s':>9}{'table cpu s':>13}"
+    print(f"{'backend':<10}{'rows':>10}{'load':>6}{'csv s':>8}{'csv cpu s':>11}{'csv MB':>8}{'table s':>9}{'table cpu s':>13}"
           f"{'table MB':>10}")
     for r in runs:
-        print(f"{r.backend:<10}{r.rows:>10,}{r.csv_s:>8.2f}{r.csv_cpu:>11.2f}{r.csv_mb:>8.0f}{r.table_s:>9.2f}"
+        print(f"{r.backend:<10}{r.rows:>10,}{r.load:>6}{r.csv_s:>8.2f}{r.csv_cpu:>11.2f}{r.csv_mb:>8.0f}{r.table_s:>9.2f}"
               f"{r.table_cpu:>13.2f}{r.table_mb:>10.0f}")
     print(f"summary: rows={max(r.rows for r in runs)} csv_s={max(r.csv_s for r in runs):.2f} "
           f"table_s={max(r.table_s for r in runs):.2f} "
