@@ -207,3 +207,35 @@ def test_the_fast_point_label_is_the_validated_one() -> None:
         stored = Candidate.point(params).model_dump(mode="json")
         assert describe_candidate("point", stored) == Candidate.model_validate(stored).label(max_len=80)
     assert describe_candidate("point", {"params": "not a dict"}).startswith("point:")  # foreign data still shows
+
+
+def test_newest_rows_of_one_property_look_past_items_measured_in_others(migrated_db_url: str, cli) -> None:
+    """``--property`` hides the newest item (measured in another property only): the table still fills its rows."""
+    from agent.store.models import JobRecord, MeasurementRecord
+
+    build_hand_made_campaign(migrated_db_url)
+    db = Database(migrated_db_url)
+    with db.transaction() as s:
+        campaign = s.query(CampaignRecord).filter_by(name="oer-demo").one()
+        cand = s.query(CandidateRecord).filter_by(campaign_id=campaign.id).order_by(CandidateRecord.id).first()
+        it = IterationRecord(campaign_id=campaign.id, number=3, step="dispatched")
+        s.add(it)
+        s.flush()
+        batch = BatchRecord(campaign_id=campaign.id, iteration_id=it.id, status="dispatched", approver="dan")
+        s.add(batch)
+        s.flush()
+        item = BatchItemRecord(batch_id=batch.id, candidate_id=cand.id, rank=0)
+        s.add(item)
+        s.flush()
+        job = JobRecord(campaign_id=campaign.id, candidate_id=cand.id, batch_item_id=item.id, adapter="lab",
+                        fidelity="f", idempotency_key="band-gap-job", status="succeeded")
+        s.add(job)
+        s.flush()
+        s.add(MeasurementRecord(campaign_id=campaign.id, candidate_id=cand.id, job_id=job.id, property="band_gap",
+                                value=1.2))
+    db.dispose()
+    result = cli(migrated_db_url, "history", "oer-demo", "--property", "overpotential", "--limit", "2", "-f", "json")
+    rows = json.loads(result.stdout)
+    assert [(r["iteration"], r["rank"]) for r in rows] == [(1, 2), (2, 0)]
+    table = cli(migrated_db_url, "history", "oer-demo", "--property", "overpotential", "--limit", "2")
+    assert "showing the newest 2 of 4 rows" in table.stdout and "dan" not in table.stdout
