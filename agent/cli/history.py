@@ -12,16 +12,9 @@ from agent.cli.campaign_files import summary_table
 from agent.cli.common import console, fail, open_database, plain_store_errors
 from agent.cli.output import write_csv, write_json
 from agent.cli.tables import TableLayout, print_frame
+from agent.store import history as store_history
 from agent.store.campaigns import get_campaign, load_spec
-from agent.store.history import (
-    HISTORY_COLUMNS as ALL_HISTORY_COLUMNS,
-)
-from agent.store.history import (
-    campaigns_overview,
-    effective_approval,
-    iter_history,
-    recent_history,
-)
+from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
 
 if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
     import pandas as pd
@@ -131,14 +124,14 @@ def history(
     with plain_store_errors(), db.reading() as session:
         if fmt is OutputFormat.table and not all_rows:
             rows, total = recent_history(session, name, limit or DEFAULT_TABLE_ROWS, prop=prop, since_iteration=since)
-            print_history_table(pd.DataFrame(rows, columns=ALL_HISTORY_COLUMNS), name, total)
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, total)
         elif fmt is OutputFormat.table:
             rows = list(iter_history(session, name, prop=prop, since_iteration=since))
-            print_history_table(pd.DataFrame(rows, columns=ALL_HISTORY_COLUMNS), name, len(rows))
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows))
         else:
             stream = recent_history(session, name, limit, prop=prop, since_iteration=since)[0] if limit else \
                 iter_history(session, name, prop=prop, since_iteration=since)
-            (write_csv if fmt is OutputFormat.csv else write_json)(sys.stdout, ALL_HISTORY_COLUMNS, stream)
+            (write_csv if fmt is OutputFormat.csv else write_json)(sys.stdout, store_history.HISTORY_COLUMNS, stream)
 
 
 def print_history_table(frame: pd.DataFrame, name: str, total: int) -> None:
