@@ -34,6 +34,38 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'matloop.sqlite'}"
 
 
+#: The database backends matloop runs on, each with the drivers it ships (``postgresql`` alone means psycopg 3).
+SUPPORTED_DATABASES = {"sqlite": {None, "pysqlite"}, "postgresql": {None, "psycopg"}}
+DATABASE_URL_HINT = "give sqlite:///path/to/file.sqlite or postgresql://user@host/db"
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a database matloop can use, as one sentence, or ``None`` when it is.
+
+    The URL comes from the environment (``MATLOOP_DATABASE_URL``), so it is checked before SQLAlchemy sees it:
+    a malformed URL or another dialect (``mysql://``) would otherwise surface as a driver traceback. This is a
+    function rather than a settings validator because commands that never open the database (``validate``,
+    ``init``) must keep working with a bad URL in the environment.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = url if len(url) <= 80 else url[:79] + "…"
+    shown = "the URL in MATLOOP_DATABASE_URL" if "@" in url else repr(shown)  # an unparsed password stays hidden
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"{shown} is not a database URL matloop can use; {DATABASE_URL_HINT}"
+    drivers = SUPPORTED_DATABASES.get(parsed.get_backend_name())
+    driver = parsed.drivername.partition("+")[2] or None
+    if drivers is None or driver not in drivers:
+        safe = parsed.render_as_string(hide_password=True)
+        safe = safe if len(safe) <= 80 else safe[:79] + "…"
+        return f"{safe!r} is not a database URL matloop can use ({parsed.drivername} is not supported); " \
+               f"{DATABASE_URL_HINT}"
+    return None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

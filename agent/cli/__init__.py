@@ -49,5 +49,18 @@ _assemble()
 
 
 def main() -> None:
-    """Entry point of the ``matloop`` console script."""
-    app()
+    """Entry point of the ``matloop`` console script.
+
+    Commands turn database problems into one sentence themselves (``agent.cli.common.plain_store_errors``); this
+    is the net under any path that opens the database before reaching one (a bad ``MATLOOP_DATABASE_URL`` seen
+    by ``matloop run``), so the user never gets a traceback for a :class:`~agent.store.StoreError`.
+    """
+    from agent.store import StoreError
+
+    try:
+        app()
+    except StoreError as exc:
+        from agent.cli.common import EXIT_FAILURE, fail
+
+        fail(str(exc))
+        raise SystemExit(EXIT_FAILURE) from None

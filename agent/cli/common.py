@@ -31,10 +31,14 @@ def plain_store_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
 
 
-def open_database(*, require_current: bool = True) -> Database:
-    """The configured database, checked to be reachable and (by default) fully migrated."""
-    db = Database()
+def open_database(*, require_current: bool = True, create: bool = False) -> Database:
+    """The configured database, checked to be reachable and (by default) fully migrated.
+
+    Only ``matloop db upgrade`` passes ``create=True``: every other command reads (or decides on) what is
+    already there, so a missing SQLite file is reported with how to create it instead of being created empty.
+    """
     with plain_store_errors():
+        db = Database(create=create)
         if require_current:
             db.require_current()
         else:

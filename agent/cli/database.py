@@ -13,7 +13,7 @@ db_app = typer.Typer(help="Set up and inspect the campaign database (MATLOOP_DAT
 @db_app.command()
 def upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Apply the migrations (creating the database if it is a new SQLite file)."""
-    db = open_database(require_current=False)
+    db = open_database(require_current=False, create=True)
     console.print(f"database: {db.display_url}")
     with plain_store_errors():
         before = db.current_revision()

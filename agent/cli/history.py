@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from agent.cli.campaign_files import summary_table
-from agent.cli.common import console, open_database, plain_store_errors
+from agent.cli.common import console, fail, open_database, plain_store_errors
+from agent.cli.output import write_csv, write_json
 from agent.cli.tables import TableLayout, print_frame
+from agent.store import history as store_history
 from agent.store.campaigns import get_campaign, load_spec
-from agent.store.history import campaign_history, campaigns_overview
+from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
+
+if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
+    import pandas as pd
+
+#: The largest value an integer option may take: SQL integers are 32- or 64-bit, and a larger Python int
+#: reached the driver as an OverflowError traceback (``--since 99999999999999999999``).
+MAX_INT_OPTION = 2**31 - 1
+#: Rows the history table shows unless told otherwise (the newest); CSV and JSON stream every row.
+DEFAULT_TABLE_ROWS = 50
 
 
 class OutputFormat(StrEnum):
@@ -43,14 +54,16 @@ def campaigns(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "
 
 
 def show(name: str = typer.Argument(..., help="campaign name")) -> None:
-    """Show a campaign: its spec, status, and where it stands."""
+    """Show a campaign: its spec, status, where it stands, and the approval policy its latest run used."""
     db = open_database()
     with plain_store_errors(), db.reading() as session:
         record = get_campaign(session, name)
         spec = load_spec(record)
         overview = campaigns_overview(session)
+        approval = effective_approval(session, record.id, spec.approval.policy)
     row = overview[overview["name"] == name].iloc[0]
     console.print(summary_table(spec))
+    console.print(f"approval: [bold]{approval}[/]", highlight=False)
     status = f"status: [bold]{record.status}[/]"
     if record.stop_reason:
         status += f" — {record.stop_reason}"
@@ -61,20 +74,21 @@ def show(name: str = typer.Argument(..., help="campaign name")) -> None:
 
 
 HISTORY_COLUMNS = [
-    "iteration", "rank", "candidate", "acquisition_value", "posterior_mean", "posterior_std", "reason",
-    "batch_status", "approver", "model_version", "job_status", "property", "value", "error",
+    "iteration", "rank", "candidate", "dropped", "acquisition_value", "posterior_mean", "posterior_std", "reason",
+    "decision", "approver", "note", "batch_status", "model_version", "job_status", "property", "value", "error",
 ]
 #: In a narrow terminal: what was tried and what came of it first, then why it was chosen, then who
-#: approved it with which model, then the bookkeeping.
+#: decided on it (and what they said) with which model, then the bookkeeping.
 HISTORY_LAYOUT = TableLayout(
     order=HISTORY_COLUMNS,
-    priority=["iteration", "rank", "candidate", "property", "value", "error", "posterior_mean", "posterior_std",
-              "reason", "approver", "model_version", "job_status", "acquisition_value", "batch_status"],
+    priority=["iteration", "rank", "candidate", "property", "value", "error", "dropped", "posterior_mean",
+              "posterior_std", "reason", "decision", "approver", "note", "model_version", "job_status",
+              "acquisition_value", "batch_status"],
     labels={"iteration": "iter", "acquisition_value": "acq", "posterior_mean": "mean", "posterior_std": "std",
             "model_version": "model", "batch_status": "batch", "job_status": "job"},
-    folding={"candidate": 24, "error": 16, "reason": 20},
+    folding={"candidate": 24, "error": 16, "reason": 20, "note": 16},
     always=("iteration", "candidate"),
-    drop_when_empty=("error",),
+    drop_when_empty=("error", "dropped", "note"),
 )
 CAMPAIGNS_LAYOUT = TableLayout(
     order=["name", "status", "stop_reason", "iterations", "experiments", "measurements", "created_at", "updated_at"],
@@ -92,13 +106,41 @@ def history(
     name: str = typer.Argument(..., help="campaign name"),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json"),
     prop: str | None = typer.Option(None, "--property", "-p", help="only this measured property"),
-    since: int | None = typer.Option(None, "--since", help="only iterations from this number on"),
+    since: int | None = typer.Option(None, "--since", min=0, max=MAX_INT_OPTION,
+                                     help="only iterations from this number on"),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, max=MAX_INT_OPTION,
+                                     help=f"only the newest N rows (the table's default: {DEFAULT_TABLE_ROWS})"),
+    all_rows: bool = typer.Option(False, "--all", help="every row in the table too"),
 ) -> None:
-    """What was proposed, approved (by whom), dispatched and measured, with which model version."""
+    """What was proposed, decided (by whom, with which note), dispatched and measured, with which model version.
+
+    The table shows the newest rows and says how many there are; CSV and JSON stream every row (or --limit).
+    """
+    if all_rows and limit is not None:
+        raise fail("give either --limit or --all, not both")
+    if fmt is OutputFormat.table:
+        import pandas as pd
     db = open_database()
     with plain_store_errors(), db.reading() as session:
-        frame = campaign_history(session, name, prop=prop, since_iteration=since)
-    emit(frame, fmt, f"history of {name}", HISTORY_LAYOUT)
+        if fmt is OutputFormat.table and not all_rows:
+            rows, total = recent_history(session, name, limit or DEFAULT_TABLE_ROWS, prop=prop, since_iteration=since)
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, total)
+        elif fmt is OutputFormat.table:
+            rows = list(iter_history(session, name, prop=prop, since_iteration=since))
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows))
+        else:
+            stream = recent_history(session, name, limit, prop=prop, since_iteration=since)[0] if limit else \
+                iter_history(session, name, prop=prop, since_iteration=since)
+            (write_csv if fmt is OutputFormat.csv else write_json)(sys.stdout, store_history.HISTORY_COLUMNS, stream)
+
+
+def print_history_table(frame: pd.DataFrame, name: str, total: int) -> None:
+    """The history table, then how many rows it leaves out and how to see them."""
+    frame = frame.assign(dropped=frame["dropped"].map(lambda d: "dropped" if d else ""))
+    print_frame(console, frame, f"history of {name} ({total:,} rows)", HISTORY_LAYOUT)
+    if len(frame) < total:
+        console.print(f"showing the newest {len(frame):,} of {total:,} rows; --limit N, --all or --format csv "
+                      "for more", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

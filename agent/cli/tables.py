@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # pandas is imported by whoever builds the frame; `history --format csv` never does
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, pd.Timestamp) or hasattr(value, "strftime"):
+    if hasattr(value, "strftime"):  # datetimes and pandas timestamps
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 

@@ -18,8 +18,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.store.errors import DatabaseBusy, DatabaseOutdated, DatabaseUnreachable
-from matloop.settings import get_settings
+from agent.store.errors import (
+    DatabaseBusy,
+    DatabaseMissing,
+    DatabaseOutdated,
+    DatabaseUnreachable,
+    UnsupportedDatabase,
+)
+from matloop.settings import database_url_problem, get_settings
 
 
 def redact(url: str) -> str:
@@ -38,12 +44,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(url: str, **engine_options: Any) -> Engine:
-    """An engine for ``url``; SQLite files get their directory created and safe pragmas."""
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL (``None`` for other backends and in-memory databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:"):  # a SQLite URI (?uri=true): the store never writes these itself
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def make_engine(url: str, *, create: bool = True, **engine_options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get their directory created (when ``create``) and safe pragmas.
+
+    With ``create=False`` a missing SQLite file is refused before connecting: SQLite would otherwise create it
+    (and its directories would have been made here), so a mistyped path for a read-only command such as
+    ``matloop campaigns`` left an empty database behind and answered "no campaigns".
+    """
+    problem = database_url_problem(url)
+    if problem:
+        raise UnsupportedDatabase(problem)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None and not create and not path.is_file():
+            raise DatabaseMissing(
+                f"there is no database yet at {path}; `matloop db upgrade` creates it "
+                "(and `matloop run CAMPAIGN.yaml` does too), or point MATLOOP_DATABASE_URL at an existing one"
+            )
+        if path is not None and create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnreachable(
+                    f"cannot create the folder {path.parent} for the database: {exc.strerror or exc}. "
+                    "Check MATLOOP_DATABASE_URL (or MATLOOP_DATA_DIR) and the folder's permissions."
+                ) from None
         engine = create_engine(url, connect_args={"timeout": 10}, **engine_options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -70,9 +106,10 @@ def explain(exc: BaseException, url: str) -> Exception:
 class Database:
     """An engine plus a session factory, for one database URL."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """``create=False`` is the read path: a missing SQLite file is :class:`DatabaseMissing`, never created."""
         self.url = url or get_settings().resolved_database_url
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, create=create)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -11,6 +11,14 @@ class DatabaseUnreachable(StoreError):
     """The database cannot be reached (server down, wrong URL, file not writable)."""
 
 
+class DatabaseMissing(StoreError):
+    """A read-only command was pointed at a SQLite file that does not exist (it is never created for a read)."""
+
+
+class UnsupportedDatabase(StoreError):
+    """The database URL is malformed or names a backend matloop does not run on."""
+
+
 class DatabaseOutdated(StoreError):
     """The database schema is older (or newer) than this version of matloop expects."""
 
