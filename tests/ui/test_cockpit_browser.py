@@ -27,13 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from agent.store import Database, StoreError
 from agent.store.models import BatchRecord, EventRecord
 from flows.approval import waiting_batch
 from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, wait_for
+from tests.ui.campaign_files import tiny_oer_file
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -149,19 +149,6 @@ def _state(ui: str, run_id: str) -> str:
     return _api(ui, f"/flow_runs/{run_id}")["state"]["name"]
 
 
-def _campaign_file(tmp_path: Path) -> Path:
-    """The ``oer`` template, made tiny: two batches of 4 on a 20 % grid, manual approval, a fast lab, a 3-fold-CV GP."""
-    data = yaml.safe_load((REPO / "agent" / "templates" / "oer.yaml").read_text())
-    data.update(name=CAMPAIGN, budget={"max_experiments": 8, "max_iterations": 2}, batch_size=4,
-                initial_design_size=4, approval={"policy": "manual"},
-                surrogate={"type": "gp", "settings": {"cv_folds": 3}})
-    data["adapters"]["lab"]["settings"] = {"lab": {"time_scale": 1e-5}}
-    data["space"]["simplex"][0]["step"] = 0.2  # 252 compositions, not 3,003: a quicker pool to score
-    path = tmp_path / "cockpit-oer.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def _waiting(db: Database, after: int | None = None) -> int | None:
     """The id of the batch waiting for approval (newer than ``after``), once its request is recorded."""
     try:
@@ -210,7 +197,7 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
 ) -> None:
     sync_playwright = _playwright()
     ui = prefect_server
-    campaign_file = _campaign_file(tmp_path)
+    campaign_file = tiny_oer_file(tmp_path, CAMPAIGN, experiments=8, approval="manual")
     db = Database(served["MATLOOP_DATABASE_URL"])
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -263,8 +250,8 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
             dialog = _open_form(page, run_url)
             description = dialog.inner_text()
             assert f"{CAMPAIGN} · batch {second}" in description
-            for cid in ids:
-                assert f"\n{cid} ·" in description or f"{cid} · ni_load" in description, (cid, description)
+            items = [line for line in description.splitlines() if " · predicted " in line]
+            assert [int(line.split(" · ", 1)[0]) for line in items] == ids, description  # one entry per candidate
             assert "predicted" in description and " V ·" in description  # mean ± std with the objective's units
             assert "Acquisition value:" in description and "expected improvement" in description
             assert "why:" in description and "budget left" in description
