@@ -48,8 +48,9 @@ UI_MS = 30_000
 pytestmark = pytest.mark.slow
 
 
-def _playwright() -> Any:
-    """Playwright's sync API, or a skip saying what is missing (a failure under CI=true)."""
+@pytest.fixture
+def sync_playwright() -> Any:
+    """Playwright's sync API, or a skip saying what is missing (a failure under CI=true), before any server starts."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
     try:
@@ -78,7 +79,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[str]:
+def prefect_server(sync_playwright: Any, tmp_path: Path) -> Iterator[str]:
     """A real ``prefect server start`` with the UI, on a free port; yields the UI's URL."""
     _mark("starting `prefect server start`")
     port = _free_port()
@@ -193,9 +194,8 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_launch_watch_and_approve_a_batch_in_the_browser(
-    prefect_server: str, served: dict[str, str], tmp_path: Path
+    sync_playwright: Any, prefect_server: str, served: dict[str, str], tmp_path: Path
 ) -> None:
-    sync_playwright = _playwright()
     ui = prefect_server
     campaign_file = tiny_oer_file(tmp_path, CAMPAIGN, experiments=8, approval="manual")
     db = Database(served["MATLOOP_DATABASE_URL"])
