@@ -230,8 +230,10 @@ def register(app: typer.Typer) -> None:
     # A campaign's logs (each step's outcome, the approval hint with its command) reach the Prefect API, so the
     # UI's log tab shows them, for served runs (their flow-run processes inherit this environment) and CLI runs
     # alike; only the terminal's console handler is kept at WARNING, so `matloop run`'s progress bar stays readable.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # A PREFECT_LOGGING_LEVEL the user sets is theirs, for the API and the terminal alike (as it was before).
+    if "PREFECT_LOGGING_LEVEL" not in os.environ:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls (and no errors offline)
     # gpytorch's jitter notices are about numerics we already handle; they drown the progress display
     warnings.filterwarnings("ignore", module=r"(linear_operator|gpytorch)(\..*)?")
