@@ -57,7 +57,10 @@ class ApprovalInput(RunInput):
         return "" if value is None else value
 
     def to_decision(self) -> Decision:
-        return Decision(approve=self.decision == "approve", approver=self.approver, drop=list(self.drop),
+        # Rejecting leaves every candidate out, so ids also chosen to drop say nothing more; the form cannot refuse
+        # that combination (its schema knows no such rule), and a run must not fail on it after it resumes.
+        approve = self.decision == "approve"
+        return Decision(approve=approve, approver=self.approver, drop=list(self.drop) if approve else [],
                         note=self.note.strip() or None)
 
 

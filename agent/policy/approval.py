@@ -34,12 +34,15 @@ def check_approver(value: str) -> str:
     return name
 
 
-#: A person's (or a policy's) name.  The JSON schema carries the same rule, so the Prefect server refuses a blank
-#: name from the UI's form before the paused run ever sees it.
+#: The same rule as a JSON-schema pattern: one line of printable text with something besides spaces in it.
+APPROVER_PATTERN = r"^\s*[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*\s*$"
+
+#: A person's (or a policy's) name.  The JSON schema carries the same rule, so the Prefect server refuses a name
+#: the flow would refuse before the paused run ever sees it (a run resumed with an invalid answer would fail).
 ApproverName = Annotated[
     str,
     AfterValidator(check_approver),
-    Field(json_schema_extra={"minLength": 1, "maxLength": APPROVER_MAX_LENGTH, "pattern": r"\S"}),
+    Field(json_schema_extra={"minLength": 1, "maxLength": APPROVER_MAX_LENGTH, "pattern": APPROVER_PATTERN}),
 ]
 
 

@@ -52,9 +52,19 @@ def test_the_stored_schema_accepts_the_cli_s_answer_and_refuses_a_blank_name() -
     cli_answer = ApprovalInput(approver="ada", drop=[4]).model_dump(include={"approver", "decision", "drop", "note"})
     jsonschema.validate(cli_answer, schema)
     for bad in ({"approver": "   "}, {"approver": ""}, {"approver": "ada", "drop": [7]},
-                {"approver": "x" * (APPROVER_MAX_LENGTH + 1)}):
+                {"approver": "x" * (APPROVER_MAX_LENGTH + 1)}, {"approver": "ada\nbob"}, {"approver": "a\x00"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+        with pytest.raises(ValidationError):  # what the server lets through, the flow accepts, and vice versa
+            ApprovalInput(**bad) if bad.get("drop") is None else batch_approval_input([3, 4], "d")(**bad)
+    for good in ("ada", " Ada Lovelace ", "Grace B. Hopper (QA)", "x" * APPROVER_MAX_LENGTH):
+        jsonschema.validate({"approver": good}, schema)
+        assert ApprovalInput(approver=good).approver == good.strip()
+
+
+def test_a_rejection_from_the_form_with_ids_chosen_still_rejects() -> None:
+    answer = batch_approval_input([3, 4], "d")(approver="ada", decision="reject", drop=[4])
+    assert answer.to_decision() == Decision(approve=False, approver="ada", drop=[])
 
 
 @pytest.mark.parametrize("name", BLANK_OR_LONG)
