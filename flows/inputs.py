@@ -45,7 +45,8 @@ class ApprovalInput(RunInput):
     :class:`Decision`, so the UI's form and ``matloop approve --by`` refuse the same names.
     """
 
-    approver: ApproverName = Field(description="your name; stored with the decision")
+    approver: ApproverName = Field(description="your name (one line, not blank, at most 200 characters); stored "
+                                               "with the decision")
     decision: Literal["approve", "reject"] = Field(default="approve", description="reject re-proposes without these")
     drop: list[int] = Field(default_factory=list, description="candidate ids to leave out (when approving)")
     note: str = Field(default="", description="why (optional); stored with the decision")

@@ -234,6 +234,11 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
             # The first batch is the space-filling initial design: approved as it is.
             dialog = _open_form(page, run_url)
             assert "no prediction yet" in dialog.inner_text()
+            _field(dialog, "Approver").fill("   ")  # only spaces: refused, the run stays suspended
+            dialog.get_by_role("button", name="Submit").click()
+            page.wait_for_timeout(3000)
+            assert dialog.is_visible() and _state(ui, run["id"]) == "Suspended"
+            page.get_by_text("Validation failed for field 'approver'").first.wait_for()  # the server's refusal
             _field(dialog, "Approver").fill("ada")
             dialog.get_by_role("button", name="Submit").click()
             dialog.wait_for(state="hidden")
