@@ -21,8 +21,9 @@ from agent.policy.approval import Decision
 from agent.store import Database, StoreError
 from agent.store.campaigns import get_campaign
 from agent.store.models import BatchRecord, EventRecord
+from flows.approval_form import batch_form
 from flows.events import emit_awaiting_approval
-from flows.inputs import ApprovalInput
+from flows.inputs import ApprovalInput, batch_approval_input
 
 #: How long a paused run waits for a person before its pause times out (the campaign stays resumable).
 APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -31,6 +32,17 @@ APPROVAL_POLL_SECONDS = 2
 
 def approval_key(batch_id: int) -> str:
     return f"approve-batch-{batch_id}"
+
+
+def _ui_url() -> str | None:
+    """The Prefect UI's address, for absolute links in the form (``None``: links stay relative to the UI)."""
+    from prefect.settings import get_current_settings
+
+    try:
+        url = get_current_settings().ui_url
+    except Exception:  # noqa: BLE001 - links are a convenience
+        return None
+    return str(url) if url else None
 
 
 def _current_api_url() -> str | None:
@@ -44,23 +56,32 @@ def _current_api_url() -> str | None:
 
 
 def ask_person_in_prefect(ctx: LoopContext, batch_id: int) -> Decision:
-    """Wait in Prefect for a person's decision on ``batch_id`` (pause, or suspend when deployed)."""
+    """Wait in Prefect for a person's decision on ``batch_id`` (pause, or suspend when deployed).
+
+    The form is built for this batch: its description shows the batch (ids, candidates, predictions, reasons,
+    cost, budget left, links), and its "drop" choices are the batch's own candidate ids.  The hint with the exact
+    command goes to the run's log at INFO, so it reaches the UI's log tab (``PREFECT_LOGGING_LEVEL``, see
+    ``agent/cli/running.py``); ``print`` would depend on ``log_prints`` and on the terminal.
+    """
+    from prefect import get_run_logger
     from prefect.flow_runs import pause_flow_run, suspend_flow_run
     from prefect.runtime import deployment, flow_run
 
     key = approval_key(batch_id)
+    form = batch_form(ctx, batch_id, ui_url=_ui_url())
+    wait_for = batch_approval_input(form.candidate_ids, form.markdown)
     request_approval(ctx.db, batch_id, flow_run_id=str(flow_run.id), approval_key=key, api_url=_current_api_url())
     emit_awaiting_approval(ctx, batch_id, str(flow_run.id))  # flows/events.py: for automations (notifications)
-    print(
-        f"batch {batch_id} waits for approval: `matloop approve {ctx.campaign.name} --by NAME` "
-        "(or answer the form of this run in the Prefect UI)",
-        flush=True,  # a run under nohup or a service manager writes to a file: say it now, not when the buffer fills
+    get_run_logger().info(
+        "batch %s waits for approval: `matloop approve %s --by NAME` (add `--drop ID` to leave a candidate out, "
+        "or `--reject`), or press Resume on this flow run in the Prefect UI and answer its form (candidates %s)",
+        batch_id, ctx.campaign.name, ", ".join(str(i) for i in form.candidate_ids),
     )
     if deployment.id:
-        answer = suspend_flow_run(wait_for_input=ApprovalInput, key=key, timeout=APPROVAL_TIMEOUT_SECONDS)
+        answer = suspend_flow_run(wait_for_input=wait_for, key=key, timeout=APPROVAL_TIMEOUT_SECONDS)
     else:
         answer = pause_flow_run(
-            wait_for_input=ApprovalInput, key=key, timeout=APPROVAL_TIMEOUT_SECONDS, poll_interval=APPROVAL_POLL_SECONDS
+            wait_for_input=wait_for, key=key, timeout=APPROVAL_TIMEOUT_SECONDS, poll_interval=APPROVAL_POLL_SECONDS
         )
     assert answer is not None
     return answer.to_decision()

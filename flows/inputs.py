@@ -7,13 +7,14 @@ inline) and the approval form a paused run shows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.input import RunInput
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
-from agent.policy.approval import Decision
+from agent.policy.approval import ApproverName, Decision
 from agent.spec import Campaign, load_campaign
 
 
@@ -38,12 +39,56 @@ class CampaignSource(BaseModel):
 
 
 class ApprovalInput(RunInput):
-    """A person's decision on a proposed batch (the form a paused campaign run shows)."""
+    """A person's decision on a proposed batch (the form a paused campaign run shows).
 
-    approver: str = Field(min_length=1, max_length=200, description="your name; stored with the decision")
+    The approver rule (not blank, one line, at most 200 characters) is :data:`ApproverName`'s, shared with
+    :class:`Decision`, so the UI's form and ``matloop approve --by`` refuse the same names.
+    """
+
+    approver: ApproverName = Field(description="your name (one line, not blank, at most 200 characters); stored "
+                                               "with the decision")
     decision: Literal["approve", "reject"] = Field(default="approve", description="reject re-proposes without these")
     drop: list[int] = Field(default_factory=list, description="candidate ids to leave out (when approving)")
-    note: str | None = Field(default=None, description="why (optional)")
+    note: str = Field(default="", description="why (optional); stored with the decision")
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _no_note(cls, value: object) -> object:
+        # a plain text box in the form (a nullable field shows a str/None switch); the CLI's "no --note" is None
+        return "" if value is None else value
 
     def to_decision(self) -> Decision:
-        return Decision(approve=self.decision == "approve", approver=self.approver, drop=list(self.drop), note=self.note)
+        # Rejecting leaves every candidate out, so ids also chosen to drop say nothing more; the form cannot refuse
+        # that combination (its schema knows no such rule), and a run must not fail on it after it resumes.
+        approve = self.decision == "approve"
+        return Decision(approve=approve, approver=self.approver, drop=list(self.drop) if approve else [],
+                        note=self.note.strip() or None)
+
+
+def batch_approval_input(candidate_ids: Sequence[int], description: str) -> type[ApprovalInput]:
+    """The approval form for one batch: ``drop`` chooses among the batch's own candidate ids.
+
+    Prefect renders the form from the model's JSON schema, so a ``list[Literal[ids]]`` (an array whose items are an
+    ``enum``) becomes a multi-select of exactly these ids: nobody has to look them up in another tab, and an id
+    from another batch cannot be typed in.  ``description`` (markdown: the batch, its predictions, reasons, cost
+    and links) is shown above the form.  The answer is still an :class:`ApprovalInput`, and the CLI's plain
+    ``list[int]`` payload validates against the stored schema as long as its ids are the batch's.
+    """
+    ids = tuple(dict.fromkeys(int(i) for i in candidate_ids))
+    fields: dict[str, Any] = {}
+    if ids:
+        fields["drop"] = (
+            list[Literal[ids]],  # type: ignore[valid-type]
+            Field(default_factory=list, description="candidates of this batch to leave out (when approving)"),
+        )
+    model = create_model("ApprovalInput", __base__=ApprovalInput, **fields)
+    return model.with_initial_data(description=description)
+
+
+def input_problems(exc: ValidationError) -> str:
+    """A validation error of a form or CLI input as one sentence (``field: problem; ...``), never a traceback."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)

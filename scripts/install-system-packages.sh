@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages used by the full test-suite: PostgreSQL (store tests), SLURM + munge
-# (the DFT queue), GPAW (real DFT).  Installs only what is missing.
+# (the DFT queue), GPAW (real DFT), Chromium (the browser test of the Prefect UI, driven by Playwright).
+# Installs only what is missing.
 set -euo pipefail
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -10,6 +11,7 @@ command -v slurmctld >/dev/null || need+=(slurm-wlm)
 command -v munged >/dev/null || need+=(munge)
 /usr/bin/python3 -c "import gpaw" 2>/dev/null || need+=(gpaw gpaw-data)
 [ -d /usr/share/gpaw-setups ] || [ -d /usr/share/gpaw-data ] || need+=(gpaw-data)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   echo "==> Debian packages present"
   exit 0

@@ -82,7 +82,7 @@ class BudgetProgress:
             return
         self._progress.update(self._task, completed=100 * fraction, text=f"{text} [{status}]")
         if status == "waiting" and not self._waiting:
-            # The flow says so in its Prefect log, which the CLI keeps at WARNING: tell the person at the terminal.
+            # The flow says so in its Prefect log (the UI's log tab); the terminal shows only warnings: say it here.
             self._progress.console.print(
                 f"a batch waits for approval: `matloop approve {self.campaign.name} --by NAME` "
                 "(add --drop ID or --reject), or answer the form of this run in the Prefect UI", highlight=False)
@@ -199,17 +199,21 @@ def approve(
     note: str | None = typer.Option(None, "--note", help="why"),
 ) -> None:
     """Decide on the batch a campaign waits on: approve (optionally dropping candidates) or reject it."""
+    from pydantic import ValidationError
+
     from agent.cli.common import open_database
     from flows.approval import send_decision
-    from flows.inputs import ApprovalInput
+    from flows.inputs import ApprovalInput, input_problems
 
     if reject and drop:
         raise fail("give either --reject or --drop, not both")
+    try:  # the approver rule lives in ApprovalInput (the UI's form refuses the same names)
+        answer = ApprovalInput(approver=by, decision="reject" if reject else "approve", drop=drop, note=note)
+    except ValidationError as exc:
+        raise fail(input_problems(exc).replace("approver:", "--by:", 1)) from None
     db = open_database()
     with plain_store_errors():
-        message = send_decision(
-            db, name, ApprovalInput(approver=by, decision="reject" if reject else "approve", drop=drop, note=note)
-        )
+        message = send_decision(db, name, answer)
     console.print(f"[green]✓[/] {message}")
 
 
@@ -235,7 +239,13 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
     # Prefect's ephemeral API starts a server subprocess; on a busy 2-core machine its default 20 s is too short.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # A campaign's logs (each step's outcome, the approval hint with its command) reach the Prefect API, so the
+    # UI's log tab shows them, for served runs (their flow-run processes inherit this environment) and CLI runs
+    # alike; only the terminal's console handler is kept at WARNING, so `matloop run`'s progress bar stays readable.
+    # A PREFECT_LOGGING_LEVEL the user sets is theirs, for the API and the terminal alike (as it was before).
+    if "PREFECT_LOGGING_LEVEL" not in os.environ:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls (and no errors offline)
     # gpytorch's jitter notices are about numerics we already handle; they drown the progress display
     warnings.filterwarnings("ignore", module=r"(linear_operator|gpytorch)(\..*)?")

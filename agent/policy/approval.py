@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from agent.spec import Approval
 
 AUTO_APPROVER = "policy:auto"
+#: The longest approver name stored (the ``batch.approver`` and ``event.actor`` columns hold 200 characters).
+APPROVER_MAX_LENGTH = 200
+
+
+def check_approver(value: str) -> str:
+    """The approver's name, trimmed; refused when empty, only spaces, several lines, or too long.
+
+    Every batch that goes out names who let it go, so a blank name is no name: the rule is here, once, for the
+    Prefect form, ``matloop approve --by`` and the automatic policies alike.
+    """
+    name = value.strip()
+    if not name:
+        raise PydanticCustomError("approver_blank", "the approver's name is empty; give your name (it is stored with "
+                                  "the decision)")
+    if any(ch < " " or ch == "\x7f" for ch in name):
+        raise PydanticCustomError("approver_control", "the approver's name must be one line of printable text")
+    if len(name) > APPROVER_MAX_LENGTH:
+        raise PydanticCustomError(
+            "approver_too_long", "the approver's name is {length} characters long; at most {limit} are stored",
+            {"length": len(name), "limit": APPROVER_MAX_LENGTH},
+        )
+    return name
+
+
+#: The same rule as a JSON-schema pattern: one line of printable text with something besides spaces in it.
+APPROVER_PATTERN = r"^\s*[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*\s*$"
+
+#: A person's (or a policy's) name.  The JSON schema carries the same rule, so the Prefect server refuses a name
+#: the flow would refuse before the paused run ever sees it (a run resumed with an invalid answer would fail).
+ApproverName = Annotated[
+    str,
+    AfterValidator(check_approver),
+    Field(json_schema_extra={"minLength": 1, "maxLength": APPROVER_MAX_LENGTH, "pattern": APPROVER_PATTERN}),
+]
 
 
 class Decision(BaseModel):
@@ -17,7 +54,7 @@ class Decision(BaseModel):
     """
 
     approve: bool = True
-    approver: str = Field(min_length=1, max_length=200)
+    approver: ApproverName
     drop: list[int] = Field(default_factory=list, description="candidate ids to leave out of the batch")
     note: str | None = None
 
