@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from agent.spec.campaign import Campaign
+from matloop.config import UnknownTypeError
 
 Loc = tuple[str | int, ...]
 
@@ -62,6 +63,8 @@ def _problems_from(err: ValidationError, lines: dict[Loc, int], data: Any) -> li
     problems: list[SpecProblem] = []
     for e in err.errors():
         loc = _strip_tags(_clean_loc(tuple(e["loc"])), data)
+        if isinstance((e.get("ctx") or {}).get("error"), UnknownTypeError):
+            loc += ("type",)  # a component's type that names nothing known: point at it
         line = _line_of(loc, lines)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
@@ -74,13 +77,20 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
     """Remove discriminator tags pydantic inserts (``space.parametric.parameters``)."""
     out: list[str | int] = []
     node = data
+    tagged: Any = None  # the mapping whose union tag was just skipped
     for part in loc:
+        if isinstance(node, dict) and node is not tagged and part == node.get("type"):
+            tagged = node  # pydantic's tag follows the union field, even when a key has the same name
+            continue
         if isinstance(node, dict) and part in node:
             out.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
+        elif isinstance(node, dict) and isinstance(node.get("settings"), dict) and part in node["settings"]:
+            out += ["settings", part]  # a component written in the older {type, settings} shape
+            node = node["settings"][part]
         elif isinstance(node, dict) and isinstance(part, str) and node.get("type", None) is not None:
             continue  # a union tag such as 'parametric'
         elif isinstance(node, dict) and isinstance(part, str):
