@@ -41,13 +41,13 @@ class _Generator(BaseModel):
 class AutoGenerator(_Generator):
     """Chosen by the design space: the crystal funnel, random-field images, or a grid (every step given) / Sobol pool."""
 
-    type: Literal["auto"] = "auto"
+    type: Literal["auto"] = Field(default="auto", description="which generator")
 
 
 class GridGenerator(_Generator):
     """Every point of the space's grid (simplex groups and steps), minus known and unmakeable ones."""
 
-    type: Literal["grid"] = "grid"
+    type: Literal["grid"] = Field(default="grid", description="which generator")
     levels: int | None = Field(
         default=None, ge=2, description="points per continuous parameter without a 'step' (none: such a space is refused)"
     )
@@ -57,14 +57,14 @@ class GridGenerator(_Generator):
 class SobolGenerator(_Generator):
     """Scrambled Sobol points mapped onto the space (simplex groups, steps and linear constraints respected)."""
 
-    type: Literal["sobol"] = "sobol"
+    type: Literal["sobol"] = Field(default="sobol", description="which generator")
     size: int = Field(default=4096, ge=1, description="largest pool drawn per iteration")
 
 
 class DatasetGenerator(_Generator):
     """The rows of a CSV file whose columns name the space's parameters (a fixed candidate library)."""
 
-    type: Literal["dataset"] = "dataset"
+    type: Literal["dataset"] = Field(default="dataset", description="which generator")
     path: str = Field(description="CSV file with one column per parameter; relative to the campaign file")
 
 
@@ -110,7 +110,7 @@ class FunnelSettings(BaseModel):
 class CrystalGenerator(SubstitutionSettings, _Generator):
     """Prototype decoration and substitution through the validity / de-duplication / novelty (/ MLIP) funnel."""
 
-    type: Literal["crystal", "substitution"] = "crystal"
+    type: Literal["crystal", "substitution"] = Field(default="crystal", description="which generator")
     funnel: FunnelSettings = Field(default_factory=FunnelSettings, description="the checks after generation")
 
     def substitution(self) -> SubstitutionSettings:
@@ -121,7 +121,7 @@ class CrystalGenerator(SubstitutionSettings, _Generator):
 class CINNGenerator(_Generator):
     """MatDesINNe: a conditional invertible network samples designs for the target (parametric spaces)."""
 
-    type: Literal["cinn"] = "cinn"
+    type: Literal["cinn"] = Field(default="cinn", description="which generator")
     tolerance: float | None = Field(default=None, gt=0, description="target tolerance; none: the objective's, else 0.1 σ(y)")
     localise_steps: int = Field(default=100, ge=0, description="surrogate-gradient steps per draw")
     surrogate_epochs: int = Field(default=150, ge=1, description="epochs of its own MLP surrogate")
@@ -189,7 +189,7 @@ class JanusScoreModel(BaseModel):
 class JanusGenerator(_Generator):
     """Janus: decode latents descended toward the target (microstructure images)."""
 
-    type: Literal["janus"] = "janus"
+    type: Literal["janus"] = Field(default="janus", description="which generator")
     training: JanusTraining = Field(default_factory=JanusTraining, description="encoder-decoder training")
     inversion: JanusInversion = Field(default_factory=JanusInversion, description="the latent descent")
     max_candidates: int = Field(default=64, ge=1, description="most candidates (latent descents) per iteration")
@@ -202,14 +202,14 @@ class JanusGenerator(_Generator):
 class RandomFieldGenerator(_Generator):
     """Thresholded Gaussian random-field images over the space's volume-fraction × length-scale box."""
 
-    type: Literal["random_field"] = "random_field"
+    type: Literal["random_field"] = Field(default="random_field", description="which generator")
     size: int = Field(default=256, ge=1, description="largest pool (each image is size² numbers)")
 
 
 class PluginGenerator(_Generator):
     """A generator from an installed package, registered under the entry-point group ``matloop.generators``."""
 
-    type: Literal["plugin"] = "plugin"
+    type: Literal["plugin"] = Field(default="plugin", description="which generator")
     name: str = Field(description="the plug-in's registered entry-point name (see docs/plugins.md)")
     settings: dict[str, Any] = Field(
         default_factory=dict, description="passed to the plug-in (checked by its config model when it has one)"

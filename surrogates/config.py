@@ -85,25 +85,25 @@ class _EnsembleFields(BaseModel):
 class AutoSurrogate(_Common, _GPFields, _EnsembleFields):
     """The GP or the deep ensemble, whichever has the better cross-validated NLL per property."""
 
-    type: Literal["auto"] = "auto"
+    type: Literal["auto"] = Field(default="auto", description="which surrogate")
 
 
 class GPSurrogate(_Common, _GPFields):
     """A Gaussian process per property (exact up to ``exact_gp_max_n`` rows, sparse above)."""
 
-    type: Literal["gp"] = "gp"
+    type: Literal["gp"] = Field(default="gp", description="which surrogate")
 
 
 class EnsembleSurrogate(_Common, _EnsembleFields):
     """A deep ensemble of small MLPs per property."""
 
-    type: Literal["ensemble"] = "ensemble"
+    type: Literal["ensemble"] = Field(default="ensemble", description="which surrogate")
 
 
 class PriorSurrogate(_Common):
     """No model: the prior (for tests and baselines)."""
 
-    type: Literal["prior"] = "prior"
+    type: Literal["prior"] = Field(default="prior", description="which surrogate")
 
 
 SurrogateConfig = Annotated[

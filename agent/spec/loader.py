@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from agent.spec.campaign import Campaign
-from matloop.config import UnknownTypeError
+from matloop.config import ConfigFieldError
 
 Loc = tuple[str | int, ...]
 
@@ -63,8 +63,9 @@ def _problems_from(err: ValidationError, lines: dict[Loc, int], data: Any) -> li
     problems: list[SpecProblem] = []
     for e in err.errors():
         loc = _strip_tags(_clean_loc(tuple(e["loc"])), data)
-        if isinstance((e.get("ctx") or {}).get("error"), UnknownTypeError):
-            loc += ("type",)  # a component's type that names nothing known: point at it
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, ConfigFieldError):
+            loc += (error.field,)  # a component setting refused before validation (its type, a literal token)
         line = _line_of(loc, lines)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

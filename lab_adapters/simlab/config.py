@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from matloop.config import ConfigFieldError
+
 STRICT = ConfigDict(extra="forbid")
 DEFAULT_TOKEN_ENV = "MATLOOP_SIMLAB_TOKEN"
 
@@ -95,8 +97,9 @@ def normalise_simlab(value: dict[str, Any]) -> dict[str, Any]:
     value = dict(value)
     if "token" in value:
         if value["token"] is not None:
-            raise ValueError("a literal 'token' would be stored with the campaign; put the token in an environment "
-                             "variable and name it with 'token_env' (default MATLOOP_SIMLAB_TOKEN), or in a "
-                             "Prefect Secret block named with 'token_secret'")
+            raise ConfigFieldError(
+                "a literal 'token' would be stored with the campaign; put the token in an environment variable and "
+                "name it with 'token_env' (default MATLOOP_SIMLAB_TOKEN), or in a Prefect Secret block named with "
+                "'token_secret'", "token")
         del value["token"]  # stored specs before token_env wrote 'token: null'
     return value

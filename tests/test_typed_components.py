@@ -1,0 +1,137 @@
+"""Typed component configs: adapters refused by field and line, no secret in a spec, older specs still load,
+and a run form (JSON schema) whose every component field has a description."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from agent.adapters import open_adapters
+from agent.spec import Campaign, CampaignFileError, parse_campaign
+from matloop.settings import reload_settings
+from tests.loop.conftest import branin_spec
+
+HEAD = """\
+name: t1
+space:
+  type: parametric
+  parameters:
+    - {name: x, type: continuous, bounds: [0.0, 1.0]}
+objectives:
+  - {property: y, goal: maximize}
+budget: {max_experiments: 20}
+measurements:
+  - {properties: [y], adapter: lab}
+adapters:
+  lab:
+"""
+ENTRY_LINE = HEAD.count("\n") + 1  # the first line of the adapter entry; -1: its name (for a missing key)
+
+
+def problem(entry: str) -> Any:
+    with pytest.raises(CampaignFileError) as info:
+        parse_campaign(HEAD + entry)
+    [found] = info.value.problems
+    return found
+
+
+@pytest.mark.parametrize(("entry", "path", "expected", "line"), [
+    ("    type: mlip\n", "adapters.lab.type", "unknown adapter type 'mlip'; use one of simlab, local, slurm", 0),
+    ("    url: http://lab:8000\n", "adapters.lab.type", "an adapter needs a 'type'", -1),
+    ("    type: simlab\n    url: ftp://lab.example/\n", "adapters.lab.url", "is not an http(s) URL", 1),
+    ("    type: simlab\n    url: lab.example:8000\n", "adapters.lab.url", "is not an http(s) URL", 1),
+    ("    type: simlab\n    token: s3cret\n", "adapters.lab.token", "name it with 'token_env'", 1),
+    ("    type: simlab\n    timeout: 0\n", "adapters.lab.timeout", "greater than 0", 1),
+    ("    type: simlab\n    lab: {failure_rate: 2}\n", "adapters.lab.lab.failure_rate", "less than or equal to 1", 1),
+    ("    type: simlab\n    settings: {lab: {failure_rat: 0.1}}\n", "adapters.lab.settings.lab.failure_rat",
+     "unknown key", 1),
+    ("    type: local\n    max_workerz: 2\n", "adapters.lab.max_workerz", "unknown key", 1),
+    ("    type: slurm\n    settings: {recipe: {ecut: -1}}\n", "adapters.lab.settings.recipe.ecut", "greater than 0", 1),
+])
+def test_adapter_entries_are_refused_by_field_and_line(entry: str, path: str, expected: str, line: int) -> None:
+    found = problem(entry)
+    assert found.path == path and expected in found.message
+    assert found.line == ENTRY_LINE + line
+
+
+def test_a_literal_token_is_refused_in_a_sentence_that_says_what_to_write() -> None:
+    message = problem("    type: simlab\n    token: s3cret\n").message
+    assert "would be stored with the campaign" in message and "token_secret" in message and "s3cret" not in message
+
+
+def test_older_stored_specs_load_in_the_typed_shape() -> None:
+    """A spec stored before typed configs (``{type, settings}``, null ``url``/``token``) still loads for resume."""
+    old = branin_spec().model_dump(mode="json")
+    old["adapters"] = {"lab": {"type": "simlab", "url": None, "token": None,
+                               "settings": {"timeout": 5.0, "lab": {"failure_rate": 0.1}}},
+                       "dft": {"type": "local", "url": None, "token": None, "settings": {"max_workers": 2}}}
+    old["generator"] = {"type": "grid", "settings": {"pool_size": 50}}
+    old["surrogate"] = {"type": "gp", "settings": {"kernel": "matern", "cv_folds": 3}}
+    old["acquisition"] = {"type": "auto", "settings": {"exploit_share": 0.25}}
+    campaign = Campaign.model_validate(old)
+    lab, dft = campaign.adapters["lab"], campaign.adapters["dft"]
+    assert lab.timeout == 5.0 and lab.lab.failure_rate == 0.1 and dft.max_workers == 2
+    assert campaign.generator.pool_size == 50 and campaign.surrogate.kernel == "matern"
+    assert campaign.surrogate.cv_folds == 3 and campaign.acquisition.exploit_share == 0.25
+    assert Campaign.model_validate(campaign.model_dump(mode="json")) == campaign  # and round-trips in the new shape
+    with pytest.raises(ValidationError, match="would be stored with the campaign"):
+        Campaign.model_validate(old | {"adapters": {"lab": {"type": "simlab", "token": "s3cret"}}})
+
+
+@pytest.fixture
+def lab() -> Iterator[Any]:
+    from lab_adapters.simlab.inprocess import running_simlab
+
+    with running_simlab(scenarios=["branin"], token="the-real-token", time_scale=1e-4) as handle:
+        yield handle
+
+
+def test_the_token_is_read_from_the_environment_when_the_run_starts(lab: Any, monkeypatch) -> None:
+    spec = branin_spec(adapters={"lab": {"type": "simlab", "url": lab.url, "token_env": "MY_LAB_TOKEN"}})
+    stored = json.dumps(spec.model_dump(mode="json"))
+    monkeypatch.setenv("MY_LAB_TOKEN", "the-real-token")
+    assert "the-real-token" not in stored and "MY_LAB_TOKEN" in stored
+    with open_adapters(spec) as adapters:
+        assert "experiments" in json.dumps(adapters["lab"].stats()) or adapters["lab"].stats() is not None
+    rotated_hash = spec.spec_hash()
+    monkeypatch.setenv("MY_LAB_TOKEN", "a-rotated-token")  # rotation changes the value, not the spec
+    assert branin_spec(adapters={"lab": {"type": "simlab", "url": lab.url, "token_env": "MY_LAB_TOKEN"}}
+                       ).spec_hash() == rotated_hash
+    with open_adapters(spec) as adapters, pytest.raises(Exception, match="401|token|unauthori"):
+        adapters["lab"].stats()  # the lab wants the old token: the new value is what was sent
+
+
+def test_an_adapter_without_url_uses_matloop_simlab_url(lab: Any, monkeypatch) -> None:
+    monkeypatch.setenv("MATLOOP_SIMLAB_URL", lab.url)
+    monkeypatch.setenv("MATLOOP_SIMLAB_TOKEN", "the-real-token")
+    reload_settings()
+    try:
+        spec = branin_spec(adapters={"lab": {"type": "simlab"}})
+        with open_adapters(spec) as adapters:
+            assert adapters["lab"].base_url == lab.url  # the external lab, not one started in-process
+            assert adapters["lab"].stats() is not None
+    finally:
+        monkeypatch.delenv("MATLOOP_SIMLAB_URL")
+        reload_settings()
+
+
+def _described(schema: dict[str, Any], name: str) -> list[str]:
+    return [f"{name}.{k}" for k, v in schema["$defs"][name].get("properties", {}).items() if "description" not in v]
+
+
+def test_the_run_form_schema_describes_every_component_field() -> None:
+    """The Prefect run form renders ``Campaign``'s JSON schema: each component field shows a description."""
+    schema = Campaign.model_json_schema()
+    components = ["AutoGenerator", "GridGenerator", "SobolGenerator", "DatasetGenerator", "CrystalGenerator",
+                  "CINNGenerator", "JanusGenerator", "RandomFieldGenerator", "PluginGenerator", "AutoSurrogate",
+                  "GPSurrogate", "EnsembleSurrogate", "PriorSurrogate", "GreedyShareAcquisition", "PlainAcquisition",
+                  "SimlabAdapter", "InProcessLab", "LocalDFTAdapter", "SlurmDFTAdapter", "FunnelSettings",
+                  "EnsembleSettings", "JanusTraining", "JanusInversion", "JanusScoreModel"]
+    missing = [field for name in components for field in _described(schema, name)]
+    assert missing == []
+    for field in ("generator", "surrogate", "acquisition", "adapters"):
+        assert "description" in schema["properties"][field], field
