@@ -135,3 +135,38 @@ def test_the_run_form_schema_describes_every_component_field() -> None:
     assert missing == []
     for field in ("generator", "surrogate", "acquisition", "adapters"):
         assert "description" in schema["properties"][field], field
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.campaign import campaign_flow
+
+    form = json.dumps(parameter_schema(campaign_flow).model_dump())  # what the served deployment's form shows
+    assert "token_env" in form and "points per continuous parameter" in form and "PluginGenerator" in form
+
+
+def test_a_campaign_stored_before_typed_configs_resumes_and_reads(sqlite_url: str) -> None:
+    """The database holds the older shape (and its hash): the same campaign in the typed shape resumes; a stored
+    literal token is dropped when the stored spec is read (history stays readable), never written back."""
+    from agent.store import Database
+    from agent.store.campaigns import get_campaign, load_spec, register_campaign
+    from agent.store.migrate import upgrade
+    from matloop.types import stable_hash
+
+    spec = branin_spec(name="stored-old", generator={"type": "grid", "pool_size": 50})
+    old = spec.model_dump(mode="json")
+    old["adapters"] = {"lab": {"type": "simlab", "url": None, "token": "an-old-secret", "settings": {}}}
+    old["generator"] = {"type": "grid", "settings": {"pool_size": 50}}
+    old["surrogate"] = {"type": "gp", "settings": {}}
+    old["acquisition"] = {"type": "auto", "settings": {}}
+    upgrade(sqlite_url)
+    db = Database(sqlite_url)
+    with db.transaction() as session:
+        record = register_campaign(session, spec)
+        record.spec, record.spec_hash = old, stable_hash(old, length=64)  # as an older matloop stored it
+    with db.transaction() as session:
+        assert load_spec(get_campaign(session, "stored-old")) == spec
+        record = register_campaign(session, spec)  # resume: not refused as a different spec
+        assert record.spec_hash == spec.spec_hash() and "an-old-secret" not in json.dumps(record.spec)
+    changed = branin_spec(name="stored-old", generator={"type": "grid", "pool_size": 60})
+    with db.transaction() as session, pytest.raises(Exception, match="different spec"):
+        register_campaign(session, changed)
+    db.dispose()

@@ -95,7 +95,7 @@ AdapterConfig = Annotated[
 ]
 
 
-def normalise_adapter(value: Any) -> Any:
+def normalise_adapter(value: Any, info: ValidationInfo) -> Any:
     """One raw ``adapters.<name>`` entry in the typed shape: an unknown ``type`` refused in a sentence, the older
     ``{type, url, token, settings}`` shape flattened (``url``/``token`` written as null by older stored specs dropped)."""
     if not isinstance(value, dict):
@@ -115,7 +115,7 @@ def normalise_adapter(value: Any) -> Any:
     elif settings is not None:
         value["settings"] = settings
     if kind == "simlab":
-        return normalise_simlab(value)
+        return normalise_simlab(value, stored=bool((info.context or {}).get("stored")))
     for key in ("url", "token"):  # older stored specs wrote these as null for every adapter
         if key in value and value[key] is None:
             del value[key]
@@ -238,6 +238,25 @@ class Campaign(BaseModel):
         return sum(m.cost for m in self.measurements)
 
     def spec_hash(self) -> str:
+        """A hash of the whole spec. A lab token is never part of it (only the *name* of the variable or Secret
+        block holding it), so rotating a token does not make resume refuse the campaign."""
         from matloop.types import stable_hash
 
         return stable_hash(self.model_dump(mode="json"), length=64)
+
+    @classmethod
+    def from_stored(cls, spec: dict[str, Any]) -> Campaign:
+        """A spec as the database stores it, also one written before typed components.
+
+        Older specs said ``{type, settings}`` (flattened as for files) and could hold a literal lab token,
+        which is dropped here rather than refused: the stored campaign must stay readable for its history,
+        and its next run reads the token from ``token_env`` like any other.
+        """
+        return cls.model_validate(spec, context={"stored": True})
+
+    def same_as_stored(self, spec: dict[str, Any]) -> bool:
+        """Whether ``spec`` (stored JSON) is this campaign, perhaps written in an older shape of the format."""
+        try:
+            return Campaign.from_stored(spec).spec_hash() == self.spec_hash()
+        except ValidationError:
+            return False

@@ -92,14 +92,15 @@ def check_lab_url(url: str) -> None:
         raise ValueError(f"{url!r} is not an http(s) URL of a lab (write e.g. http://lab.example:8000)")
 
 
-def normalise_simlab(value: dict[str, Any]) -> dict[str, Any]:
-    """The older entry shape (``token``, ``settings``) in the typed one; a literal token refused in a sentence."""
+def normalise_simlab(value: dict[str, Any], *, stored: bool = False) -> dict[str, Any]:
+    """The older entry shape (``token``, ``settings``) in the typed one; a literal token refused in a sentence
+    (dropped instead from a ``stored`` spec, written before this rule, so that its history stays readable)."""
     value = dict(value)
     if "token" in value:
-        if value["token"] is not None:
+        if value["token"] is not None and not stored:
             raise ConfigFieldError(
                 "a literal 'token' would be stored with the campaign; put the token in an environment variable and "
                 "name it with 'token_env' (default MATLOOP_SIMLAB_TOKEN), or in a Prefect Secret block named with "
                 "'token_secret'", "token")
-        del value["token"]  # stored specs before token_env wrote 'token: null'
+        del value["token"]  # specs stored before token_env wrote 'token: null' (or the token itself)
     return value
