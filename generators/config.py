@@ -232,6 +232,19 @@ GENERATOR_TYPES = ("auto", "grid", "sobol", "dataset", "crystal", "substitution"
                    "plugin")
 
 
+#: ``module:factory`` strings older files used for built-in generators: read as the built-in's name (nothing is
+#: imported on their say-so; any other ``module:factory`` is refused).
+BUILTIN_PATHS = {
+    "generators.crystal:funnel_generator": "crystal",
+    "generators.crystal.pipeline:funnel_generator": "crystal",
+    "generators.inverse:CINNGenerator": "cinn",
+    "generators.inverse.matdesinne:CINNGenerator": "cinn",
+    "generators.inverse:JanusGenerator": "janus",
+    "generators.inverse.janus_generator:JanusGenerator": "janus",
+    "generators.inverse.images:RandomFieldPool": "random_field",
+}
+
+
 def refuse_module_path(text: str) -> str:
     """The sentence for a ``module:factory`` string: a campaign file never names code to import."""
     return (f"{text!r} names code to import, and a campaign file may not; install a package that registers the "
@@ -255,6 +268,7 @@ def normalise_generator(value: Any, space: Any) -> Any:
     kind = value.setdefault("type", "auto")
     if not isinstance(kind, str):
         return value
+    kind = value["type"] = BUILTIN_PATHS.get(kind, kind)
     if ":" in kind:
         raise UnknownTypeError(refuse_module_path(kind))
     if kind not in GENERATOR_TYPES:

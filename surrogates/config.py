@@ -126,8 +126,21 @@ def check_surrogate(kind: str, settings: dict[str, Any]) -> None:
     try:
         SurrogateSettings.model_validate(settings)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"surrogate settings refused: {problems}") from None
+        raise ValueError(_sentence(exc)) from None
+
+
+def _sentence(exc: ValidationError) -> str:
+    """The first problem in the words the loop has always used (unknown names first, then a bad value)."""
+    errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1)
+    if unknown:
+        return f"unknown surrogate settings {unknown}; known: {sorted(SurrogateSettings.model_fields)}"
+    nested = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
+    if nested:
+        return f"unknown surrogate settings ensemble.{nested}; known: {sorted(EnsembleSettings.model_fields)}"
+    e = errors[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"surrogate setting {where}={e['input']!r}: {e['msg']}"
 
 
 def normalise_surrogate(value: Any) -> Any:

@@ -1,7 +1,10 @@
 """The campaign file: one pydantic model that a YAML file must satisfy.
 
 Every section is strict (unknown keys are refused) so that a typo such as
-``batchsize`` is reported instead of silently ignored.
+``batchsize`` is reported instead of silently ignored. The pluggable parts (``generator``,
+``surrogate``, ``acquisition``, each of ``adapters``) are typed models chosen by their ``type``,
+owned by the packages that implement them; the older ``{type, settings: {...}}`` shape of files
+and stored specs is flattened into them before validation.
 """
 
 from __future__ import annotations
@@ -182,7 +185,6 @@ class Campaign(BaseModel):
     @classmethod
     def _acquisition(cls, v: Any) -> Any:
         return normalise_acquisition(v)
-
 
     @field_validator("constraints", mode="before")
     @classmethod

@@ -58,6 +58,8 @@ def test_good_components_and_the_loops_own_settings_pass() -> None:
                      "surrogate: {type: gp, settings: {kernel: additive, cv_folds: 3}}",
                      "surrogate: {type: gp, kernel: additive, cv_folds: 3}"):
         parse_campaign(BASE + appended + "\n")
+    legacy = parse_campaign(BASE + "generator: {type: 'generators.inverse:CINNGenerator', settings: {epochs: 3}}\n")
+    assert legacy.generator.type == "cinn" and legacy.generator.epochs == 3  # a built-in's old path: its name
     flat = parse_campaign(BASE + "generator: {type: grid, levels: 3, pool_size: 50}\n")
     old = parse_campaign(BASE + "generator: {type: grid, settings: {levels: 3, pool_size: 50}}\n")
     assert flat == old and flat.generator.levels == 3 and flat.generator.pool_size == 50
