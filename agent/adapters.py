@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from agent.spec import Campaign
 from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter, dft_settings
-from lab_adapters.simlab.config import SimlabAdapter
+from lab_adapters.simlab.config import SimlabAdapter, check_lab_url
 from matloop.settings import get_settings
 from matloop.types import LabAdapter
 
@@ -48,6 +48,11 @@ def _simlab(name: str, config: SimlabAdapter, stack: contextlib.ExitStack, scena
 
     url = config.url or get_settings().simlab_url
     if url is not None:
+        if config.url is None:
+            try:
+                check_lab_url(url)
+            except ValueError as exc:
+                raise AdapterConfigError(f"MATLOOP_SIMLAB_URL (for adapters.{name}): {exc}") from None
         token = lab_token(name, config)
     else:
         from lab_adapters.simlab.inprocess import running_simlab
