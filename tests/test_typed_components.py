@@ -176,3 +176,19 @@ def test_a_campaign_stored_before_typed_configs_resumes_and_reads(sqlite_url: st
     with db.transaction() as session, pytest.raises(Exception, match="different spec"):
         register_campaign(session, changed)
     db.dispose()
+
+
+def test_the_token_can_come_from_a_prefect_secret_block(prefect_api: str, lab: Any) -> None:
+    """``token_secret`` names a Secret block on the Prefect server; a missing block is one sentence."""
+    from prefect.blocks.system import Secret
+
+    Secret(value="the-real-token").save("simlab-token", overwrite=True)
+    spec = branin_spec(adapters={"lab": {"type": "simlab", "url": lab.url, "token_secret": "simlab-token"}})
+    assert "the-real-token" not in json.dumps(spec.model_dump(mode="json"))
+    with open_adapters(spec) as adapters:
+        assert isinstance(adapters["lab"].stats(), dict)
+    missing = branin_spec(adapters={"lab": {"type": "simlab", "url": lab.url, "token_secret": "no-such-block"}})
+    with pytest.raises(AdapterConfigError, match="adapters.lab.token_secret: cannot read the Prefect Secret block "
+                                                 "'no-such-block'"):
+        with open_adapters(missing):
+            pass
