@@ -192,3 +192,19 @@ def test_the_token_can_come_from_a_prefect_secret_block(prefect_api: str, lab: A
                                                  "'no-such-block'"):
         with open_adapters(missing):
             pass
+
+
+def test_an_older_auto_generator_with_settings_is_read_as_what_auto_picks() -> None:
+    """``{type: auto, settings: {...}}`` (the perovskite template before typed configs) is the crystal funnel on a
+    crystal space, and a grid or Sobol pool by its settings on a parametric one."""
+    import yaml
+
+    from agent.cli.campaign_files import template_text
+
+    data = yaml.safe_load(template_text("perovskite"))
+    data["generator"] = {"type": "auto", "settings": {"pool_size": 300, "temperature": 2.0}}
+    generator = Campaign.model_validate(data).generator
+    assert generator.type == "crystal" and generator.temperature == 2.0 and generator.pool_size == 300
+    assert branin_spec(generator={"type": "auto", "settings": {"size": 64}}).generator.type == "sobol"
+    assert branin_spec(generator={"type": "auto", "settings": {"levels": 5}}).generator.type == "grid"
+    assert branin_spec(generator={"type": "auto", "settings": {"pool_size": 9}}).generator.type == "auto"
