@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +209,16 @@ def test_an_older_auto_generator_with_settings_is_read_as_what_auto_picks() -> N
     assert branin_spec(generator={"type": "auto", "settings": {"size": 64}}).generator.type == "sobol"
     assert branin_spec(generator={"type": "auto", "settings": {"levels": 5}}).generator.type == "grid"
     assert branin_spec(generator={"type": "auto", "settings": {"pool_size": 9}}).generator.type == "auto"
+
+
+def test_reading_a_campaign_file_imports_no_torch() -> None:
+    """The typed configs live with their packages but import none of their heavy code (a fresh interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from agent.spec import parse_campaign; from agent.cli.campaign_files import template_text; "
+            "parse_campaign(template_text('oer')); print(sorted(m for m in ('torch', 'pymatgen') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
