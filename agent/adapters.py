@@ -1,85 +1,85 @@
 """Building the campaign's executors (``LabAdapter`` instances) from its ``adapters`` section.
 
 The loop only ever sees the :class:`matloop.types.LabAdapter` protocol; this
-module is the one place that knows which class a ``type`` names.  A ``simlab``
-adapter without ``url`` starts the simulated lab in-process on a free loopback
-port, so :func:`open_adapters` is a context manager: the lab lives exactly as
-long as the campaign run that needs it.
+module is the one place that knows which class a typed entry names.  A ``simlab``
+adapter without ``url`` uses ``MATLOOP_SIMLAB_URL`` when set, else starts the
+simulated lab in-process on a free loopback port, so :func:`open_adapters` is a
+context manager: the lab lives exactly as long as the campaign run that needs it.
+Tokens are read here, when the run starts, never from the campaign spec.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import os
 from collections.abc import Iterator
-from typing import Any
 
-from agent.spec import AdapterConfig, Campaign
+from agent.spec import Campaign
+from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter, dft_settings
+from lab_adapters.simlab.config import SimlabAdapter, check_lab_url
 from matloop.settings import get_settings
 from matloop.types import LabAdapter
 
 
 class AdapterConfigError(ValueError):
-    """An ``adapters`` entry that cannot be turned into an executor."""
+    """An ``adapters`` entry that cannot be turned into an executor (a missing token, a DFT setting refused)."""
 
 
-def _accepted(factory: Any, settings: dict[str, Any], where: str) -> dict[str, Any]:
-    """``settings`` checked against ``factory``'s keyword arguments, so a typo is an error, not ignored."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return settings
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return settings
-    unknown = sorted(set(settings) - set(params))
-    if unknown:
-        raise AdapterConfigError(f"{where}.settings: unknown keys {unknown}; accepted: {sorted(params)}")
-    return settings
+def lab_token(name: str, config: SimlabAdapter) -> str | None:
+    """The simulated lab's bearer token, read now (never stored): the Prefect Secret block, else the variable.
+
+    ``None`` when the variable is unset: the client then sends no token of its own choosing, and a
+    lab that wants one answers 401, which the client reports in a sentence.
+    """
+    if config.token_secret is not None:
+        try:
+            from prefect.blocks.system import Secret
+
+            return str(Secret.load(config.token_secret).get())
+        except Exception as exc:  # no server, no such block: say which block, not a traceback
+            raise AdapterConfigError(
+                f"adapters.{name}.token_secret: cannot read the Prefect Secret block {config.token_secret!r}: {exc}"
+            ) from exc
+    return os.environ.get(config.token_env) or None
 
 
-def _simlab(name: str, config: AdapterConfig, stack: contextlib.ExitStack, scenarios: list[str]) -> LabAdapter:
+def _simlab(name: str, config: SimlabAdapter, stack: contextlib.ExitStack, scenarios: list[str]) -> LabAdapter:
     from lab_adapters.simlab.client import SimLabAdapter
 
-    url, token = config.url, config.token or get_settings().simlab_token
-    if url is None:
+    url = config.url or get_settings().simlab_url
+    if url is not None:
+        if config.url is None:
+            try:
+                check_lab_url(url)
+            except ValueError as exc:
+                raise AdapterConfigError(f"MATLOOP_SIMLAB_URL (for adapters.{name}): {exc}") from None
+        token = lab_token(name, config)
+    else:
         from lab_adapters.simlab.inprocess import running_simlab
 
-        lab_options = dict(config.settings.get("lab", {}))
+        lab_options = config.lab.options()
         if scenarios:
             lab_options.setdefault("scenarios", scenarios)
         handle = stack.enter_context(running_simlab(**lab_options))
         url, token = handle.url, handle.token
-    client_settings = {k: v for k, v in config.settings.items() if k != "lab"}
-    client_settings = _accepted(SimLabAdapter, client_settings, f"adapters.{name}")
-    client_settings.setdefault("name", name)
-    adapter = SimLabAdapter(url, token, **client_settings)
+    adapter = SimLabAdapter(url, token, name=name, **config.client_options())
     close = getattr(adapter, "close", None)
     if callable(close):
         stack.callback(close)
     return adapter
 
 
-def _dft(name: str, config: AdapterConfig, stack: contextlib.ExitStack, kind: str) -> LabAdapter:
-    from pydantic import ValidationError
-
+def _dft(name: str, config: LocalDFTAdapter | SlurmDFTAdapter, stack: contextlib.ExitStack) -> LabAdapter:
     from lab_adapters.dft import make_dft_adapter
 
     try:
-        adapter = make_dft_adapter(name, kind, dict(config.settings))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"adapters.{name}.settings.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise AdapterConfigError(problems) from exc
+        adapter = make_dft_adapter(name, config.type, dft_settings(config))
     except ValueError as exc:
         raise AdapterConfigError(f"adapters.{name}: {exc}") from exc
     close = getattr(adapter, "close", None)
     if callable(close):
         stack.callback(close)
     return adapter
-
-
-KNOWN_TYPES = ("simlab", "slurm", "local")
 
 
 @contextlib.contextmanager
@@ -91,12 +91,8 @@ def open_adapters(campaign: Campaign) -> Iterator[dict[str, LabAdapter]]:
             scenarios = sorted(
                 {str(m.options["scenario"]) for m in campaign.measurements if m.adapter == name and "scenario" in m.options}
             )
-            if config.type == "simlab":
+            if isinstance(config, SimlabAdapter):
                 adapters[name] = _simlab(name, config, stack, scenarios)
-            elif config.type in ("slurm", "local"):
-                adapters[name] = _dft(name, config, stack, config.type)
-            else:
-                raise AdapterConfigError(
-                    f"adapters.{name}.type: unknown adapter type {config.type!r}; known: {', '.join(KNOWN_TYPES)}"
-                )
+            else:  # the campaign format admits only these three types
+                adapters[name] = _dft(name, config, stack)
         yield adapters

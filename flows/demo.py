@@ -30,13 +30,15 @@ def demo_campaign() -> Campaign:
     """
     text = (resources.files("agent.templates") / DEMO_TEMPLATE).read_text()
     spec = parse_campaign(text, source=f"agent/templates/{DEMO_TEMPLATE}")
-    surrogate = spec.surrogate.model_copy(update={"type": "gp", "settings": {**spec.surrogate.settings, "cv_folds": 3}})
-    adapters = {
-        name: a.model_copy(update={"settings": {"lab": {"time_scale": 1e-5}, **a.settings}}) if a.type == "simlab"
-        and a.url is None else a
-        for name, a in spec.adapters.items()
-    }
-    return spec.model_copy(update={"surrogate": surrogate, "adapters": adapters})
+    data = spec.model_dump(mode="json")
+    from surrogates.config import GPSurrogate
+
+    kept = {k: v for k, v in data["surrogate"].items() if k in GPSurrogate.model_fields}  # an auto's GP settings
+    data["surrogate"] = {**kept, "type": "gp", "cv_folds": 3}
+    for name, adapter in data["adapters"].items():
+        if adapter["type"] == "simlab" and adapter["url"] is None and "time_scale" not in spec.adapters[name].lab.model_fields_set:
+            adapter["lab"]["time_scale"] = 1e-5
+    return Campaign.model_validate(data)
 
 
 def plate_best(campaign: Campaign) -> float | None:

@@ -19,11 +19,9 @@ from typing import Any
 import numpy as np
 
 from generators.base import GenerationContext, resolve_path
+from generators.config import DEFAULT_MAX_GRID
 from matloop.space import CategoricalParameter, ContinuousParameter, IntegerParameter, ParametricSpace
 from matloop.types import Candidate
-
-#: Refuse to enumerate grids larger than this (the pool would not fit the scorer anyway).
-DEFAULT_MAX_GRID = 2_000_000
 
 
 class PoolError(ValueError):
@@ -50,7 +48,7 @@ def _levels(param: ContinuousParameter | IntegerParameter | CategoricalParameter
     if levels is None:
         raise PoolError(
             f"parameter {param.name!r} is continuous without a 'step'; give it a step, or set "
-            "generator.settings.levels (points per continuous parameter), or use the 'sobol' generator"
+            "generator.levels (points per continuous parameter), or use the 'sobol' generator"
         )
     return [round(float(v), 10) for v in np.linspace(low, high, levels)]
 
@@ -105,7 +103,7 @@ class GridPool:
         size = _grid_size(axes)
         if size > self.max_size:
             raise PoolError(
-                f"the grid has {size:,} points, more than generator.settings.max_size={self.max_size:,}; "
+                f"the grid has {size:,} points, more than generator.max_size={self.max_size:,}; "
                 "coarsen the steps or use the 'sobol' generator"
             )
         out: list[Candidate] = []
@@ -232,7 +230,7 @@ class DatasetPool:
 
         space = _require_parametric(space, self.name)
         if not self.path.is_file():
-            raise PoolError(f"generator.settings.path: no file at {self.path}")
+            raise PoolError(f"generator.path: no file at {self.path}")
         frame = pd.read_csv(self.path)
         missing = [name for name in space.names if name not in frame.columns]
         if missing:
@@ -265,25 +263,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value)
     return value
-
-
-#: What each pool kind reads from ``generator.settings`` (besides the loop's ``pool_size``).
-POOL_SETTINGS = {"grid": {"levels", "max_size"}, "sobol": {"size"}, "dataset": {"path"}}
-
-
-def pool_generator(kind: str, settings: dict[str, Any], *, base_dir: Path | None = None) -> Any:
-    """The pool generator a campaign's ``generator: {type, settings}`` names; unknown settings are refused."""
-    settings = dict(settings)
-    known = POOL_SETTINGS.get("grid" if kind == "auto" else kind)
-    if known is not None and set(settings) - known:
-        raise PoolError(f"generator.settings: {sorted(set(settings) - known)} are not settings of the {kind!r} pool; "
-                        f"it knows {sorted(known)} (and pool_size)")
-    if kind in ("grid", "auto"):
-        return GridPool(levels=settings.get("levels"), max_size=int(settings.get("max_size", DEFAULT_MAX_GRID)))
-    if kind == "sobol":
-        return SobolPool(size=int(settings.get("size", 4096)))
-    if kind == "dataset":
-        if "path" not in settings:
-            raise PoolError("generator 'dataset' needs settings.path (a CSV file with one column per parameter)")
-        return DatasetPool(settings["path"], base_dir=base_dir)
-    raise PoolError(f"no pool generator {kind!r}; choose {', '.join(POOL_SETTINGS)}")

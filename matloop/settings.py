@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="where embedded state lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir")
     simlab_token: str | None = Field(default=None, description="bearer token for the simulated lab")
+    simlab_url: str | None = Field(
+        default=None, description="an external simulated lab for 'simlab' adapters without a url (else in-process)"
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,8 +2,8 @@
 
 The public entry points are re-exported here: ``fit_surrogate`` / ``FittedSurrogate`` /
 ``load_surrogate`` (``surrogates.api``) and the featurizers (``surrogates.featurize``).
-They are imported on first use, so that ``surrogates.settings`` (what the campaign-file reader
-checks) can be imported without torch.
+They are imported on first use, so that ``surrogates.config`` (what the campaign-file reader
+reads) can be imported without torch.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from botorch.models.model import Model, ModelList
 from torch import Tensor
 
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
+from surrogates.config import check_surrogate
 from surrogates.ensemble import fit_ensemble, rebuild_ensemble
 from surrogates.gp import fit_gp, rebuild_gp
-from surrogates.settings import check_surrogate
 
 FORMAT = "matloop-surrogate/1"
 METRIC_KEYS = ("n", "rmse", "mae", "r2", "nll", "cov68", "cov95", "spearman_err_std")

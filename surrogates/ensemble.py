@@ -27,7 +27,7 @@ from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DiagLinearOperator
 from torch import Tensor, nn
 
-from surrogates.settings import ENSEMBLE_DEFAULTS
+from surrogates.config import ENSEMBLE_DEFAULTS
 
 #: Measured on the three benchmark data sets (~480 training rows each, 5-fold CV, two seeds):
 #: the former 5 members x 64 wide x 1,000 steps overfitted, collapsing the members' noise

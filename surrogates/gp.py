@@ -55,7 +55,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, VariationalELBO
 from gpytorch.priors import GammaPrior
 from torch import Tensor
 
-from surrogates.settings import GP_PRIORS, KERNELS
+from surrogates.config import GP_PRIORS, KERNELS
 
 #: Default switch from exact to sparse GP (observations per output); measured in the benchmark.
 EXACT_GP_MAX_N = 1000

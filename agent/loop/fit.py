@@ -88,12 +88,12 @@ def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, An
     var = torch.tensor(obs.variances, dtype=torch.double)
     Yvar = None if torch.isnan(var).all() or bool((torch.nan_to_num(var) == 0).all()) else var
     torch.manual_seed(ctx.campaign.seed)
-    settings = dict(ctx.campaign.surrogate.settings)
+    config = ctx.campaign.surrogate
+    settings = config.fit_settings()
     if getattr(feats, "feature_groups", None) and "feature_groups" not in settings:
         settings["feature_groups"] = feats.feature_groups  # each parameter's columns, for the additive kernel
-    options = {"cv_folds": int(settings.pop("cv_folds"))} if "cv_folds" in settings else {}
-    fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=ctx.campaign.surrogate.type, seed=ctx.campaign.seed,
-                           settings=settings, **options)
+    fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=config.type, seed=ctx.campaign.seed,
+                           settings=settings, cv_folds=config.cv_folds)
     return fitted, feats, X
 
 

@@ -31,8 +31,7 @@ DEFAULT_CRYSTAL_POOL_SIZE = 1_000
 
 def make_generator(ctx: LoopContext) -> Any:
     """The generator ``campaign.generator`` names (see :func:`generators.registry.build_generator`)."""
-    config = ctx.campaign.generator
-    return build_generator(config.type, config.settings, ctx.campaign.space, base_dir=ctx.base_dir)
+    return build_generator(ctx.campaign.generator, ctx.campaign.space, base_dir=ctx.base_dir)
 
 
 def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None) -> list[Candidate]:
@@ -45,7 +44,7 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None)
         structures = _known_structures(session, ctx.campaign_id, known)
     generator = make_generator(ctx)
     default = DEFAULT_CRYSTAL_POOL_SIZE if isinstance(ctx.campaign.space, CrystalSpace) else DEFAULT_POOL_SIZE
-    size = int(ctx.campaign.generator.settings.get("pool_size", default))
+    size = ctx.campaign.generator.pool_size or default
     context = GenerationContext(
         seed=ctx.campaign.seed * 100_003 + number,
         known_fingerprints=set(known),

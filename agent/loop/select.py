@@ -92,7 +92,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
         q=q, X_observed=X_obs, Y_observed=Y_obs, X_pending=X_pending,
         acquisition=acquisition,  # "auto": selection picks (qlogei for one objective)
         seed=seed, feasibility_model=_feasibility(obs, X_obs, seed),
-        exploit_share=float(ctx.campaign.acquisition.settings.get("exploit_share", 0.0)),
+        exploit_share=getattr(ctx.campaign.acquisition, "exploit_share", 0.0),
     )
     return [
         {"candidate": pool[int(p.index)], "rank": int(p.rank), "acquisition_value": _first(p.acquisition_value),

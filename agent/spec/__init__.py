@@ -5,7 +5,6 @@ from agent.spec.campaign import (
     Approval,
     Budget,
     Campaign,
-    ComponentConfig,
     Measurement,
     Stopping,
 )
@@ -25,7 +24,7 @@ from matloop.space import (
 
 __all__ = [
     "AdapterConfig", "Approval", "Budget", "Campaign", "CampaignFileError", "CategoricalParameter",
-    "ComponentConfig", "CompositionSpace", "ContinuousParameter", "CrystalSpace", "IntegerParameter",
+    "CompositionSpace", "ContinuousParameter", "CrystalSpace", "IntegerParameter",
     "LinearConstraint", "Measurement", "MicrostructureSpace", "Objective", "OutcomeConstraint", "ParametricSpace", "SimplexGroup",
     "SpecProblem", "Stopping", "dump_campaign", "load_campaign", "parse_campaign",
 ]

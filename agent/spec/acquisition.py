@@ -1,19 +1,54 @@
-"""Which acquisition names a campaign file may ask for, checked when the file is read.
+"""Which acquisition a campaign file may ask for: typed configs, checked when the file is read.
 
-The names live here, not in :mod:`agent.selection`, so that reading a campaign file does not import torch,
+The models live here, not in :mod:`agent.selection`, so that reading a campaign file does not import torch,
 and so that a typo such as ``acquisition: {type: ts}`` or an acquisition that does not fit the objectives is
 refused with the file, before a campaign has started, rather than at its first model-based batch.
+:func:`check_acquisition` is also what :mod:`agent.selection` calls, so the reader and the selection agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.spec.objectives import Objective
+from matloop.config import UnknownTypeError
 
 #: ``auto`` resolves to ``qlogei`` for one objective (see ``agent.selection.acquisition.resolve_acquisition``).
 ACQUISITIONS = ("auto", "qlogei", "qlognei", "ucb", "thompson", "qlognehvi", "band")
+#: Acquisitions whose batch may open with a greedy share (``exploit_share``): one objective to maximise or
+#: minimise, and a sample table whose greedy can be seeded with fixed first picks (``auto`` resolves to qlogei).
+GREEDY_SHARE_ACQUISITIONS = ("qlogei", "qlognei", "ucb")
+
+
+class GreedyShareAcquisition(BaseModel):
+    """An acquisition that may give the first share of each batch to the best posterior means."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auto", "qlogei", "qlognei", "ucb"] = Field(
+        default="auto", description="auto (qLogEI for one objective, qLogNEHVI for several, band for a target)"
+    )
+    exploit_share: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="share of each batch given to the best posterior means first (one objective to max/minimise)",
+    )
+
+
+class PlainAcquisition(BaseModel):
+    """An acquisition without settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["thompson", "qlognehvi", "band"] = Field(
+        description="thompson sampling, qLogNEHVI (several objectives) or band (probability of a target band)"
+    )
+
+
+AcquisitionConfig = Annotated[
+    GreedyShareAcquisition | PlainAcquisition,
+    Field(discriminator="type", description="how the batch is picked from the pool"),
+]
 
 
 def check_acquisition(name: str, objectives: Sequence[Objective]) -> str:
@@ -28,29 +63,37 @@ def check_acquisition(name: str, objectives: Sequence[Objective]) -> str:
     return key
 
 
-#: Acquisitions whose batch may open with a greedy share (``exploit_share``): one objective to maximise or
-#: minimise, and a sample table whose greedy can be seeded with fixed first picks (``auto`` resolves to qlogei).
-GREEDY_SHARE_ACQUISITIONS = ("qlogei", "qlognei", "ucb")
+def check_exploit_share(config: Any, objectives: Sequence[Objective]) -> None:
+    """A non-zero ``exploit_share`` needs one objective to maximise or minimise (a cross-check with the objectives)."""
+    share = getattr(config, "exploit_share", 0.0)
+    single = len(objectives) == 1 and objectives[0].goal != "target"
+    if share and not single:
+        raise ValueError(f"exploit_share applies to one objective to maximise or minimise, not to these objectives "
+                         f"with acquisition {config.type!r}")
 
 
-def check_acquisition_settings(name: str, settings: Mapping[str, Any], objectives: Sequence[Objective]) -> dict:
-    """The acquisition's ``settings``, checked: a misspelt or misplaced setting is refused, never ignored.
-
-    ``exploit_share`` (a number in [0, 1)): that share of each batch goes to the candidates with the best
-    posterior mean before the acquisition picks the rest (see :func:`agent.selection.select_batch`). It
-    needs one objective to maximise or minimise and an acquisition that can condition on fixed picks.
-    """
-    allowed = {"exploit_share"}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ValueError(f"unknown acquisition setting(s) {unknown}; allowed: {sorted(allowed)}")
-    if "exploit_share" in settings:
-        share = settings["exploit_share"]
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-            raise ValueError(f"exploit_share must be a number in [0, 1), got {share!r}")
-        single = len(objectives) == 1 and objectives[0].goal != "target"
-        takes_share = ("auto", *GREEDY_SHARE_ACQUISITIONS)
-        if not single or name.lower() not in takes_share:
-            raise ValueError(f"exploit_share applies to one objective to maximise or minimise with one of "
-                             f"{list(takes_share)}, not acquisition {name!r} with these objectives")
-    return dict(settings)
+def normalise_acquisition(value: Any) -> Any:
+    """The raw ``acquisition:`` mapping in the typed shape: ``type`` lower-cased (default ``auto``), ``settings``
+    flattened; an unknown name, or ``exploit_share`` with an acquisition that cannot take one, refused in a sentence."""
+    if value is None:
+        return {"type": "auto"}
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    kind = value.setdefault("type", "auto")
+    if isinstance(kind, str):
+        if kind.lower() not in ACQUISITIONS:
+            raise UnknownTypeError(f"unknown acquisition {kind!r}; choose one of {list(ACQUISITIONS)}")
+        value["type"] = kind = kind.lower()
+    settings = value.pop("settings", None)
+    if isinstance(settings, dict):
+        clash = sorted(set(settings) & set(value))
+        if clash:
+            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
+        value.update(settings)
+    elif settings is not None:
+        value["settings"] = settings
+    if "exploit_share" in value and kind not in ("auto", *GREEDY_SHARE_ACQUISITIONS):
+        raise ValueError(f"exploit_share applies to one of {['auto', *GREEDY_SHARE_ACQUISITIONS]}, "
+                         f"not acquisition {kind!r}")
+    return value

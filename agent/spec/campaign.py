@@ -1,7 +1,10 @@
 """The campaign file: one pydantic model that a YAML file must satisfy.
 
 Every section is strict (unknown keys are refused) so that a typo such as
-``batchsize`` is reported instead of silently ignored.
+``batchsize`` is reported instead of silently ignored. The pluggable parts (``generator``,
+``surrogate``, ``acquisition``, each of ``adapters``) are typed models chosen by their ``type``,
+owned by the packages that implement them; the older ``{type, settings: {...}}`` shape of files
+and stored specs is flattened into them before validation.
 """
 
 from __future__ import annotations
@@ -9,13 +12,34 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from agent.spec.acquisition import check_acquisition, check_acquisition_settings
+from agent.spec.acquisition import (
+    AcquisitionConfig,
+    GreedyShareAcquisition,
+    check_acquisition,
+    check_exploit_share,
+    normalise_acquisition,
+)
 from agent.spec.objectives import Objective, OutcomeConstraint
+from generators.config import AutoGenerator, GeneratorConfig, normalise_generator
+from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter
+from lab_adapters.simlab.config import SimlabAdapter, normalise_simlab
+from matloop.config import UnknownTypeError
 from matloop.space import DesignSpace, ParametricSpace
+from surrogates.config import AutoSurrogate, SurrogateConfig, normalise_surrogate
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -103,19 +127,39 @@ class Approval(BaseModel):
         return self
 
 
-class AdapterConfig(BaseModel):
-    """An executor the campaign may dispatch to.
+ADAPTER_TYPES = ("simlab", "local", "slurm")
+#: One executor entry of ``adapters:``, typed by ``type`` (each model lives with its adapter package).
+AdapterConfig = Annotated[
+    SimlabAdapter | LocalDFTAdapter | SlurmDFTAdapter,
+    Field(discriminator="type", description="an executor: the simulated lab (simlab) or the DFT queue (local, slurm)"),
+]
 
-    ``type`` picks the implementation (``simlab``, ``slurm``, ``local``, ``mlip``);
-    ``settings`` are passed to it.  A ``simlab`` adapter without ``url`` starts the
-    simulated lab in-process on a free loopback port.
-    """
 
-    model_config = STRICT
-    type: str
-    url: str | None = None
-    token: str | None = None
-    settings: dict[str, Any] = Field(default_factory=dict)
+def normalise_adapter(value: Any, info: ValidationInfo) -> Any:
+    """One raw ``adapters.<name>`` entry in the typed shape: an unknown ``type`` refused in a sentence, the older
+    ``{type, url, token, settings}`` shape flattened (``url``/``token`` written as null by older stored specs dropped)."""
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    kind = value.get("type")
+    if kind is None:
+        raise UnknownTypeError(f"an adapter needs a 'type' ({', '.join(ADAPTER_TYPES)})")
+    if isinstance(kind, str) and kind not in ADAPTER_TYPES:
+        raise UnknownTypeError(f"unknown adapter type {kind!r}; use one of {', '.join(ADAPTER_TYPES)}")
+    settings = value.pop("settings", None)
+    if isinstance(settings, dict):
+        clash = sorted(set(settings) & set(value))
+        if clash:
+            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
+        value.update(settings)
+    elif settings is not None:
+        value["settings"] = settings
+    if kind == "simlab":
+        return normalise_simlab(value, stored=bool((info.context or {}).get("stored")))
+    for key in ("url", "token"):  # older stored specs wrote these as null for every adapter
+        if key in value and value[key] is None:
+            del value[key]
+    return value
 
 
 class Measurement(BaseModel):
@@ -146,14 +190,6 @@ class Stopping(BaseModel):
     )
 
 
-class ComponentConfig(BaseModel):
-    """A pluggable component chosen by ``type`` with free-form settings."""
-
-    model_config = STRICT
-    type: str = "auto"
-    settings: dict[str, Any] = Field(default_factory=dict)
-
-
 class Campaign(BaseModel):
     """A whole campaign: what may be made, what is wanted, what it may cost."""
 
@@ -168,12 +204,29 @@ class Campaign(BaseModel):
     batch_size: int = Field(default=4, ge=1, le=1000)
     initial_design_size: int | None = Field(default=None, ge=1, description="space-filling points before modelling")
     approval: Approval = Field(default_factory=Approval)
-    adapters: dict[str, AdapterConfig] = Field(min_length=1)
+    adapters: dict[str, Annotated[AdapterConfig, BeforeValidator(normalise_adapter)]] = Field(
+        min_length=1, description="the executors measurements may use, by name"
+    )
     measurements: list[Measurement] = Field(min_length=1)
     stopping: Stopping = Field(default_factory=Stopping)
-    generator: ComponentConfig = Field(default_factory=ComponentConfig)
-    surrogate: ComponentConfig = Field(default_factory=ComponentConfig)
-    acquisition: ComponentConfig = Field(default_factory=ComponentConfig)
+    generator: GeneratorConfig = Field(default_factory=AutoGenerator)
+    surrogate: SurrogateConfig = Field(default_factory=AutoSurrogate)
+    acquisition: AcquisitionConfig = Field(default_factory=GreedyShareAcquisition)
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _generator(cls, v: Any, info: ValidationInfo) -> Any:
+        return normalise_generator(v, (info.data or {}).get("space"))
+
+    @field_validator("surrogate", mode="before")
+    @classmethod
+    def _surrogate(cls, v: Any) -> Any:
+        return normalise_surrogate(v)
+
+    @field_validator("acquisition", mode="before")
+    @classmethod
+    def _acquisition(cls, v: Any) -> Any:
+        return normalise_acquisition(v)
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -208,11 +261,9 @@ class Campaign(BaseModel):
         except ValueError as e:
             raise ValueError(f"acquisition.type: {e}") from None
         try:
-            check_acquisition_settings(self.acquisition.type, self.acquisition.settings, self.objectives)
+            check_exploit_share(self.acquisition, self.objectives)
         except ValueError as e:
-            raise ValueError(f"acquisition.settings: {e}") from None
-        if self.approval.policy == "auto_below_cost" and self.approval.cost_limit is not None:
-            pass
+            raise ValueError(f"acquisition.exploit_share: {e}") from None
         return self
 
     @property
@@ -231,6 +282,25 @@ class Campaign(BaseModel):
         return sum(m.cost for m in self.measurements)
 
     def spec_hash(self) -> str:
+        """A hash of the whole spec. A lab token is never part of it (only the *name* of the variable or Secret
+        block holding it), so rotating a token does not make resume refuse the campaign."""
         from matloop.types import stable_hash
 
         return stable_hash(self.model_dump(mode="json"), length=64)
+
+    @classmethod
+    def from_stored(cls, spec: dict[str, Any]) -> Campaign:
+        """A spec as the database stores it, also one written before typed components.
+
+        Older specs said ``{type, settings}`` (flattened as for files) and could hold a literal lab token,
+        which is dropped here rather than refused: the stored campaign must stay readable for its history,
+        and its next run reads the token from ``token_env`` like any other.
+        """
+        return cls.model_validate(spec, context={"stored": True})
+
+    def same_as_stored(self, spec: dict[str, Any]) -> bool:
+        """Whether ``spec`` (stored JSON) is this campaign, perhaps written in an older shape of the format."""
+        try:
+            return Campaign.from_stored(spec).spec_hash() == self.spec_hash()
+        except ValidationError:
+            return False

@@ -1,10 +1,10 @@
 """The campaign file's pluggable parts, checked when the file is read rather than when they first run.
 
-The generator is built at every iteration and the surrogate first fitted after the initial design,
-so a misspelt ``generator.type`` or ``surrogate.settings`` key used to surface only after the
-initial design's experiments had been run. :func:`component_problems` builds the generator (cheap:
-generators load data and models on first use), reads a crystal space's seed CIFs, and checks the
-surrogate's kind and settings with the same functions the loop uses, so the reader and the loop
+The typed configs (:mod:`generators.config`, :mod:`surrogates.config`, ...) already refuse a misspelt
+type or setting when the campaign model is validated. What they cannot know is whether the files a
+generator reads exist, whether a plug-in is installed and takes its settings, or whether a crystal
+space's seed CIFs read: :func:`component_problems` builds the generator as the loop will (cheap:
+generators load data and models on first use) and reads the seed CIFs, so the reader and the loop
 cannot disagree.
 """
 
@@ -18,37 +18,31 @@ Loc = tuple[str | int, ...]
 
 
 def component_problems(campaign: Campaign, base_dir: Path | None = None) -> list[tuple[Loc, str]]:
-    """``(field path, message)`` for each generator setting, seed CIF or surrogate setting the loop would refuse.
+    """``(field path, message)`` for each generator data file, plug-in or seed CIF the loop would refuse.
 
     ``base_dir`` is where the campaign file lives (relative data paths are resolved against it, as the
     loop resolves them); without it (text with no file) relative dataset and CIF paths are not checked.
     """
     from generators.pool import PoolError
     from generators.registry import build_generator
-    from surrogates.settings import KINDS, check_campaign_surrogate
 
     problems: list[tuple[Loc, str]] = []
-    config = campaign.generator
     try:
-        generator = build_generator(config.type, config.settings, campaign.space, base_dir=base_dir)
+        generator = build_generator(campaign.generator, campaign.space, base_dir=base_dir)
     except PoolError as exc:
         field, _, message = str(exc).partition(": ")
-        where = ("generator", "type") if field == "generator.type" else ("generator", "settings")
-        problems.append((where, message if field.startswith("generator.") else str(exc)))
+        if field.startswith("generator."):
+            problems.append((tuple(field.split(".")), message))
+        else:
+            problems.append((("generator",), str(exc)))
     else:
         problems += _data_file_problems(generator, base_dir)
     problems += _seed_cif_problems(campaign, base_dir)
-    surrogate = campaign.surrogate
-    try:
-        check_campaign_surrogate(surrogate.type, surrogate.settings)
-    except ValueError as exc:
-        where = ("surrogate", "type") if surrogate.type not in KINDS else ("surrogate", "settings")
-        problems.append((where, str(exc)))
     return problems
 
 
 def _data_file_problems(generator: object, base_dir: Path | None) -> list[tuple[Loc, str]]:
-    """Each data file a generator names in its settings (``data_files``) that is not there.
+    """Each data file a generator's config names (``data_files``) that is not there.
 
     Relative paths are judged only when there is a campaign file to resolve them against.
     """
@@ -56,7 +50,7 @@ def _data_file_problems(generator: object, base_dir: Path | None) -> list[tuple[
     if data_files is None:
         return []
     return [
-        (("generator", "settings", *setting), f"no file at {path}")
+        (("generator", *setting), f"no file at {path}")
         for setting, path in data_files(base_dir).items()
         if (path.is_absolute() or base_dir is not None) and not path.is_file()
     ]

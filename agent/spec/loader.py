@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from agent.spec.campaign import Campaign
 from agent.spec.safe_yaml import YamlRefused, load_yaml
+from matloop.config import ConfigFieldError
 
 #: The most a campaign file may hold. A real one is a few kilobytes; the limit keeps ``validate /dev/zero``
 #: or a mistaken data file from being read into memory whole.
@@ -54,6 +55,9 @@ def _problems_from(err: ValidationError, lines: dict[Loc, int], data: Any) -> li
     problems: list[SpecProblem] = []
     for e in err.errors():
         loc = _strip_tags(_clean_loc(tuple(e["loc"])), data)
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, ConfigFieldError):
+            loc += (error.field,)  # a component setting refused before validation (its type, a literal token)
         line = _line_of(loc, lines)
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
@@ -66,13 +70,20 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
     """Remove discriminator tags pydantic inserts (``space.parametric.parameters``)."""
     out: list[str | int] = []
     node = data
+    tagged: Any = None  # the mapping whose union tag was just skipped
     for part in loc:
+        if isinstance(node, dict) and node is not tagged and part == node.get("type"):
+            tagged = node  # pydantic's tag follows the union field, even when a key has the same name
+            continue
         if isinstance(node, dict) and part in node:
             out.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
+        elif isinstance(node, dict) and isinstance(node.get("settings"), dict) and part in node["settings"]:
+            out += ["settings", part]  # a component written in the older {type, settings} shape
+            node = node["settings"][part]
         elif isinstance(node, dict) and isinstance(part, str) and node.get("type", None) is not None:
             continue  # a union tag such as 'parametric'
         elif isinstance(node, dict) and isinstance(part, str):

@@ -61,6 +61,8 @@ def register_campaign(session: Session, campaign: Campaign, *, allow_changed_spe
         session.flush()
         record_event(session, "campaign_created", campaign_id=record.id, payload={"spec_hash": spec_hash})
         return record
+    if record.spec_hash != spec_hash and campaign.same_as_stored(record.spec):
+        record.spec, record.spec_hash = campaign.model_dump(mode="json"), spec_hash  # stored in an older shape
     if record.spec_hash != spec_hash:
         if not allow_changed_spec:
             raise StoreError(
@@ -79,7 +81,7 @@ def register_campaign(session: Session, campaign: Campaign, *, allow_changed_spe
 
 
 def load_spec(record: CampaignRecord) -> Campaign:
-    return Campaign.model_validate(record.spec)
+    return Campaign.from_stored(record.spec)
 
 
 @dataclass(frozen=True)

@@ -14,27 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from generators.base import GenerationContext
+from generators.config import FunnelSettings, SubstitutionSettings
 from generators.crystal.chemistry import OxidationRules
 from generators.crystal.dedup import StructureRegistry
 from generators.crystal.funnel import FunnelOutcome, run_funnel, structures_of
 from generators.crystal.novelty import ReferenceSet
-from generators.crystal.substitution import SubstitutionGenerator, SubstitutionSettings, resolve_data_path
+from generators.crystal.substitution import SubstitutionGenerator, resolve_data_path
 from generators.crystal.validity import ValidityRules
 from matloop.space import CrystalSpace
 from matloop.types import Candidate
-
-
-class FunnelSettings(BaseModel):
-    """What the funnel checks beyond generation (``generator.settings.funnel`` in a campaign)."""
-
-    model_config = ConfigDict(extra="forbid")
-    novelty_reference: str | None = Field(default=None, description="CSV of known crystals (cif, formula columns)")
-    min_distance_factor: float = Field(default=0.6, gt=0)
-    density_range: tuple[float, float] = (0.5, 25.0)
-    mlip: dict[str, Any] | None = Field(default=None, description="surrogates.mlip.MLIPSettings; None: no MLIP stage")
 
 
 @dataclass
@@ -107,5 +96,5 @@ class FunnelGenerator:
 
 
 def funnel_generator(**settings: Any) -> FunnelGenerator:
-    """Factory for campaign files: ``generator: {type: "generators.crystal:funnel_generator", settings: ...}``."""
+    """The funnel from plain keyword settings (tests, benchmarks); campaigns build it from ``CrystalGenerator``."""
     return FunnelGenerator.from_settings(settings)

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Composition, Element, Species, Structure
 
 from generators.base import GenerationContext, resolve_path
+from generators.config import SubstitutionSettings
 from generators.crystal.chemistry import OxidationRules, SubstitutionScorer, shared_scorer
 from generators.crystal.dedup import FINGERPRINT_PREFIX, space_group_number
 from generators.crystal.io import load_cif, seed_cif_paths
@@ -41,31 +41,6 @@ from generators.crystal.prototypes import Template, named_prototype, template_fr
 from generators.crystal.volume import TemplateVolumes
 from matloop.space import CrystalSpace
 from matloop.types import Candidate, CandidateKind
-
-
-class SubstitutionSettings(BaseModel):
-    """Generator settings from the campaign's ``generator.settings`` (unknown keys refused).
-
-    ``site_sets`` (allowed *compositions* of a multi-site sublattice, ``{X: [O3, O2N, ON2, N3]}``)
-    belongs in ``CrystalSpace.site_sets``; given here too, it overrides the space's per label.
-    ``reference_formulas`` (a CSV with a ``formula`` column, e.g. the perov5 data)
-    restricts proposals to formulas a lookup-table lab can answer.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    site_sets: dict[str, list[str]] = Field(default_factory=dict)
-    temperature: float = Field(default=1.0, gt=0, description=">1 flattens the substitution probabilities")
-    steer_weight: float = Field(default=1.0, ge=0, description="weight of the standardized surrogate score")
-    oversample: int = Field(default=4, ge=1, description="drafts per proposal when steering")
-    distinct_sublattices: bool = Field(default=True, description="no element on two cation sublattices")
-    rescale_volume: bool = True
-    symprec: float = Field(default=0.1, gt=0)
-    skip_known: bool = Field(default=True, description="skip decorations whose fingerprint is already known")
-    reference_formulas: str | None = None
-    reference_match: bool = Field(
-        default=False, description="with reference_formulas: keep only structures matching a reference crystal"
-    )
-    max_attempts_per_candidate: int = Field(default=60, ge=1)
 
 
 @dataclass
@@ -364,5 +339,5 @@ class SubstitutionGenerator:
 
 
 def substitution_generator(**settings: Any) -> SubstitutionGenerator:
-    """Factory for campaign files: ``generator: {type: "generators.crystal:substitution_generator", settings: ...}``."""
+    """The substitution generator from plain keyword settings (tests, benchmarks)."""
     return SubstitutionGenerator.from_settings(settings)

@@ -17,7 +17,7 @@ from matloop.types import Candidate, CandidateKind
 
 
 class JanusGenerator:
-    """``generator: {type: "generators.inverse:JanusGenerator"}`` — decode latents descended toward the target.
+    """``generator: {type: janus}`` (``generators.config.JanusGenerator``) — decode latents descended toward the target.
 
     Learns from the campaign's measured images (``context.extra['measurements']``), or uses a
     pre-trained :class:`JanusModel` given at construction (a model trained on a simulated

@@ -140,7 +140,7 @@ class MatDesINNe:
 
 
 class CINNGenerator:
-    """``generator: {type: "generators.inverse:CINNGenerator", settings: {...}}`` — MatDesINNe over a parametric space.
+    """``generator: {type: cinn, ...}`` (``generators.config.CINNGenerator``) — MatDesINNe over a parametric space.
 
     Trains on ``context.extra['measurements']`` each call (campaign data sets are small; a
     generator keeps no campaign state, so a resumed campaign proposes the same designs),

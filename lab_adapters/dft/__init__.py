@@ -10,13 +10,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab_adapters.dft.adapter import DFTQueueAdapter
-from lab_adapters.dft.localqueue import LocalQueueScheduler
-from lab_adapters.dft.runner import CommandRunner, LocalRunner, RemoteShellRunner, SSHRunner
 from lab_adapters.dft.settings import DFTSettings, RecipeSettings, Resources, RetryPolicy
-from lab_adapters.dft.slurm import SlurmScheduler
+
+if TYPE_CHECKING:
+    from lab_adapters.dft.adapter import DFTQueueAdapter
+    from lab_adapters.dft.runner import CommandRunner
+
+#: Imported on first use: the adapter pulls in pymatgen's VASP/QE readers (seconds), and reading a campaign
+#: file (``lab_adapters.dft.config``) needs only the settings.
+_EXPORTS = {
+    "DFTQueueAdapter": "lab_adapters.dft.adapter",
+    "LocalQueueScheduler": "lab_adapters.dft.localqueue",
+    "CommandRunner": "lab_adapters.dft.runner",
+    "LocalRunner": "lab_adapters.dft.runner",
+    "RemoteShellRunner": "lab_adapters.dft.runner",
+    "SSHRunner": "lab_adapters.dft.runner",
+    "SlurmScheduler": "lab_adapters.dft.slurm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lab_adapters.dft' has no attribute {name!r}")
 
 ADAPTER_TYPES = ("local", "slurm")
 
@@ -35,7 +55,12 @@ def make_dft_adapter(
     name: str, adapter_type: str, settings: DFTSettings | dict[str, Any] | None = None, *,
     runner: CommandRunner | None = None,
 ) -> DFTQueueAdapter:
-    """A DFT adapter from a campaign's ``adapters.<name>`` entry (``type`` and ``settings``)."""
+    """A DFT adapter from a campaign's ``adapters.<name>`` entry (``type`` and settings)."""
+    from lab_adapters.dft.adapter import DFTQueueAdapter
+    from lab_adapters.dft.localqueue import LocalQueueScheduler
+    from lab_adapters.dft.runner import LocalRunner, SSHRunner
+    from lab_adapters.dft.slurm import SlurmScheduler
+
     if not isinstance(settings, DFTSettings):
         settings = DFTSettings.model_validate(settings or {})
     if adapter_type == "local":

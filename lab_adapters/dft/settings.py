@@ -176,21 +176,23 @@ class RetryPolicy(BaseModel):
 
 
 class DFTSettings(BaseModel):
-    """Everything a DFT adapter needs (the ``settings`` of a ``local`` or ``slurm`` adapter)."""
+    """Everything a DFT adapter needs (a ``local`` or ``slurm`` adapter entry, beside its ``type``)."""
 
     model_config = STRICT
     work_dir: str | None = Field(
         default=None, description="where job directories live (on the cluster for SSH); default: the data dir"
     )
-    recipe: RecipeSettings = Field(default_factory=RecipeSettings)
-    resources: Resources = Field(default_factory=Resources)
-    fidelities: dict[str, FidelitySettings] = Field(default_factory=dict)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    recipe: RecipeSettings = Field(default_factory=RecipeSettings, description="the calculation (code, xc, cutoff, ...)")
+    resources: Resources = Field(default_factory=Resources, description="what each job asks of the queue")
+    fidelities: dict[str, FidelitySettings] = Field(
+        default_factory=dict, description="per fidelity name: recipe and resources overrides"
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="how often each failure kind is retried")
     # local queue
     max_workers: int = Field(default=1, ge=1, description="local queue: jobs run at once")
     # slurm
     ssh_host: str | None = Field(default=None, description="slurm: submit through 'ssh <host>' instead of locally")
-    ssh_options: list[str] = Field(default_factory=list)
+    ssh_options: list[str] = Field(default_factory=list, description="slurm: extra ssh options")
     use_sacct: bool = Field(default=True, description="slurm: ask sacct about jobs squeue no longer knows")
 
     def recipe_for(self, fidelity: str, options: dict[str, Any] | None = None) -> RecipeSettings:

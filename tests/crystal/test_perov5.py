@@ -76,7 +76,7 @@ def test_template_loads_and_measures_its_objectives_with_perov5(campaign):
 
 
 def test_template_proposals_fall_in_the_scenario_domain(campaign, scenario):
-    settings = {k: v for k, v in campaign.generator.settings.items() if k != "pool_size"}
+    settings = campaign.generator.substitution().model_dump()
     cands = substitution_generator(**settings).propose(campaign.space, GenerationContext(seed=0), 20)
     assert len(cands) == 20
     in_domain = [scenario.domain_error({"structure": c.structure}) is None for c in cands]

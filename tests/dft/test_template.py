@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.spec import load_campaign
-from lab_adapters.dft import DFTSettings, make_dft_adapter
+from lab_adapters.dft import make_dft_adapter
+from lab_adapters.dft.config import dft_settings
 from matloop.space import CrystalSpace
 from matloop.types import JobStatus
 
@@ -23,7 +24,7 @@ def test_template_validates_with_a_crystal_space_and_dft_settings() -> None:
     assert campaign.space.max_atoms == 8 and campaign.batch_size == 2
     adapter = campaign.adapters["dft"]
     assert adapter.type == "local"
-    settings = DFTSettings.model_validate(adapter.settings)
+    settings = dft_settings(adapter)
     assert settings.recipe.code == "gpaw"
     measurement = campaign.measurement_for("formation_energy")
     assert set(measurement.properties) == {"formation_energy", "band_gap"}
@@ -33,7 +34,7 @@ def test_template_validates_with_a_crystal_space_and_dft_settings() -> None:
 @pytest.mark.slow
 def test_template_settings_compute_a_binary_for_real(gpaw: None, tmp_path: Path) -> None:
     campaign = load_campaign(TEMPLATE)
-    settings = {**campaign.adapters["dft"].settings, "work_dir": str(tmp_path)}
+    settings = dft_settings(campaign.adapters["dft"]).model_copy(update={"work_dir": str(tmp_path)})
     adapter = make_dft_adapter("dft", campaign.adapters["dft"].type, settings)
     measurement = campaign.measurement_for("formation_energy")
     job = job_for(nacl(), measurement.properties, campaign=campaign.name, fidelity=measurement.fidelity)

@@ -25,11 +25,13 @@ from agent.store import Database
 from agent.store.models import BatchRecord, CampaignRecord
 from flows.approval import waiting_batch
 from tests.loop.conftest import branin_spec
+from tests.support.labs import token_env
 from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, wait_for
 
 
 @pytest.fixture
-def served(prefect_api: str, sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def served(prefect_api: str, sqlite_url: str, tmp_path: Path, simlab: Any) -> Iterator[dict[str, str]]:
+    token_env(simlab.token)  # the serving process reads the lab token from its environment (never from the spec)
     env = matloop_env(database_url=sqlite_url, data_dir=tmp_path / "data", prefect_api=prefect_api)
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(

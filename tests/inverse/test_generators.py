@@ -113,14 +113,11 @@ def test_loop_shaped_target_and_cold_start():
 
 
 def test_template_generator_builds_from_its_settings():
-    import importlib
-
     from agent.spec import load_campaign
-    from generators.registry import NAMED_GENERATORS
+    from generators.registry import build_generator
 
     campaign = load_campaign("agent/templates/microstructure.yaml")
-    module_name, _, attr = NAMED_GENERATORS.get(campaign.generator.type, campaign.generator.type).partition(":")
-    gen = getattr(importlib.import_module(module_name), attr)(**campaign.generator.settings)
+    gen = build_generator(campaign.generator, campaign.space)
     assert gen.name == "cinn" and gen.training.epochs == 40 and gen.max_candidates == 500
     measured = [
         (Candidate.point({"volume_fraction": float(f), "length_scale": float(s)}), 1 + 9 * float(f))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from agent.spec import Campaign
+from tests.support.labs import token_env
 
 
 def branin_spec(url: str | None = None, token: str | None = None, **overrides: Any) -> Campaign:
@@ -24,7 +25,7 @@ def branin_spec(url: str | None = None, token: str | None = None, **overrides: A
         "budget": {"max_experiments": 12},
         "batch_size": 4,
         "initial_design_size": 4,
-        "adapters": {"lab": {"type": "simlab", "url": url, "token": token}},
+        "adapters": {"lab": {"type": "simlab", "url": url, **({"token_env": token_env(token)} if token else {})}},
         "measurements": [{"properties": ["y"], "adapter": "lab", "fidelity": "branin",
                           "options": {"scenario": "branin"}}],
         "generator": {"type": "grid"},

@@ -20,6 +20,7 @@ from agent.loop import run_campaign
 from agent.spec import Campaign
 from agent.store.models import BatchRecord, CandidateRecord, IterationRecord, JobRecord, MeasurementRecord, PoolRecord
 from tests.loop.test_loop import make_ctx
+from tests.support.labs import token_env
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "agent" / "templates"
 
@@ -40,10 +41,10 @@ def perov5_lab() -> Iterator[Any]:
 
 def test_perovskite_template_runs_two_iterations_end_to_end(sqlite_url: str, perov5_lab: Any) -> None:
     data = template("perovskite", budget={"max_experiments": 10, "max_iterations": 2})
-    data["adapters"]["lab"].update(url=perov5_lab.url, token=perov5_lab.token)
-    data["generator"]["settings"]["pool_size"] = 120
+    data["adapters"]["lab"].update(url=perov5_lab.url, token_env=token_env(perov5_lab.token))
+    data["generator"]["pool_size"] = 120
     spec = Campaign.model_validate(data)
-    assert spec.generator.type == "auto" and spec.space.site_sets["X"][0] == "O3"  # type: ignore[union-attr]
+    assert spec.generator.type == "crystal" and spec.space.site_sets["X"][0] == "O3"  # type: ignore[union-attr]
     with open_adapters(spec) as adapters:
         ctx = make_ctx(sqlite_url, spec, adapters)
         outcome = run_campaign(ctx)

@@ -20,6 +20,7 @@ from agent.spec import Campaign
 from agent.store.models import BatchRecord, CandidateRecord, IterationRecord, JobRecord, PoolRecord
 from tests.loop.test_crystal_campaign import template
 from tests.loop.test_loop import make_ctx
+from tests.support.labs import token_env
 
 GENERATORS: dict[str, dict[str, Any]] = {
     "cinn": {"type": "cinn", "settings": {
@@ -49,7 +50,7 @@ def test_microstructure_campaign_trains_the_inverse_generator_on_its_measurement
                     stopping={"target_met": False})  # a lucky initial point must not end the test before training
     if name == "janus":
         data["space"] = {"type": "microstructure", "size": 32, "volume_fraction": [0.1, 0.9], "length_scale": [1.5, 4.0]}
-    data["adapters"]["lab"].update(url=microstructure_lab.url, token=microstructure_lab.token)
+    data["adapters"]["lab"].update(url=microstructure_lab.url, token_env=token_env(microstructure_lab.token))
     spec = Campaign.model_validate(data)
     with open_adapters(spec) as adapters:
         ctx = make_ctx(sqlite_url, spec, adapters)

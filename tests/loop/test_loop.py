@@ -38,6 +38,7 @@ from agent.store.models import (
     ModelVersionRecord,
 )
 from tests.loop.conftest import branin_spec
+from tests.support.labs import token_env
 
 
 def make_ctx(url: str, spec: Any, adapters: dict) -> LoopContext:
@@ -173,7 +174,7 @@ def run_template(sqlite_url: str, name: str, scenario: str, **changes: Any) -> L
     template = Path(__file__).resolve().parents[2] / "agent" / "templates" / f"{name}.yaml"
     data = {**yaml.safe_load(template.read_text()), **changes}
     with running_simlab(scenarios=[scenario], time_scale=1e-4) as lab:
-        data["adapters"]["lab"].update(url=lab.url, token=lab.token)
+        data["adapters"]["lab"].update(url=lab.url, token_env=token_env(lab.token))
         spec = Campaign.model_validate(data)
         with open_adapters(spec) as adapters:
             ctx = make_ctx(sqlite_url, spec, adapters)

@@ -190,23 +190,28 @@ def test_acquisition_that_cannot_serve_the_objectives_is_refused_with_the_file(a
 
 @pytest.mark.parametrize("acquisition", ["auto", "qlogei", "QLogNEI", "ucb", "thompson"])
 def test_single_objective_acquisitions_are_accepted(acquisition: str) -> None:
-    assert parse_campaign(BASE + f"acquisition: {{type: {acquisition}}}\n").acquisition.type == acquisition
+    """Names are read case-insensitively and stored lower-case (the typed config's ``type`` is a fixed choice)."""
+    assert parse_campaign(BASE + f"acquisition: {{type: {acquisition}}}\n").acquisition.type == acquisition.lower()
 
 
 @pytest.mark.parametrize(
-    ("acquisition", "expected"),
+    ("acquisition", "path", "expected"),
     [
-        ("{type: auto, settings: {exploit_shar: 0.25}}", "unknown acquisition setting(s) ['exploit_shar']"),
-        ("{type: qlogei, settings: {exploit_share: 1.5}}", "exploit_share must be a number in [0, 1), got 1.5"),
-        ("{type: qlogei, settings: {exploit_share: lots}}", "exploit_share must be a number in [0, 1)"),
-        ("{type: thompson, settings: {exploit_share: 0.25}}", "not acquisition 'thompson'"),
+        ("{type: auto, settings: {exploit_shar: 0.25}}", "acquisition.settings.exploit_shar", "unknown key"),
+        ("{type: auto, exploit_shar: 0.25}", "acquisition.exploit_shar", "unknown key"),
+        ("{type: qlogei, settings: {exploit_share: 1.5}}", "acquisition.settings.exploit_share", "less than 1"),
+        ("{type: qlogei, exploit_share: -0.1}", "acquisition.exploit_share", "greater than or equal to 0"),
+        ("{type: qlogei, settings: {exploit_share: lots}}", "acquisition.settings.exploit_share", "valid number"),
+        ("{type: thompson, settings: {exploit_share: 0.25}}", "acquisition", "not acquisition 'thompson'"),
     ],
 )
-def test_acquisition_settings_are_checked_with_the_file(acquisition: str, expected: str) -> None:
+def test_acquisition_settings_are_checked_with_the_file(acquisition: str, path: str, expected: str) -> None:
+    """Old ``{type, settings}`` and the flat typed shape are checked alike, each problem at its field and line."""
     p = one_problem(BASE + f"acquisition: {acquisition}\n")
-    assert expected in p.message and "acquisition.settings" in p.message
+    assert expected in p.message and p.path == path and p.line == BASE.count("\n") + 1
 
 
 def test_an_exploit_share_is_accepted_for_one_objective() -> None:
     campaign = parse_campaign(BASE + "acquisition: {type: auto, settings: {exploit_share: 0.25}}\n")
-    assert campaign.acquisition.settings == {"exploit_share": 0.25}
+    assert campaign.acquisition.exploit_share == 0.25
+    assert parse_campaign(BASE + "acquisition: {type: ucb, exploit_share: 0.5}\n").acquisition.exploit_share == 0.5

@@ -1,4 +1,4 @@
-"""The generator and surrogate a campaign file names are checked when the file is read, with their line.
+"""The generator, surrogate and acquisition a campaign file names are checked when the file is read, with their line.
 
 Before, a misspelt ``generator.type`` or surrogate setting passed ``matloop validate`` and failed only
 when the loop first built the generator or fitted the surrogate (after the initial design).
@@ -18,21 +18,31 @@ GENERATOR_LINE = BASE.count("\n") + 1  # the appended line
     ("appended", "path", "expected"),
     [
         ("generator: {type: gird}", "generator.type", "unknown generator 'gird'; use auto, grid, sobol"),
-        ("generator: {type: 'no_such_module:make'}", "generator.type", "cannot import 'no_such_module:make'"),
-        ("generator: {type: 'generators.pool:NoSuchPool'}", "generator.type", "cannot import"),
-        ("generator: {type: grid, settings: {level: 3}}", "generator.settings",
-         "['level'] are not settings of the 'grid' pool; it knows ['levels', 'max_size']"),
-        ("generator: {type: sobol, settings: {sise: 10}}", "generator.settings", "['sise']"),
-        ("generator: {type: cinn, settings: {epochz: 3}}", "generator.settings",
-         "'cinn' refuses these settings: FlowTraining.__init__() got an unexpected keyword argument 'epochz'"),
-        ("surrogate: {type: gpp}", "surrogate.type", "kind='gpp': expected one of ('auto', 'gp', 'ensemble', 'prior')"),
-        ("surrogate: {type: gp, settings: {kernal: matern}}", "surrogate.settings", "unknown surrogate settings ['kernal']"),
-        ("surrogate: {type: gp, settings: {kernel: rbf}}", "surrogate.settings", "kernel='rbf': expected one of"),
-        ("surrogate: {type: ensemble, settings: {ensemble: {members: 3}}}", "surrogate.settings",
-         "unknown surrogate settings ensemble.['members']"),
+        ("generator: {type: 'no_such_module:make'}", "generator.type",
+         "'no_such_module:make' names code to import, and a campaign file may not"),
+        ("generator: {type: 'generators.pool:NoSuchPool'}", "generator.type", "entry-point group 'matloop.generators'"),
+        ("generator: {type: plugin, name: 'generators.pool:GridPool'}", "generator.name", "names code to import"),
+        ("generator: {type: plugin, name: no-such-plugin}", "generator.name",
+         "no generator plug-in 'no-such-plugin' is installed"),
+        ("generator: {type: grid, settings: {level: 3}}", "generator.settings.level", "unknown key"),
+        ("generator: {type: grid, level: 3}", "generator.level", "unknown key"),
+        ("generator: {type: sobol, settings: {sise: 10}}", "generator.settings.sise", "unknown key"),
+        ("generator: {type: sobol, size: 0}", "generator.size", "greater than or equal to 1"),
+        ("generator: {type: cinn, settings: {epochz: 3}}", "generator.settings.epochz", "unknown key"),
+        ("generator: {type: grid, levels: 3, settings: {levels: 4}}", "generator",
+         "['levels'] given both in 'settings' and beside it"),
+        ("surrogate: {type: gpp}", "surrogate.type", "unknown surrogate 'gpp'; use one of auto, gp, ensemble, prior"),
+        ("surrogate: {type: gp, settings: {kernal: matern}}", "surrogate.settings.kernal", "unknown key"),
+        ("surrogate: {type: gp, settings: {kernel: rbf}}", "surrogate.settings.kernel", "'auto', 'matern' or 'additive'"),
+        ("surrogate: {type: gp, kernel: rbf}", "surrogate.kernel", "'auto', 'matern' or 'additive'"),
+        ("surrogate: {type: ensemble, settings: {ensemble: {members: 3}}}", "surrogate.settings.ensemble.members",
+         "unknown key"),
+        ("surrogate: {type: gp, cv_folds: -1}", "surrogate.cv_folds", "greater than or equal to 0"),
+        ("acquisition: {type: ts}", "acquisition.type", "unknown acquisition 'ts'"),
     ],
 )
 def test_a_component_the_loop_would_refuse_is_refused_with_the_file(appended: str, path: str, expected: str) -> None:
+    """Each problem is named at its field (in the older ``settings`` shape too) with its line."""
     problem = one_problem(BASE + appended + "\n")
     assert problem.path == path
     assert expected in problem.message
@@ -41,19 +51,27 @@ def test_a_component_the_loop_would_refuse_is_refused_with_the_file(appended: st
 
 def test_good_components_and_the_loops_own_settings_pass() -> None:
     for appended in ("generator: {type: grid, settings: {levels: 3, pool_size: 50}}",
+                     "generator: {type: grid, levels: 3, pool_size: 50}",
                      "generator: {type: sobol, settings: {size: 64}}",
                      "generator: {type: cinn, settings: {epochs: 3, max_candidates: 8}}",
-                     "surrogate: {type: gp, settings: {kernel: additive, cv_folds: 3}}"):
+                     "generator: {type: cinn, epochs: 3, max_candidates: 8}",
+                     "surrogate: {type: gp, settings: {kernel: additive, cv_folds: 3}}",
+                     "surrogate: {type: gp, kernel: additive, cv_folds: 3}"):
         parse_campaign(BASE + appended + "\n")
+    legacy = parse_campaign(BASE + "generator: {type: 'generators.inverse:CINNGenerator', settings: {epochs: 3}}\n")
+    assert legacy.generator.type == "cinn" and legacy.generator.epochs == 3  # a built-in's old path: its name
+    flat = parse_campaign(BASE + "generator: {type: grid, levels: 3, pool_size: 50}\n")
+    old = parse_campaign(BASE + "generator: {type: grid, settings: {levels: 3, pool_size: 50}}\n")
+    assert flat == old and flat.generator.levels == 3 and flat.generator.pool_size == 50
 
 
 def test_a_dataset_path_is_resolved_next_to_the_campaign_file(tmp_path) -> None:
     campaign = tmp_path / "c.yaml"
-    campaign.write_text(BASE + "generator: {type: dataset, settings: {path: library.csv}}\n")
+    campaign.write_text(BASE + "generator: {type: dataset, path: library.csv}\n")
     with pytest.raises(CampaignFileError) as info:
         load_campaign(campaign)
     [problem] = info.value.problems
-    assert problem.path == "generator.settings.path" and str(tmp_path / "library.csv") in problem.message
+    assert problem.path == "generator.path" and str(tmp_path / "library.csv") in problem.message
     (tmp_path / "library.csv").write_text("x,n,c\n0.5,2,a\n")
     assert load_campaign(campaign).generator.type == "dataset"
 
@@ -108,9 +126,8 @@ def test_generator_data_files_are_found_next_to_the_campaign_file(tmp_path, monk
     from tests.crystal.conftest import DATA
 
     data = yaml.safe_load(template_text("dft-binaries"))
-    data["generator"] = {"type": "crystal", "settings": {
-        "reference_formulas": "refs/formulas.csv",
-        "funnel": {"novelty_reference": "refs/known.csv", "mlip": {"model_path": "models/mace.model"}}}}
+    data["generator"] = {"type": "crystal", "reference_formulas": "refs/formulas.csv",
+                         "funnel": {"novelty_reference": "refs/known.csv", "mlip": {"model_path": "models/mace.model"}}}
     campaign = tmp_path / "c.yaml"
     campaign.write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.chdir("/")
@@ -118,17 +135,17 @@ def test_generator_data_files_are_found_next_to_the_campaign_file(tmp_path, monk
         load_campaign(campaign)
     found = {p.path: p.message for p in info.value.problems}
     assert found == {
-        "generator.settings.reference_formulas": f"no file at {tmp_path / 'refs' / 'formulas.csv'}",
-        "generator.settings.funnel.novelty_reference": f"no file at {tmp_path / 'refs' / 'known.csv'}",
-        "generator.settings.funnel.mlip.model_path": f"no file at {tmp_path / 'models' / 'mace.model'}",
+        "generator.reference_formulas": f"no file at {tmp_path / 'refs' / 'formulas.csv'}",
+        "generator.funnel.novelty_reference": f"no file at {tmp_path / 'refs' / 'known.csv'}",
+        "generator.funnel.mlip.model_path": f"no file at {tmp_path / 'models' / 'mace.model'}",
     }
     assert all(p.line is not None for p in info.value.problems)
 
     (tmp_path / "refs").mkdir()
     shutil.copy(DATA / "perov5_sample.csv", tmp_path / "refs" / "known.csv")
-    del data["generator"]["settings"]["reference_formulas"], data["generator"]["settings"]["funnel"]["mlip"]
+    del data["generator"]["reference_formulas"], data["generator"]["funnel"]["mlip"]
     campaign.write_text(yaml.safe_dump(data, sort_keys=False))
     loaded = load_campaign(campaign)
-    generator = build_generator(loaded.generator.type, loaded.generator.settings, loaded.space, base_dir=tmp_path)
+    generator = build_generator(loaded.generator, loaded.space, base_dir=tmp_path)
     generator.propose(loaded.space, GenerationContext(seed=0, base_dir=tmp_path), 8)  # the loop's resolution
     assert generator._reference is not None and len(generator._reference) > 0
