@@ -29,9 +29,9 @@ def _campaign_file(tmp_path: Path, queue: str) -> Path:
     data["name"] = f"dft-binaries-{queue}"
     adapter = data["adapters"]["dft"]
     adapter["type"] = queue
-    adapter["settings"]["work_dir"] = str(tmp_path / "dft")
+    adapter["work_dir"] = str(tmp_path / "dft")
     if queue == "slurm":
-        adapter["settings"].pop("max_workers", None)  # SLURM's node decides how many run at once
+        adapter.pop("max_workers", None)  # SLURM's node decides how many run at once
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

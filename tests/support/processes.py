@@ -16,9 +16,15 @@ T = TypeVar("T")
 
 
 def matloop_env(*, database_url: str, data_dir: Path, prefect_api: str | None, **extra: str) -> dict[str, str]:
-    """The environment of a ``matloop`` process: its database, data dir, Prefect API, one thread, quiet logs."""
+    """The environment of a ``matloop`` process: its database, data dir, Prefect API, one thread, quiet logs.
+
+    Prefect logging settings of this process are not passed on: importing the CLI in-process (CliRunner tests)
+    sets defaults such as ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` in ``os.environ``, and a child must get only
+    the ones its test asks for.
+    """
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_")}
     env = {
-        **os.environ,
+        **inherited,
         "MATLOOP_DATABASE_URL": database_url,
         "MATLOOP_DATA_DIR": str(data_dir),
         "PREFECT_LOGGING_LEVEL": "WARNING",

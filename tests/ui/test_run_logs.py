@@ -31,7 +31,7 @@ def test_a_cli_run_logs_at_info_to_the_api_and_keeps_its_terminal_clean(prefect_
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            name=FlowRunFilterName(any_=[f"campaign-{campaign_file.resolve()}"])))
+            name=FlowRunFilterName(any_=["campaign-cli-logs"])))
         assert len(runs) == 1
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))
     info = [log.message for log in logs if log.level == 20]
