@@ -12,7 +12,8 @@ from agent.cli.common import console, fail, open_database, plain_store_errors
 from agent.cli.output import write_csv, write_csv_text, write_json
 from agent.cli.tables import TableLayout, print_frame
 from agent.store import history as store_history
-from agent.store.history import campaigns_overview, effective_approval, iter_history, iter_history_csv, recent_history
+from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
+from agent.store.history_csv import iter_history_csv
 
 if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
     import pandas as pd

@@ -7,15 +7,12 @@ notebooks (``from agent.store.history import campaign_history``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, and_, case, cast, func, or_, select, type_coerce
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Select, String, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.elements import ColumnElement
 
 from agent.store.errors import UnknownCampaign
 from agent.store.models import (
@@ -28,7 +25,6 @@ from agent.store.models import (
     JobRecord,
     MeasurementRecord,
     ModelVersionRecord,
-    UTCDateTime,
 )
 
 if TYPE_CHECKING:  # imported where a frame is built: streaming the history never needs pandas
@@ -105,115 +101,17 @@ class HistoryQuery:
     since_iteration: int | None = None
 
 
-def _history_columns(model: Any, text: Dialect | None = None) -> list[Any]:
-    """The columns of a history row, in ``HISTORY_COLUMNS``'s order less the two made in Python.
+def _history_select(
+    campaign_id: int, query: HistoryQuery, columns: Callable[[Any], list[Any]] | None = None
+) -> Select[Any]:
+    """Only the columns a history row needs, as a plain row query (no ORM object per row).
 
-    Typed by default (the notebook frame's values). With ``text`` (the dialect in use) every column the
-    database can render exactly as Python's ``str`` of the typed value comes as that text already, for
-    :func:`iter_history_csv`: integers cast, missing text as '', booleans as 'True'/'False', timestamps
-    as their stored UTC digits (see :class:`_UtcText`). Floats stay numbers: SQL spells them differently
-    from Python (``1`` for ``1.0``, 15 digits on SQLite).
+    ``columns`` (given the model version's alias) replaces the typed columns: the CSV's text ones
+    (``agent.store.history_csv``) come from the same rows.
     """
-    if text is None:
-        def whole(c: Any) -> Any:
-            return c
-
-        def word(c: Any) -> Any:
-            return c
-
-        def stamp(c: Any) -> Any:
-            return c
-
-        def flag(c: Any) -> Any:
-            return c
-    else:
-        def whole(c: Any) -> Any:
-            return func.coalesce(cast(c, String), "")
-
-        def word(c: Any) -> Any:
-            return func.coalesce(c, "")
-
-        def stamp(c: Any) -> Any:
-            return _timestamp_text(c, text)
-
-        def flag(c: Any) -> Any:  # a row without a measurement has no ``failed``: empty, as None is in CSV
-            return case((c.is_(None), ""), (c, "True"), else_="False")
-
-    return [
-        whole(IterationRecord.number),
-        whole(BatchRecord.id),
-        BatchRecord.status,  # raw: the decision is made from it
-        word(BatchRecord.approver),
-        word(BatchRecord.note),
-        stamp(BatchRecord.decided_at),
-        whole(BatchItemRecord.rank),
-        CandidateRecord.id,  # raw: the label is made once per candidate
-        CandidateRecord.kind,
-        # the stored JSON as the driver gives it (text on SQLite): SQLAlchemy's JSON processing cost more
-        # than the query itself with 10^5 rows; _Rows decodes it only to label a new candidate
-        *([type_coerce(CandidateRecord.representation, String)] if text is None else _point_params(text)),
-        word(CandidateRecord.origin),
-        BatchItemRecord.acquisition_value,
-        BatchItemRecord.posterior_mean,
-        BatchItemRecord.posterior_std,
-        word(BatchItemRecord.reason),
-        # the typed row says bool(dropped): a missing one is False, not empty
-        BatchItemRecord.dropped if text is None else case((BatchItemRecord.dropped, "True"), else_="False"),
-        whole(model.id),
-        word(model.kind),
-        word(JobRecord.status),
-        word(JobRecord.adapter),
-        word(JobRecord.fidelity),
-        word(JobRecord.idempotency_key),
-        word(MeasurementRecord.property),
-        MeasurementRecord.value,
-        MeasurementRecord.std,
-        word(MeasurementRecord.units),
-        flag(MeasurementRecord.failed),
-        word(MeasurementRecord.error),
-        stamp(MeasurementRecord.created_at),
-    ]
-
-
-def _point_params(dialect: Dialect) -> list[Any]:
-    """Two columns for the candidate: a point's parameters alone, else the whole representation (one is NULL).
-
-    Decoding the whole stored JSON of 10^5 candidates was a sixth of ``history --format csv``'s time, and a
-    point's label needs only its parameters: the database picks them out (the same JSON text on SQLite, the
-    same object on PostgreSQL), anything else (other kinds, JSON SQLite calls invalid) comes whole as before.
-    """
-    rep, kind = CandidateRecord.representation, CandidateRecord.kind
-    if dialect.name == "sqlite":
-        # nested CASEs: SQLite evaluates them in order, so json_type never sees text json_valid refused
-        params = case((func.json_valid(type_coerce(rep, String)) == 1, case(
-            (and_(kind == "point", func.json_type(type_coerce(rep, String), "$.params") == "object"),
-             func.json_extract(type_coerce(rep, String), "$.params")))))
-    elif dialect.name == "postgresql":
-        params = case((and_(kind == "point", func.jsonb_typeof(rep["params"]) == "object"), rep["params"]))
-    else:
-        return [type_coerce(rep, String), type_coerce(rep, String)]
-    params = type_coerce(params, String)
-    return [params, case((params.is_(None), type_coerce(rep, String)))]
-
-
-def _timestamp_text(column: Any, dialect: Dialect) -> ColumnElement[Any]:
-    """A UTC timestamp column as 'YYYY-MM-DD HH:MM:SS.ffffff' text, or typed where no rendering is known.
-
-    SQLite stores exactly that text (SQLAlchemy's storage format); PostgreSQL formats it with ``to_char`` in
-    UTC. :class:`_UtcText` finishes it (zone, whole seconds) or reads anything else as the typed column does.
-    """
-    if dialect.name == "sqlite":
-        return type_coerce(column, String)
-    if dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS.US")
-    return column
-
-
-def _history_select(campaign_id: int, query: HistoryQuery, text: Dialect | None = None) -> Select[Any]:
-    """Only the columns a history row needs, as a plain row query (no ORM object per row)."""
     model = aliased(ModelVersionRecord)
     select_rows = (
-        select(*_history_columns(model, text))
+        select(*(columns or _typed_columns)(model))
         .select_from(BatchItemRecord)
         .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
         .join(IterationRecord, IterationRecord.id == BatchRecord.iteration_id)
@@ -230,6 +128,43 @@ def _history_select(campaign_id: int, query: HistoryQuery, text: Dialect | None 
             or_(MeasurementRecord.property.is_(None), MeasurementRecord.property == query.prop)
         )
     return select_rows
+
+
+def _typed_columns(model: Any) -> list[Any]:
+    """A history row's columns as the database's types give them (the notebook frame's values)."""
+    return [
+        IterationRecord.number,
+        BatchRecord.id,
+        BatchRecord.status,
+        BatchRecord.approver,
+        BatchRecord.note,
+        BatchRecord.decided_at,
+        BatchItemRecord.rank,
+        CandidateRecord.id,
+        CandidateRecord.kind,
+        # the stored JSON as the driver gives it (text on SQLite): SQLAlchemy's JSON processing cost more
+        # than the query itself with 10^5 rows; _Rows decodes it only to label a new candidate
+        type_coerce(CandidateRecord.representation, String),
+        CandidateRecord.origin,
+        BatchItemRecord.acquisition_value,
+        BatchItemRecord.posterior_mean,
+        BatchItemRecord.posterior_std,
+        BatchItemRecord.reason,
+        BatchItemRecord.dropped,
+        model.id,
+        model.kind,
+        JobRecord.status,
+        JobRecord.adapter,
+        JobRecord.fidelity,
+        JobRecord.idempotency_key,
+        MeasurementRecord.property,
+        MeasurementRecord.value,
+        MeasurementRecord.std,
+        MeasurementRecord.units,
+        MeasurementRecord.failed,
+        MeasurementRecord.error,
+        MeasurementRecord.created_at,
+    ]
 
 
 _ORDER = (IterationRecord.number, BatchRecord.id, BatchItemRecord.rank, MeasurementRecord.property)
@@ -276,69 +211,6 @@ class _Rows:
         return (it, batch_id, bstatus, _decision(bstatus, batch_id, self.edited), approver, note, decided, rank, cid,
                 self._last[1], origin, acq, mean, std, reason, bool(dropped), mv_id, mv_kind, jstatus, adapter,
                 fidelity, key, mprop, value, mstd, units, failed, error, measured)
-
-
-class _UtcText:
-    """A timestamp column's text (see :func:`_timestamp_text`) as ``str()`` of the typed UTC value.
-
-    The canonical 'YYYY-MM-DD HH:MM:SS.ffffff' needs only its zone (and no zero microseconds, as Python's
-    ``datetime.__str__`` leaves them out); anything else goes through the column type's own reading, so
-    the text is always what the typed row would have printed. Parsing 2×10^5 timestamps into ``datetime``
-    objects only to print them again was a fifth of ``history --format csv``'s time.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._read = UTCDateTime().result_processor(dialect, None) if dialect.name == "sqlite" else None
-
-    def __call__(self, value: Any) -> str:
-        if value is None:
-            return ""
-        if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
-            return (value[:19] if value.endswith(".000000") else value) + "+00:00"
-        if isinstance(value, str):
-            value = self._read(value) if self._read else datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return str(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
-
-
-class _CsvRows(_Rows):
-    """History rows as the text ``csv.writer`` would print for the typed rows of :class:`_Rows`."""
-
-    def __init__(self, edited: set[int], dialect: Dialect) -> None:
-        super().__init__({str(b) for b in edited})
-        self.stamp = _UtcText(dialect)
-
-    def __call__(self, r: Any) -> tuple[Any, ...]:  # type: ignore[override]
-        (it, batch_id, bstatus, approver, note, decided, rank, cid, kind, params, rep, origin, acq, mean, std, reason,
-         dropped, mv_id, mv_kind, jstatus, adapter, fidelity, key, mprop, value, mstd, units, failed, error,
-         measured) = r
-        if self._last is None or self._last[0] != cid:
-            label = describe_candidate(kind, _decoded(rep)) if params is None else _point_label(_decoded(params))
-            self._last = (cid, label)
-        stamp = self.stamp
-        return (it, batch_id, bstatus, _decision(bstatus, batch_id, self.edited), approver, note, stamp(decided), rank,
-                str(cid), self._last[1], origin, "" if acq is None else str(acq), "" if mean is None else str(mean),
-                "" if std is None else str(std), reason, dropped, mv_id, mv_kind, jstatus, adapter, fidelity, key,
-                mprop, "" if value is None else str(value), "" if mstd is None else str(mstd), units, failed, error,
-                stamp(measured))
-
-
-def iter_history_csv(
-    session: Session, name: str, *, prop: str | None = None, since_iteration: int | None = None
-) -> Iterator[tuple[Any, ...]]:
-    """:func:`iter_history`'s rows with every value already the text CSV prints for it (None as '').
-
-    For ``history --format csv`` with 10^5+ rows: the database renders what it can render exactly (integers,
-    booleans, timestamps' digits, missing text), so no per-row ``datetime`` is built and parsed back. Writing
-    these with ``csv.writer`` gives the same bytes as writing :func:`iter_history`'s typed rows (a test holds
-    the two together). Streamed in chunks of :data:`STREAM_CHUNK`, like :func:`iter_history`.
-    """
-    campaign_id = _campaign_id(session, name)
-    connection = session.connection()
-    to_row = _CsvRows(_edited_batches(session, campaign_id), connection.dialect)
-    query = _history_select(campaign_id, HistoryQuery(prop, since_iteration), connection.dialect).order_by(*_ORDER)
-    result = connection.execution_options(yield_per=STREAM_CHUNK).execute(query)
-    for chunk in result.partitions():
-        yield from map(to_row, chunk)
 
 
 def iter_history(
