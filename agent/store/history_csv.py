@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, select, type_coerce
+from sqlalchemy import String, Text, and_, case, cast, func, select, type_coerce
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, aliased
 
@@ -102,8 +102,9 @@ def _point_params(dialect: Dialect) -> list[Any]:
         params = case((func.json_valid(text) == 1, case(
             (and_(kind == "point", func.json_type(text, "$.params") == "object"), func.json_extract(text, "$.params"))
         )))
-    elif dialect.name == "postgresql":
-        params = case((and_(kind == "point", func.jsonb_typeof(rep["params"]) == "object"), rep["params"]))
+    elif dialect.name == "postgresql":  # as text: the driver's JSON decoding costs more than json.loads itself
+        params = case((and_(kind == "point", func.jsonb_typeof(rep["params"]) == "object"),
+                       cast(rep["params"], Text)))
     else:
         return [type_coerce(None, String), type_coerce(rep, String)]
     params = type_coerce(params, String)
@@ -207,6 +208,10 @@ def iter_history_csv(
     """
     campaign_id = _campaign_id(session, name)
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # for this transaction only: the sort of 10^5 rows fits in memory instead of spilling to disk (the default
+        # 4 MB did; the 40 MB external merge was a quarter of the server's time)
+        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     batches = _Batches(connection, campaign_id, since_iteration, _edited_batches(session, campaign_id))
     to_row = _CsvRows(batches)
     query = _history_select(
