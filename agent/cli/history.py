@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from agent.cli.campaign_files import summary_table
 from agent.cli.common import console, fail, open_database, plain_store_errors
-from agent.cli.output import write_csv, write_json
+from agent.cli.output import write_csv, write_csv_text, write_json
 from agent.cli.tables import TableLayout, print_frame
 from agent.store import history as store_history
-from agent.store.campaigns import get_campaign, load_spec
 from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
+from agent.store.history_csv import iter_history_csv
 
 if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
     import pandas as pd
@@ -55,6 +54,10 @@ def campaigns(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "
 
 def show(name: str = typer.Argument(..., help="campaign name")) -> None:
     """Show a campaign: its spec, status, where it stands, and the approval policy its latest run used."""
+    # here, not at the top: they import the campaign spec's models, which `matloop history` never needs
+    from agent.cli.campaign_files import summary_table
+    from agent.store.campaigns import get_campaign, load_spec
+
     db = open_database()
     with plain_store_errors(), db.reading() as session:
         record = get_campaign(session, name)
@@ -128,6 +131,9 @@ def history(
         elif fmt is OutputFormat.table:
             rows = list(iter_history(session, name, prop=prop, since_iteration=since))
             print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows))
+        elif fmt is OutputFormat.csv and not limit:  # every row as text the database mostly renders itself
+            write_csv_text(sys.stdout, store_history.HISTORY_COLUMNS,
+                           iter_history_csv(session, name, prop=prop, since_iteration=since))
         else:
             stream = recent_history(session, name, limit, prop=prop, since_iteration=since)[0] if limit else \
                 iter_history(session, name, prop=prop, since_iteration=since)

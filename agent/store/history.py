@@ -7,14 +7,14 @@ notebooks (``from agent.store.history import campaign_history``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, String, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
-from agent.store.campaigns import get_campaign
+from agent.store.errors import UnknownCampaign
 from agent.store.models import (
     BatchItemRecord,
     BatchRecord,
@@ -40,6 +40,18 @@ HISTORY_COLUMNS = [
 DECISIONS = ("proposed", "approved", "edited", "rejected")
 #: Rows fetched from the cursor at a time while streaming: bounded memory whatever the campaign's size.
 STREAM_CHUNK = 2000
+
+
+def _campaign_id(session: Session, name: str) -> int:
+    """The id of campaign ``name``; :class:`UnknownCampaign` (listing the known ones) otherwise.
+
+    Not ``agent.store.campaigns.get_campaign``: that module imports the campaign spec's models (pydantic,
+    numpy), a fifth of ``matloop history``'s start-up, and history needs only the id.
+    """
+    campaign_id = session.scalar(select(CampaignRecord.id).where(CampaignRecord.name == name))
+    if campaign_id is None:
+        raise UnknownCampaign(name, list(session.scalars(select(CampaignRecord.name).order_by(CampaignRecord.name))))
+    return campaign_id
 
 
 def campaigns_overview(session: Session) -> pd.DataFrame:
@@ -89,43 +101,17 @@ class HistoryQuery:
     since_iteration: int | None = None
 
 
-def _history_select(campaign_id: int, query: HistoryQuery) -> Select[Any]:
-    """Only the columns a history row needs, as a plain row query (no ORM object per row)."""
+def _history_select(
+    campaign_id: int, query: HistoryQuery, columns: Callable[[Any], list[Any]] | None = None
+) -> Select[Any]:
+    """Only the columns a history row needs, as a plain row query (no ORM object per row).
+
+    ``columns`` (given the model version's alias) replaces the typed columns: the CSV's text ones
+    (``agent.store.history_csv``) come from the same rows.
+    """
     model = aliased(ModelVersionRecord)
     select_rows = (
-        select(
-            IterationRecord.number,
-            BatchRecord.id,
-            BatchRecord.status,
-            BatchRecord.approver,
-            BatchRecord.note,
-            BatchRecord.decided_at,
-            BatchItemRecord.rank,
-            CandidateRecord.id,
-            CandidateRecord.kind,
-            # the stored JSON as the driver gives it (text on SQLite): SQLAlchemy's JSON processing cost more
-            # than the query itself with 10^5 rows; _Rows decodes it only to label a new candidate
-            type_coerce(CandidateRecord.representation, String),
-            CandidateRecord.origin,
-            BatchItemRecord.acquisition_value,
-            BatchItemRecord.posterior_mean,
-            BatchItemRecord.posterior_std,
-            BatchItemRecord.reason,
-            BatchItemRecord.dropped,
-            model.id,
-            model.kind,
-            JobRecord.status,
-            JobRecord.adapter,
-            JobRecord.fidelity,
-            JobRecord.idempotency_key,
-            MeasurementRecord.property,
-            MeasurementRecord.value,
-            MeasurementRecord.std,
-            MeasurementRecord.units,
-            MeasurementRecord.failed,
-            MeasurementRecord.error,
-            MeasurementRecord.created_at,
-        )
+        select(*(columns or _typed_columns)(model))
         .select_from(BatchItemRecord)
         .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
         .join(IterationRecord, IterationRecord.id == BatchRecord.iteration_id)
@@ -142,6 +128,43 @@ def _history_select(campaign_id: int, query: HistoryQuery) -> Select[Any]:
             or_(MeasurementRecord.property.is_(None), MeasurementRecord.property == query.prop)
         )
     return select_rows
+
+
+def _typed_columns(model: Any) -> list[Any]:
+    """A history row's columns as the database's types give them (the notebook frame's values)."""
+    return [
+        IterationRecord.number,
+        BatchRecord.id,
+        BatchRecord.status,
+        BatchRecord.approver,
+        BatchRecord.note,
+        BatchRecord.decided_at,
+        BatchItemRecord.rank,
+        CandidateRecord.id,
+        CandidateRecord.kind,
+        # the stored JSON as the driver gives it (text on SQLite): SQLAlchemy's JSON processing cost more
+        # than the query itself with 10^5 rows; _Rows decodes it only to label a new candidate
+        type_coerce(CandidateRecord.representation, String),
+        CandidateRecord.origin,
+        BatchItemRecord.acquisition_value,
+        BatchItemRecord.posterior_mean,
+        BatchItemRecord.posterior_std,
+        BatchItemRecord.reason,
+        BatchItemRecord.dropped,
+        model.id,
+        model.kind,
+        JobRecord.status,
+        JobRecord.adapter,
+        JobRecord.fidelity,
+        JobRecord.idempotency_key,
+        MeasurementRecord.property,
+        MeasurementRecord.value,
+        MeasurementRecord.std,
+        MeasurementRecord.units,
+        MeasurementRecord.failed,
+        MeasurementRecord.error,
+        MeasurementRecord.created_at,
+    ]
 
 
 _ORDER = (IterationRecord.number, BatchRecord.id, BatchItemRecord.rank, MeasurementRecord.property)
@@ -198,9 +221,9 @@ def iter_history(
     Rows come from a server-side cursor in chunks of :data:`STREAM_CHUNK`, so memory stays flat with 10^5+
     measurements; the session must stay open while the iterator is consumed.
     """
-    campaign = get_campaign(session, name)
-    to_row = _Rows(_edited_batches(session, campaign.id))
-    query = _history_select(campaign.id, HistoryQuery(prop, since_iteration)).order_by(*_ORDER)
+    campaign_id = _campaign_id(session, name)
+    to_row = _Rows(_edited_batches(session, campaign_id))
+    query = _history_select(campaign_id, HistoryQuery(prop, since_iteration)).order_by(*_ORDER)
     # Core, not the ORM: these are plain column rows, and the ORM's per-row bookkeeping was a fifth of the time
     result = session.connection().execution_options(yield_per=STREAM_CHUNK).execute(query)
     for row in result:
@@ -209,8 +232,8 @@ def iter_history(
 
 def count_history(session: Session, name: str, *, prop: str | None = None, since_iteration: int | None = None) -> int:
     """How many rows :func:`iter_history` would give, by one count query."""
-    campaign = get_campaign(session, name)
-    rows = _history_select(campaign.id, HistoryQuery(prop, since_iteration)).subquery()
+    campaign_id = _campaign_id(session, name)
+    rows = _history_select(campaign_id, HistoryQuery(prop, since_iteration)).subquery()
     return int(session.scalar(select(func.count()).select_from(rows)) or 0)
 
 
@@ -222,9 +245,9 @@ def recent_history(
     One query with ``ORDER BY ... DESC LIMIT`` and, only when that fills the limit, one count query: neither
     loads the rows left out.
     """
-    campaign = get_campaign(session, name)
-    to_row = _Rows(_edited_batches(session, campaign.id))
-    query = _history_select(campaign.id, HistoryQuery(prop, since_iteration))
+    campaign_id = _campaign_id(session, name)
+    to_row = _Rows(_edited_batches(session, campaign_id))
+    query = _history_select(campaign_id, HistoryQuery(prop, since_iteration))
     newest_first = [c.desc() for c in _ORDER]
     # Each item gives at least one row, so the newest rows lie among the newest ``limit`` items: found without
     # the job and measurement joins, they spare sorting every row of the campaign.
@@ -232,7 +255,7 @@ def recent_history(
         select(BatchItemRecord.id)
         .join(BatchRecord, BatchRecord.id == BatchItemRecord.batch_id)
         .join(IterationRecord, IterationRecord.id == BatchRecord.iteration_id)
-        .where(BatchRecord.campaign_id == campaign.id)
+        .where(BatchRecord.campaign_id == campaign_id)
         .order_by(*newest_first[:3]).limit(limit)
     )
     if since_iteration is not None:
@@ -263,7 +286,7 @@ def campaign_history(
 
 def measurements_frame(session: Session, name: str) -> pd.DataFrame:
     """All measurements of a campaign with their candidate (for training and notebooks)."""
-    campaign = get_campaign(session, name)
+    campaign_id = _campaign_id(session, name)
     rows = session.execute(
         select(
             MeasurementRecord.candidate_id,
@@ -279,7 +302,7 @@ def measurements_frame(session: Session, name: str) -> pd.DataFrame:
             MeasurementRecord.created_at,
         )
         .join(CandidateRecord, CandidateRecord.id == MeasurementRecord.candidate_id)
-        .where(MeasurementRecord.campaign_id == campaign.id)
+        .where(MeasurementRecord.campaign_id == campaign_id)
         .order_by(MeasurementRecord.id)
     ).all()
     import pandas as pd
@@ -291,6 +314,12 @@ def measurements_frame(session: Session, name: str) -> pd.DataFrame:
     )
 
 
+def _point_label(params: dict[str, Any]) -> str:
+    """A point's label from its parameters, as ``Candidate.label`` writes it."""
+    text = ", ".join([f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()])
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def describe_candidate(kind: str, representation: dict[str, Any]) -> str:
     """A compact text form of a stored candidate for tables.
 
@@ -300,8 +329,7 @@ def describe_candidate(kind: str, representation: dict[str, Any]) -> str:
     """
     params = representation.get("params") if isinstance(representation, dict) else None
     if kind == "point" and isinstance(params, dict):
-        text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-        return text if len(text) <= 80 else text[:79] + "…"
+        return _point_label(params)
     from matloop.types import Candidate
 
     try:
