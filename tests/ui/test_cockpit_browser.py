@@ -211,7 +211,7 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
             page.wait_for_url("**/deployments/deployment/**")
             page.get_by_role("button", name="Run", exact=True).click()
             page.get_by_text("Custom run").click()
-            page.get_by_text("path of a campaign YAML file").wait_for()
+            page.get_by_text("path of a campaign YAML file (on the machine running the flow)", exact=True).wait_for()
             page.get_by_role("button", name="str", exact=True).first.click()
             page.locator(".schema-form-property").filter(has_text="Path").locator("textarea").first.fill(
                 str(campaign_file))
