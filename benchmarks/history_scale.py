@@ -68,7 +68,7 @@ class Run:
 
 
 def campaign_spec():
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
 
     return parse_campaign(template_text("oer").replace("name: oer-demo", f"name: {NAME}"))
 
@@ -147,7 +147,7 @@ CHILD = (
     "    with open('/proc/self/status') as status, open(os.environ['MATLOOP_BENCH_PEAK'], 'w') as out:\n"
     "        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM:')))\n"
     "atexit.register(_peak)\n"
-    "from agent.cli import main\n"
+    "from cli import main\n"
     "main()\n"
 )
 

@@ -61,7 +61,7 @@ def ask_person_in_prefect(ctx: LoopContext, batch_id: int) -> Decision:
     The form is built for this batch: its description shows the batch (ids, candidates, predictions, reasons,
     cost, budget left, links), and its "drop" choices are the batch's own candidate ids.  The hint with the exact
     command goes to the run's log at INFO, so it reaches the UI's log tab (``PREFECT_LOGGING_LEVEL``, see
-    ``agent/cli/running.py``); ``print`` would depend on ``log_prints`` and on the terminal.
+    ``cli/running.py``); ``print`` would depend on ``log_prints`` and on the terminal.
     """
     from prefect import get_run_logger
     from prefect.flow_runs import pause_flow_run, suspend_flow_run

@@ -385,7 +385,7 @@ def test_every_matloop_command_in_the_file_parses() -> None:
     """Each service's command, as the image's entrypoint `matloop` would get it, names real commands and options."""
     import typer
 
-    from agent.cli import app
+    from cli import app
 
     group = typer.main.get_command(app)
     checked = []

@@ -200,7 +200,7 @@ def test_an_older_auto_generator_with_settings_is_read_as_what_auto_picks() -> N
     crystal space, and a grid or Sobol pool by its settings on a parametric one."""
     import yaml
 
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
 
     data = yaml.safe_load(template_text("perovskite"))
     data["generator"] = {"type": "auto", "settings": {"pool_size": 300, "temperature": 2.0}}
@@ -217,7 +217,7 @@ def test_reading_a_campaign_file_imports_no_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from agent.spec import parse_campaign; from agent.cli.campaign_files import template_text; "
+    code = ("import sys; from agent.spec import parse_campaign; from cli.campaign_files import template_text; "
             "parse_campaign(template_text('oer')); print(sorted(m for m in ('torch', 'pymatgen') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, check=True)

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
-from agent.cli.campaign_files import template_text
 from agent.spec import parse_campaign
 from agent.store import Database
 from agent.store.campaigns import register_campaign
@@ -21,6 +19,8 @@ from agent.store.models import (
     MeasurementRecord,
     ModelVersionRecord,
 )
+from cli import app
+from cli.campaign_files import template_text
 from matloop.types import Candidate, make_idempotency_key
 
 POINTS = [

@@ -27,7 +27,7 @@ def test_init_unknown_template(tmp_path: Path, cli) -> None:
 
 def test_validate_exit_2_with_field_and_line(tmp_path: Path, cli) -> None:
     path = tmp_path / "bad.yaml"
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
 
     path.write_text(template_text("oer").replace("batch_size: 8", "batch_size: 8\nbach_size: 3"))
     result = cli(None, "validate", str(path))

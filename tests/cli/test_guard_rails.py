@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agent.cli.campaign_files import template_text
 from agent.loop.gate import apply_decision
 from agent.policy.approval import Decision
 from agent.store import Database
 from agent.store.events import record_event
 from agent.store.models import BatchItemRecord, BatchRecord, CampaignRecord, CandidateRecord, IterationRecord
+from cli.campaign_files import template_text
 from tests.cli.conftest import POINTS, build_hand_made_campaign
 from tests.conftest import REPO
 
@@ -53,7 +53,7 @@ def test_the_console_script_refuses_a_bad_url_for_run_too(tmp_path: Path) -> Non
     campaign.write_text(template_text("oer"))
     env = {"MATLOOP_DATA_DIR": str(tmp_path), "PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO),
            "MATLOOP_DATABASE_URL": "mysql://root@localhost/matloop", "PREFECT_HOME": str(tmp_path / "prefect")}
-    out = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", "run", str(campaign)], env=env,
+    out = subprocess.run([sys.executable, "-c", "from cli import main; main()", "run", str(campaign)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" not in out.stderr + out.stdout

@@ -87,7 +87,7 @@ def test_narrow_terminal_keeps_the_main_columns_readable(migrated_db_url: str, c
 
 def test_run_refuses_an_existing_campaign_without_resume(migrated_db_url: str, cli, tmp_path) -> None:
     """Before any flow run starts: one plain sentence naming the fix, no Prefect traceback."""
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
 
     build_hand_made_campaign(migrated_db_url)
     path = tmp_path / "oer.yaml"
@@ -100,7 +100,7 @@ def test_run_refuses_an_existing_campaign_without_resume(migrated_db_url: str, c
 
 def test_columns_that_fit_keep_priority_and_table_order() -> None:
     """Columns are chosen by priority but shown in table order; an empty droppable column is not counted."""
-    from agent.cli.tables import TableLayout, columns_that_fit
+    from cli.tables import TableLayout, columns_that_fit
 
     frame = pd.DataFrame({"a": ["x" * 10], "note": ["a long free text " * 4], "b": [1.5], "err": [None]})
     layout = TableLayout(order=["a", "note", "b", "err"], priority=["a", "b", "err", "note"],
@@ -113,7 +113,7 @@ def test_columns_that_fit_keep_priority_and_table_order() -> None:
 
 def test_run_summary_names_structures_and_images_by_their_label(capsys) -> None:
     """A crystal's or image's best candidate is its formula or size, not a screenful of its data."""
-    from agent.cli.running import _print_summary
+    from cli.running import _print_summary
     from matloop.types import Candidate, CandidateKind
 
     structure = {"@class": "Structure", "formula": "BiPbNO2", "sites": [{"xyz": [0.0, 0.0, 0.0]}] * 5}
@@ -134,11 +134,11 @@ def test_run_summary_names_structures_and_images_by_their_label(capsys) -> None:
 
 def test_the_progress_display_says_once_per_wait_how_to_approve(migrated_db_url: str, capsys) -> None:
     """``matloop run`` keeps Prefect's log at WARNING, so the waiting batch is announced by the progress display."""
-    from agent.cli.campaign_files import template_text
-    from agent.cli.running import BudgetProgress
     from agent.spec import parse_campaign
     from agent.store import Database
     from agent.store.models import CampaignRecord
+    from cli.campaign_files import template_text
+    from cli.running import BudgetProgress
 
     build_hand_made_campaign(migrated_db_url)
     display = BudgetProgress(parse_campaign(template_text("oer")), migrated_db_url)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from agent.cli.output import write_csv, write_csv_text
 from agent.store import Database
 from agent.store.history import HISTORY_COLUMNS, iter_history
 from agent.store.models import (
@@ -25,6 +24,7 @@ from agent.store.models import (
     JobRecord,
     MeasurementRecord,
 )
+from cli.output import write_csv, write_csv_text
 from matloop.types import Candidate
 from tests.cli.conftest import build_hand_made_campaign
 from tests.conftest import REPO
@@ -123,7 +123,7 @@ def test_history_runs_without_the_other_commands_imports(migrated_db_url: str, c
     build_hand_made_campaign(migrated_db_url)
     expected = cli(migrated_db_url, "history", "oer-demo", "--format", "csv").stdout_bytes.decode()
     script = ("import sys\nsys.argv = ['matloop', 'history', 'oer-demo', '--format', 'csv']\n"
-              "from agent.cli import main\ntry:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
+              "from cli import main\ntry:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
               "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'torch', 'botorch', "
               "'prefect', 'numpy'} | {m for m in sys.modules if m.startswith('agent.spec')})\n"
               "print('heavy:', heavy, file=sys.stderr)\n")

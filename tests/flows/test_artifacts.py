@@ -106,7 +106,7 @@ def _notify_on_waiting_batches(url: str) -> None:
 def info_run_logs() -> Iterator[None]:
     """Flow-run logs at INFO, whatever ``PREFECT_LOGGING_LEVEL`` this process started with.
 
-    The level of served and CLI runs is set by ``agent.cli.running`` (imported by any test that imports the CLI,
+    The level of served and CLI runs is set by ``cli.running`` (imported by any test that imports the CLI,
     and read once when Prefect sets up logging); this test is about the lines, so it fixes the level itself.
     """
     logger = logging.getLogger("prefect.flow_runs")

@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.adapters import open_adapters
-from agent.cli import app
 from agent.loop import LoopContext, fit, generate, open_iteration, select_batch_step
 from agent.store import Database
 from agent.store.campaigns import register_campaign
 from agent.store.migrate import upgrade
 from agent.store.models import BatchRecord
+from cli import app
 from matloop.settings import reload_settings
 from tests.loop.conftest import branin_spec
 

@@ -2,7 +2,7 @@
 
 Both cases are real processes: ``matloop run`` waits at a manual approval gate (a stable moment, with its
 ephemeral server up), then gets SIGTERM (it pauses the campaign and stops the server) or SIGKILL (it runs
-nothing; the kernel's parent-death signal stops the server, see agent/cli/ephemeral.py).
+nothing; the kernel's parent-death signal stops the server, see cli/ephemeral.py).
 """
 
 from __future__ import annotations

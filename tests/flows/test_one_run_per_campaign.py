@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.adapters import open_adapters
-from agent.cli import app
 from agent.loop import LoopContext, fit, generate, open_iteration, select_batch_step
 from agent.loop.gate import request_approval
 from agent.spec import dump_campaign
@@ -21,6 +20,7 @@ from agent.store.campaigns import LeaseOwner, get_campaign, register_campaign
 from agent.store.errors import LeaseHeld
 from agent.store.migrate import upgrade
 from agent.store.models import BatchRecord
+from cli import app
 from flows.approval import send_decision
 from flows.campaign import campaign_flow
 from flows.inputs import ApprovalInput, CampaignSource

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from agent.cli.campaign_files import template_text
 from agent.loop.context import LoopContext
 from agent.loop.wait import WaitOutcome
 from agent.spec import parse_campaign
 from agent.store import Database
 from agent.store.models import BatchRecord, CampaignRecord, IterationRecord, ModelVersionRecord
+from cli.campaign_files import template_text
 from flows.artifacts import batch_table, metrics_markdown, units_of
 from flows.events import awaiting_approval_event
 from flows.logs import step_line

@@ -23,7 +23,7 @@ from .conftest import TOKEN, branin_job
 
 def matloop_command() -> list[str]:
     script = Path(sys.executable).parent / "matloop"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from agent.cli import main; main()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli import main; main()"]
 
 
 @contextmanager

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from agent.cli.campaign_files import template_names, template_text
 from agent.spec import CampaignFileError, dump_campaign, load_campaign, parse_campaign
+from cli.campaign_files import template_names, template_text
 
 BASE = """\
 name: t1

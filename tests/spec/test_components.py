@@ -81,7 +81,7 @@ def test_seed_cifs_are_read_next_to_the_campaign_file(tmp_path, monkeypatch) -> 
     import yaml
     from pymatgen.core import Lattice, Structure
 
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
 
     data = yaml.safe_load(template_text("dft-binaries"))
     data["space"]["seed_cifs"] = ["seeds/nacl.cif", "seeds/broken.cif", "seeds/missing.cif"]
@@ -120,7 +120,7 @@ def test_generator_data_files_are_found_next_to_the_campaign_file(tmp_path, monk
 
     import yaml
 
-    from agent.cli.campaign_files import template_text
+    from cli.campaign_files import template_text
     from generators.base import GenerationContext
     from generators.registry import build_generator
     from tests.crystal.conftest import DATA

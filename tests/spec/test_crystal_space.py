@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from agent.cli.campaign_files import template_text
 from agent.spec import CampaignFileError, MicrostructureSpace, parse_campaign
+from cli.campaign_files import template_text
 
 CRYSTAL = """\
 name: c1

@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from agent.cli import app
 from agent.spec import Budget, CampaignFileError, Measurement, Stopping, load_campaign, parse_campaign
 from agent.spec.campaign import MAX_DURATION, parse_duration
 from agent.spec.loader import MAX_BYTES
 from agent.spec.safe_yaml import MAX_DEPTH, MAX_ITEMS, MAX_NODES
+from cli import app
 from tests.spec.test_campaign_files import BASE
 
 

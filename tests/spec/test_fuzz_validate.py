@@ -32,9 +32,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.cli import app
-from agent.cli.campaign_files import template_names, template_text
 from agent.spec import CampaignFileError, load_campaign
+from cli import app
+from cli.campaign_files import template_names, template_text
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 TEMPLATES = Path(__file__).resolve().parents[2] / "agent" / "templates"

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.cli.campaign_files import template_text
 from agent.spec import parse_campaign
 from agent.store import Database, StoreError, UnknownCampaign
 from agent.store.campaigns import (
@@ -18,6 +17,7 @@ from agent.store.campaigns import (
     release_run_lock,
 )
 from agent.store.errors import LeaseHeld
+from cli.campaign_files import template_text
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from agent.cli.campaign_files import template_text
 from agent.run import CampaignRun, preflight
 from agent.spec import Campaign, parse_campaign
 from agent.store import Database, DatabaseBusy, StoreError
@@ -27,6 +26,7 @@ from agent.store.errors import CampaignFinished, LeaseHeld
 from agent.store.events import record_event
 from agent.store.lease import LeaseHeartbeat
 from agent.store.models import CampaignRecord, EventRecord
+from cli.campaign_files import template_text
 
 
 def _spec(**overrides: Any) -> Campaign:

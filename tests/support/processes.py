@@ -39,7 +39,7 @@ def matloop_env(*, database_url: str, data_dir: Path, prefect_api: str | None, *
 
 def matloop_argv(*args: str) -> list[str]:
     """``matloop ARGS`` with this interpreter (the console script may not be on PATH in every checkout)."""
-    return [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    return [sys.executable, "-c", "from cli import main; main()", *args]
 
 
 def run_matloop(args: Sequence[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:

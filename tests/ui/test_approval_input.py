@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from agent.cli import app
-from agent.cli.campaign_files import template_text
 from agent.loop.context import LoopContext
 from agent.policy.approval import APPROVER_MAX_LENGTH, Decision
 from agent.spec import parse_campaign
 from agent.store import Database
 from agent.store.models import BatchRecord, CampaignRecord
+from cli import app
+from cli.campaign_files import template_text
 from flows.approval_form import batch_form
 from flows.inputs import ApprovalInput, batch_approval_input, input_problems
 from tests.cli.conftest import build_hand_made_campaign

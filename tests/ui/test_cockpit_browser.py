@@ -113,7 +113,7 @@ def served(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """``matloop serve`` against the server, with the CLI's own logging defaults (no PREFECT_LOGGING_LEVEL)."""
     env = matloop_env(database_url=f"sqlite:///{tmp_path / 'cockpit.sqlite'}", data_dir=tmp_path / "data",
                       prefect_api=f"{prefect_server}/api", PREFECT_HOME=str(tmp_path / "serve-home"))
-    env.pop("PREFECT_LOGGING_LEVEL")  # what a user gets: the default of agent/cli/running.py
+    env.pop("PREFECT_LOGGING_LEVEL")  # what a user gets: the default of cli/running.py
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(matloop_argv("serve"), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

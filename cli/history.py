@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from agent.cli.common import console, fail, open_database, plain_store_errors
-from agent.cli.output import write_csv, write_csv_text, write_json
-from agent.cli.tables import TableLayout, print_frame
 from agent.store import history as store_history
 from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
 from agent.store.history_csv import iter_history_csv
+from cli.common import console, fail, open_database, plain_store_errors
+from cli.output import write_csv, write_csv_text, write_json
+from cli.tables import TableLayout, print_frame
 
 if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
     import pandas as pd
@@ -55,8 +55,8 @@ def campaigns(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "
 def show(name: str = typer.Argument(..., help="campaign name")) -> None:
     """Show a campaign: its spec, status, where it stands, and the approval policy its latest run used."""
     # here, not at the top: they import the campaign spec's models, which `matloop history` never needs
-    from agent.cli.campaign_files import summary_table
     from agent.store.campaigns import get_campaign, load_spec
+    from cli.campaign_files import summary_table
 
     db = open_database()
     with plain_store_errors(), db.reading() as session:

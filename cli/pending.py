@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agent.cli.common import console, open_database, plain_store_errors
-from agent.cli.history import OutputFormat, emit
-from agent.cli.tables import TableLayout
 from agent.store.campaigns import load_spec
 from agent.store.models import BatchRecord, CampaignRecord, EventRecord
+from cli.common import console, open_database, plain_store_errors
+from cli.history import OutputFormat, emit
+from cli.tables import TableLayout
 
 PENDING_COLUMNS = ["campaign", "batch", "size", "cost", "waiting_since", "flow_run_id", "approve"]
 PENDING_LAYOUT = TableLayout(

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli.common import EXIT_INVALID, console, err_console, fail
 from agent.spec import Campaign, CampaignFileError, load_campaign
+from cli.common import EXIT_INVALID, console, err_console, fail
 from matloop.space import CategoricalParameter, ParametricSpace
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.cli.common import EXIT_INVALID, console, err_console, fail, plain_store_errors
 from agent.spec import Campaign, CampaignFileError, load_campaign
+from cli.common import EXIT_INVALID, console, err_console, fail, plain_store_errors
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -129,7 +129,7 @@ def run(
     spec = _load(path)
     from prefect.exceptions import TerminationSignal
 
-    from agent.cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
+    from cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
     from flows.campaign import campaign_flow
     from flows.inputs import CampaignSource
 
@@ -201,7 +201,7 @@ def approve(
     """Decide on the batch a campaign waits on: approve (optionally dropping candidates) or reject it."""
     from pydantic import ValidationError
 
-    from agent.cli.common import open_database
+    from cli.common import open_database
     from flows.approval import send_decision
     from flows.inputs import ApprovalInput, input_problems
 
@@ -221,7 +221,7 @@ def demo(
     out: Path = typer.Option(Path("matloop-demo"), "--out", help="folder for the report and the demo database"),
 ) -> None:
     """Run the OER demo campaign end to end (in-process lab, SQLite, Prefect) and write a report to OUT."""
-    from agent.cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
+    from cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
     from flows.demo import run_demo
 
     started = time.monotonic()

@@ -14,15 +14,15 @@ from typing import Any
 import typer
 
 #: Modules that add commands to the main app through ``register(app)``.
-_COMMAND_MODULES = ["agent.cli.campaign_files", "agent.cli.database", "agent.cli.history", "agent.cli.running",
-                    "agent.cli.pending"]
+_COMMAND_MODULES = ["cli.campaign_files", "cli.database", "cli.history", "cli.running",
+                    "cli.pending"]
 #: Modules exposing a sub-app ``app``, mounted under the given name.
-_SUB_APPS = {"simlab": "agent.cli.simlab"}
+_SUB_APPS = {"simlab": "cli.simlab"}
 #: Commands run with only their own module loaded (see :func:`main`): ``matloop history`` with 10^5 rows
 #: spent a fifth of its time importing what the other commands need (the campaign spec's models, alembic,
 #: rich's progress display). The module must register at least two commands: typer runs an app of one
 #: command as that command itself.
-_OWN_MODULE = {"history": "agent.cli.history", "campaigns": "agent.cli.history", "show": "agent.cli.history"}
+_OWN_MODULE = {"history": "cli.history", "campaigns": "cli.history", "show": "cli.history"}
 
 
 def _new_app() -> typer.Typer:
@@ -60,7 +60,7 @@ def _assemble(modules: list[str] | None = None) -> typer.Typer:
 
 
 def __getattr__(name: str) -> Any:
-    """``agent.cli.app``, the whole CLI, assembled on first use (the tests' CliRunner runs it)."""
+    """``cli.app``, the whole CLI, assembled on first use (the tests' CliRunner runs it)."""
     if name == "app":
         return _whole_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -88,7 +88,7 @@ def _app_for(args: list[str]) -> typer.Typer:
 def main() -> None:
     """Entry point of the ``matloop`` console script.
 
-    Commands turn database problems into one sentence themselves (``agent.cli.common.plain_store_errors``); this
+    Commands turn database problems into one sentence themselves (``cli.common.plain_store_errors``); this
     is the net under any path that opens the database before reaching one (a bad ``MATLOOP_DATABASE_URL`` seen
     by ``matloop run``), so the user never gets a traceback for a :class:`~agent.store.StoreError`.
     """
@@ -97,7 +97,7 @@ def main() -> None:
     try:
         _app_for(sys.argv[1:])()
     except StoreError as exc:
-        from agent.cli.common import EXIT_FAILURE, fail
+        from cli.common import EXIT_FAILURE, fail
 
         fail(str(exc))
         raise SystemExit(EXIT_FAILURE) from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli.common import console, open_database, plain_store_errors
 from agent.store import migrate
+from cli.common import console, open_database, plain_store_errors
 
 db_app = typer.Typer(help="Set up and inspect the campaign database (MATLOOP_DATABASE_URL).", no_args_is_help=True)
 
