@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -110,12 +111,24 @@ def _generated_words() -> tuple[set[str], set[str]]:
     return words("adj_any"), words("subj")
 
 
+#: The Prefect UI's run form pre-fills a made-up name of its own: a Greek letter (with a suffix), then two words,
+#: e.g. ``omicron-komchen-vector`` or ``epsilon2-jerido-kiwi``.
+_UI_GENERATED = re.compile(
+    r"^(alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|omicron|pi|rho|sigma|tau|upsilon"
+    r"|phi|chi|psi|omega)[a-z0-9]*-[a-z0-9]+-[a-z0-9]+$"
+)
+
+
 def looks_generated(name: str) -> bool:
-    """True for a name Prefect made up (``crafty-gecko``), False for one a person typed in the run form.
+    """True for a name Prefect made up (``crafty-gecko``, or the UI form's ``omicron-komchen-vector``), False
+    for one a person typed in the run form.
 
     Prefect applies the flow's ``flow_run_name`` even to a run created with a name, so the callable must
-    keep a typed name itself; a made-up name is exactly two words of Prefect's (coolname's) lists.
+    keep a typed name itself. A made-up name is two words of Prefect's (coolname's) lists, or the UI form's
+    pre-filled pattern; a person who types a name of that very shape gets the campaign's name instead.
     """
+    if _UI_GENERATED.match(name):
+        return True
     first, _, rest = name.partition("-")
     if not rest:
         return False
