@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.store import Database, StoreError
 
@@ -18,7 +19,12 @@ EXIT_FAILURE = 1  # something the user can fix (database, unknown campaign)
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``error: MESSAGE`` and return the exit to raise; the message is text, never markup.
+
+    Messages carry what a user typed (a campaign name, a path, a URL): ``[/]`` in one must print as itself, not
+    end a style (rich raises on an unmatched closing tag) or restyle the terminal.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

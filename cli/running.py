@@ -14,7 +14,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.spec import Campaign, CampaignFileError, load_campaign
-from cli.common import EXIT_INVALID, console, err_console, fail, plain_store_errors
+from cli.campaign_files import print_campaign_problems
+from cli.common import console, fail, plain_store_errors
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -29,8 +30,7 @@ def _load(path: Path) -> Campaign:
     try:
         return load_campaign(path)
     except CampaignFileError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise print_campaign_problems(exc) from None
 
 
 class BudgetProgress:

@@ -239,3 +239,14 @@ def test_newest_rows_of_one_property_look_past_items_measured_in_others(migrated
     assert [(r["iteration"], r["rank"]) for r in rows] == [(1, 2), (2, 0)]
     table = cli(migrated_db_url, "history", "oer-demo", "--property", "overpotential", "--limit", "2")
     assert "showing the newest 2 of 4 rows" in table.stdout and "dan" not in table.stdout
+
+
+def test_markup_in_what_a_user_typed_prints_as_itself(migrated_db_url: str, tmp_path: Path, cli) -> None:
+    """A campaign name or a campaign file's key such as ``[/]`` is text: rich would raise on it as markup."""
+    shown = cli(migrated_db_url, "show", "[/]x[bold]")
+    _one_sentence(shown, "[/]x[bold]")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(template_text("oer") + "\n'[/]': 1\n")
+    ran = cli(migrated_db_url, "run", str(bad))
+    assert ran.exit_code == 2 and "Traceback" not in ran.output
+    assert "is not a valid campaign:" in ran.output and "[/]: unknown key" in ran.output, ran.output
