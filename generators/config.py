@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from matloop.config import UnknownTypeError
+from matloop.config import UnknownTypeError, flatten_settings
 
 #: Refuse to enumerate grids larger than this (the pool would not fit the scorer anyway).
 DEFAULT_MAX_GRID = 2_000_000
@@ -274,13 +274,8 @@ def normalise_generator(value: Any, space: Any) -> Any:
     if kind not in GENERATOR_TYPES:
         raise UnknownTypeError(f"unknown generator {kind!r}; use {', '.join(GENERATOR_TYPES)} "
                          "('plugin' names an installed plug-in by its registered name)")
-    settings = value.get("settings")
-    if kind != "plugin" and isinstance(settings, dict):
-        del value["settings"]
-        clash = sorted(set(settings) & set(value))
-        if clash:
-            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
-        value.update(settings)
+    if kind != "plugin":  # a plug-in's ``settings`` are its own
+        flatten_settings(value)
     if value["type"] == "auto" and set(value) - {"type", "pool_size"}:
         value["type"] = _auto_with_settings(value, space)
     return value

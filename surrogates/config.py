@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from matloop.config import UnknownTypeError
+from matloop.config import UnknownTypeError, flatten_settings
 
 KINDS = ("auto", "gp", "ensemble", "prior")
 KERNELS = ("auto", "matern", "additive")
@@ -153,12 +153,5 @@ def normalise_surrogate(value: Any) -> Any:
     kind = value.setdefault("type", "auto")
     if isinstance(kind, str) and kind not in KINDS:
         raise UnknownTypeError(f"unknown surrogate {kind!r}; use one of {', '.join(KINDS)}")
-    settings = value.pop("settings", None)
-    if isinstance(settings, dict):
-        clash = sorted(set(settings) & set(value))
-        if clash:
-            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
-        value.update(settings)
-    elif settings is not None:
-        value["settings"] = settings  # not a mapping: let the model refuse it by name
+    flatten_settings(value)
     return value

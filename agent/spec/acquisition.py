@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.spec.objectives import Objective
-from matloop.config import UnknownTypeError
+from matloop.config import UnknownTypeError, flatten_settings
 
 #: ``auto`` resolves to ``qlogei`` for one objective (see ``agent.selection.acquisition.resolve_acquisition``).
 ACQUISITIONS = ("auto", "qlogei", "qlognei", "ucb", "thompson", "qlognehvi", "band")
@@ -85,14 +85,7 @@ def normalise_acquisition(value: Any) -> Any:
         if kind.lower() not in ACQUISITIONS:
             raise UnknownTypeError(f"unknown acquisition {kind!r}; choose one of {list(ACQUISITIONS)}")
         value["type"] = kind = kind.lower()
-    settings = value.pop("settings", None)
-    if isinstance(settings, dict):
-        clash = sorted(set(settings) & set(value))
-        if clash:
-            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
-        value.update(settings)
-    elif settings is not None:
-        value["settings"] = settings
+    flatten_settings(value)
     if "exploit_share" in value and kind not in ("auto", *GREEDY_SHARE_ACQUISITIONS):
         raise ValueError(f"exploit_share applies to one of {['auto', *GREEDY_SHARE_ACQUISITIONS]}, "
                          f"not acquisition {kind!r}")

@@ -37,7 +37,7 @@ from agent.spec.objectives import Objective, OutcomeConstraint
 from generators.config import AutoGenerator, GeneratorConfig, normalise_generator
 from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter
 from lab_adapters.simlab.config import SimlabAdapter, normalise_simlab
-from matloop.config import UnknownTypeError
+from matloop.config import UnknownTypeError, flatten_settings
 from matloop.space import DesignSpace, ParametricSpace
 from surrogates.config import AutoSurrogate, SurrogateConfig, normalise_surrogate
 
@@ -146,14 +146,7 @@ def normalise_adapter(value: Any, info: ValidationInfo) -> Any:
         raise UnknownTypeError(f"an adapter needs a 'type' ({', '.join(ADAPTER_TYPES)})")
     if isinstance(kind, str) and kind not in ADAPTER_TYPES:
         raise UnknownTypeError(f"unknown adapter type {kind!r}; use one of {', '.join(ADAPTER_TYPES)}")
-    settings = value.pop("settings", None)
-    if isinstance(settings, dict):
-        clash = sorted(set(settings) & set(value))
-        if clash:
-            raise ValueError(f"{clash} given both in 'settings' and beside it; write each setting once")
-        value.update(settings)
-    elif settings is not None:
-        value["settings"] = settings
+    flatten_settings(value)
     if kind == "simlab":
         return normalise_simlab(value, stored=bool((info.context or {}).get("stored")))
     for key in ("url", "token"):  # older stored specs wrote these as null for every adapter
