@@ -38,6 +38,7 @@ def served(prefect_api: str, sqlite_url: str, tmp_path: Path, simlab: Any) -> It
         matloop_argv("serve", "--limit", "1"), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
+        wait_for(_deployed, 120, "`matloop serve` to register the deployment")
         yield env
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -48,6 +49,17 @@ def served(prefect_api: str, sqlite_url: str, tmp_path: Path, simlab: Any) -> It
         log.close()
 
 
+def _deployed() -> bool:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name("matloop-campaign/campaign")
+        except Exception:  # noqa: BLE001 - not served yet
+            return False
+        return True
+
+
 def _state(flow_run_id: UUID) -> Any:
     from prefect.client.orchestration import get_client
 
@@ -55,11 +67,12 @@ def _state(flow_run_id: UUID) -> Any:
         return client.read_flow_run(flow_run_id).state
 
 
-def _start(spec: Any, database_url: str) -> UUID:
+def _start(spec: Any, database_url: str, name: str | None = None) -> UUID:
+    """A run of the served deployment (what the UI's "Run" button starts), optionally with a typed name."""
     from prefect.deployments import run_deployment
 
     run = run_deployment(
-        "matloop-campaign/campaign", timeout=0,
+        "matloop-campaign/campaign", timeout=0, flow_run_name=name,
         parameters={"campaign": {"spec": spec.model_dump(mode="json")}, "database_url": database_url,
                     "poll_initial_seconds": 0.05, "poll_max_seconds": 0.5},
     )
@@ -70,17 +83,6 @@ def _start(spec: Any, database_url: str) -> UUID:
 def test_served_run_suspends_for_approval_and_the_cli_resumes_it(
     served: dict[str, str], sqlite_url: str, simlab: Any
 ) -> None:
-    from prefect.client.orchestration import get_client
-
-    def deployed() -> bool:
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_deployment_by_name("matloop-campaign/campaign")
-            except Exception:  # noqa: BLE001 - not served yet
-                return False
-            return True
-
-    wait_for(deployed, 120, "`matloop serve` to register the deployment")
     manual = branin_spec(simlab.url, simlab.token, name="branin-served-manual", approval={"policy": "manual"},
                          budget={"max_experiments": 4, "max_iterations": 1})
     waiting_run = _start(manual, sqlite_url)

@@ -16,22 +16,11 @@ import pytest
 from agent.store import Database
 from flows.approval import send_decision
 from flows.inputs import ApprovalInput
-from tests.flows.test_served_approval import _state, served
+from tests.flows.test_served_approval import _start, _state, served
 from tests.loop.conftest import branin_spec
 from tests.support.processes import wait_for
 
 __all__ = ["served"]
-
-
-def _start(spec: Any, database_url: str, name: str | None = None) -> UUID:
-    from prefect.deployments import run_deployment
-
-    run = run_deployment(
-        "matloop-campaign/campaign", timeout=0, flow_run_name=name,
-        parameters={"campaign": {"spec": spec.model_dump(mode="json")}, "database_url": database_url,
-                    "poll_initial_seconds": 0.05, "poll_max_seconds": 0.5},
-    )
-    return run.id
 
 
 def _run(flow_run_id: UUID) -> Any:
@@ -49,17 +38,6 @@ def _final(flow_run_id: UUID, what: str) -> Any:
 def test_a_second_deployment_run_of_a_waiting_campaign_is_refused(
     served: dict[str, str], sqlite_url: str, simlab: Any
 ) -> None:
-    from prefect.client.orchestration import get_client
-
-    def deployed() -> bool:
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_deployment_by_name("matloop-campaign/campaign")
-            except Exception:  # noqa: BLE001 - not served yet
-                return False
-            return True
-
-    wait_for(deployed, 120, "`matloop serve` to register the deployment")
     spec = branin_spec(simlab.url, simlab.token, name="branin-served-one", approval={"policy": "manual"},
                        budget={"max_experiments": 4, "max_iterations": 1})
     first = _start(spec, sqlite_url, name="ada's branin, take 1")
