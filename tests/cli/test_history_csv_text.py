@@ -13,9 +13,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
 from agent.store import Database
 from agent.store.history import HISTORY_COLUMNS, iter_history
-from agent.store.history_csv import quote_field
+from agent.store.history_csv import _raw_chunks, quote_field
 from agent.store.models import (
     BatchItemRecord,
     BatchRecord,
@@ -145,3 +150,13 @@ def test_history_runs_without_the_other_commands_imports(migrated_db_url: str, c
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected
     assert "heavy: []" in done.stderr, done.stderr
+
+
+def test_a_driver_error_while_streaming_is_sqlalchemys(migrated_db_url: str) -> None:
+    """Rows read straight from the driver (in a thread): its errors still come as SQLAlchemy's (which
+    ``Database.reading`` turns into one sentence), not as the driver's own."""
+    db = Database(migrated_db_url)
+    with Session(db.engine) as session, pytest.raises(DBAPIError, match="no_such_table") as raised:
+        list(_raw_chunks(session.connection(), select(column("x")).select_from(table("no_such_table"))))
+    assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
+    db.dispose()
