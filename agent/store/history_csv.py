@@ -1,20 +1,22 @@
-"""A campaign's history as the CSV lines ``matloop history --format csv`` prints, for 10^5+ rows in about a second.
+"""A campaign's history as the CSV lines ``matloop history --format csv`` prints: 10^5 rows in under two seconds.
 
 :func:`agent.store.history.iter_history` gives typed values (the notebook frame's); writing those with
 ``csv.writer`` costs several microseconds of Python per row (a ``datetime`` parsed from stored text only to be
 printed again, 29 values examined character by character). Here the database renders the text of each row
-itself, as CSV: integers, booleans, missing values, a timestamp as ``str()`` of the typed UTC value, and the
-text columns joined into three pieces. Python adds only what SQL spells differently from Python: the floats
+itself: integers, booleans, missing values, a timestamp as ``str()`` of the typed UTC value, and the text
+columns joined into three pieces. Python adds only what SQL spells differently from Python: the floats
 (Python's shortest round-trip ``repr``, exactly what the typed rows print; SQLite would say '1' for 1.0 and
 lose -0.0's sign) and the candidate's label (its ``.3g`` numbers), made once per candidate. Rows are read
-straight from the driver's cursor: SQLAlchemy's result rows cost a quarter of the time with 10^5 rows.
+straight from the driver's cursor, by a thread that reads ahead while this one formats: SQLAlchemy's result
+rows cost a quarter of the time with 10^5 rows, and the database's own work then overlaps Python's.
 
-The text columns come joined by a unit separator (U+001F) so that Python can tell with a few string scans
-whether any value needs quotes (a comma, a quote, a line break); only such rows are quoted value by value,
-and a row whose text holds a unit separator itself (or a timestamp SQLite stores in another format) is asked
-for again, value by value. The lines are what ``csv.writer`` writes for the typed rows, byte for byte, except
-that a value holding a lone carriage return is quoted (``tests/cli/test_history_csv_text.py``, on SQLite and
-PostgreSQL).
+The text values of a piece come joined by a unit separator (U+001F), so that Python can tell with a few
+string scans whether any value needs quotes (a comma, a quote, a line break); only such rows are quoted value
+by value, and a row whose text holds a unit separator itself (or a timestamp SQLite stores in another format)
+is read again, value by value. The lines are what ``csv.writer`` writes for the typed rows, byte for byte,
+except that a value holding a lone carriage return is quoted (``csv.writer`` leaves it bare, and Python's own
+csv reader then refuses the line); ``tests/cli/test_history_csv_text.py`` holds the two together on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ from agent.store.models import (
 
 #: Joins the text values of a row's piece (SQL) until Python has seen that none of them needs quotes.
 UNIT = "\x1f"
-#: Text values in the pieces of a row: origin (1), reason … property (9), units, failed, error, measured_at (4).
-_UNITS_PER_ROW = 1 + 9 + 4 - 3  # separators: none in the first piece, 8 in the second, 3 in the third
+#: Text values in a row's three pieces: origin (1); reason … property (9); units, failed, error, measured_at (4).
+_VALUES_PER_PIECE = [1, 9, 4]
+#: Separators in a row's pieces together: one fewer than the values of each piece.
+_UNITS_PER_ROW = sum(_VALUES_PER_PIECE) - len(_VALUES_PER_PIECE)
 
 
 def _whole(column: Any) -> Any:
@@ -287,7 +291,7 @@ class _CsvLines:
         """The three pieces with their values quoted where needed (the rare rows :meth:`line` cannot take whole)."""
         pieces = [first, middle, last]
         values = [piece.split(UNIT) if isinstance(piece, str) else [] for piece in pieces]
-        if [len(v) for v in values] != [1, 9, 4]:  # a unit separator in a value, or a timestamp SQL could not read
+        if [len(v) for v in values] != _VALUES_PER_PIECE:  # a unit separator in a value, or a timestamp SQL could not read
             values = self._values_again(item_id, measurement_id)
         return ",".join(map(quote_field, values[0])), ",".join(map(quote_field, values[1])), \
             ",".join(map(quote_field, values[2]))
