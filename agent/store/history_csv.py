@@ -7,8 +7,8 @@ itself: integers, booleans, missing values, a timestamp as ``str()`` of the type
 columns joined into three pieces. Python adds only what SQL spells differently from Python: the floats
 (Python's shortest round-trip ``repr``, exactly what the typed rows print; SQLite would say '1' for 1.0 and
 lose -0.0's sign) and the candidate's label (its ``.3g`` numbers), made once per candidate. Rows are read
-straight from the driver's cursor, by a thread that reads ahead while this one formats: SQLAlchemy's result
-rows cost a quarter of the time with 10^5 rows, and the database's own work then overlaps Python's.
+straight from the driver's cursor (SQLAlchemy's result rows cost a quarter of the time with 10^5 rows); on
+PostgreSQL a thread reads ahead, so that the server's work overlaps Python's.
 
 The text values of a piece come joined by a unit separator (U+001F), so that Python can tell with a few
 string scans whether any value needs quotes (a comma, a quote, a line break); only such rows are quoted value
@@ -365,35 +365,48 @@ def iter_history_csv_lines(
 
 
 def _raw_chunks(connection: Connection, query: Any) -> Iterator[list[Any]]:
-    """The query's rows as the driver gives them (plain tuples), a chunk at a time, read ahead by a thread.
+    """The query's rows as the driver gives them (plain tuples), a chunk at a time.
 
     Plain text and numbers need none of SQLAlchemy's result processing, and its result rows were a quarter of
-    the time with 10^5 rows. The driver runs the query without holding Python's lock (SQLite's joins, the wait
-    for PostgreSQL's rows), so a thread reads the next chunks while this one formats lines: a few chunks ahead
-    at most, so memory stays bounded. PostgreSQL's rows come from a server-side cursor in the session's
-    transaction.
+    the time with 10^5 rows. Driver errors come as SQLAlchemy's (``Database.reading`` explains those).
+
+    PostgreSQL's rows come from a server-side cursor in the session's transaction, read ahead by a thread: the
+    server finds the next chunk while this process formats the last (a few chunks ahead at most, so memory
+    stays bounded). SQLite's rows are read here: its driver takes Python's lock back for every row, so a
+    reading thread gained nothing there.
     """
     compiled = query.compile(dialect=connection.dialect)
     params = compiled.construct_params()
+    args = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
     driver = connection.connection.driver_connection
-    if compiled.positional:
-        cursor, args = driver.cursor(), tuple(params[name] for name in compiled.positiontup)
-    else:
-        cursor = driver.cursor(name="matloop_history_csv") if connection.dialect.name == "postgresql" \
-            else driver.cursor()
-        args = params
     dbapi_error = connection.dialect.loaded_dbapi.Error
+    postgres = connection.dialect.name == "postgresql"
+    cursor = driver.cursor(name="matloop_history_csv") if postgres else driver.cursor()
+    try:
+        yield from (_read_ahead if postgres else _read)(cursor, str(compiled), args)
+    except dbapi_error as exc:
+        raise DBAPIError.instance(str(compiled), args, exc, dbapi_error, dialect=connection.dialect) from exc
+    finally:
+        cursor.close()
+
+
+def _read(cursor: Any, statement: str, args: Any) -> Iterator[list[Any]]:
+    cursor.execute(statement, args)
+    while chunk := cursor.fetchmany(STREAM_CHUNK):
+        yield chunk
+
+
+def _read_ahead(cursor: Any, statement: str, args: Any) -> Iterator[list[Any]]:
+    """:func:`_read`'s chunks, read by a thread of their own (errors raised here)."""
     chunks: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=_CHUNKS_AHEAD)
     stop = threading.Event()
 
     def read() -> None:
         try:
-            cursor.execute(str(compiled), args)
-            while not stop.is_set():
-                chunk = cursor.fetchmany(STREAM_CHUNK)
-                _put(chunks, stop, chunk or None)
-                if not chunk:
+            for chunk in _read(cursor, statement, args):
+                if not _put(chunks, stop, chunk):
                     return
+            _put(chunks, stop, None)
         except BaseException as exc:  # noqa: BLE001 - raised again where the rows are read
             _put(chunks, stop, exc)
 
@@ -401,26 +414,24 @@ def _raw_chunks(connection: Connection, query: Any) -> Iterator[list[Any]]:
     reader.start()
     try:
         while (item := chunks.get()) is not None:
-            if isinstance(item, dbapi_error):  # as SQLAlchemy raises it: Database.reading() explains those
-                raise DBAPIError.instance(str(compiled), args, item, dbapi_error, dialect=connection.dialect) from item
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         stop.set()
         reader.join()
-        cursor.close()
 
 
 #: Chunks the reading thread may hold ready (each :data:`~agent.store.history.STREAM_CHUNK` rows).
 _CHUNKS_AHEAD = 2
 
 
-def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
-    """Hand ``item`` over, unless the reader of the chunks has stopped (then nothing waits for it)."""
+def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:
+    """Hand ``item`` over, unless the reader of the chunks has stopped (then nothing waits for it: False)."""
     while not stop.is_set():
         try:
             chunks.put(item, timeout=0.1)
-            return
+            return True
         except queue.Full:
             continue
+    return False
