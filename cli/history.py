@@ -10,9 +10,9 @@ import typer
 
 from agent.store import history as store_history
 from agent.store.history import campaigns_overview, effective_approval, iter_history, recent_history
-from agent.store.history_csv import iter_history_csv
+from agent.store.history_csv import iter_history_csv_lines
 from cli.common import console, fail, open_database, plain_store_errors
-from cli.output import write_csv, write_csv_text, write_json
+from cli.output import write_csv, write_csv_lines, write_json
 from cli.tables import TableLayout, print_frame
 
 if TYPE_CHECKING:  # imported for tables only: `history --format csv` streams without it
@@ -131,9 +131,9 @@ def history(
         elif fmt is OutputFormat.table:
             rows = list(iter_history(session, name, prop=prop, since_iteration=since))
             print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows))
-        elif fmt is OutputFormat.csv and not limit:  # every row as text the database mostly renders itself
-            write_csv_text(sys.stdout, store_history.HISTORY_COLUMNS,
-                           iter_history_csv(session, name, prop=prop, since_iteration=since))
+        elif fmt is OutputFormat.csv and not limit:  # every row as CSV text the database mostly renders itself
+            write_csv_lines(sys.stdout, store_history.HISTORY_COLUMNS,
+                            iter_history_csv_lines(session, name, prop=prop, since_iteration=since))
         else:
             stream = recent_history(session, name, limit, prop=prop, since_iteration=since)[0] if limit else \
                 iter_history(session, name, prop=prop, since_iteration=since)

@@ -163,9 +163,9 @@ class Database:
 
     def require_current(self) -> None:
         """Refuse to work on a database that is not at this matloop's head revision."""
-        from agent.store.migrate import head_revision
+        from agent.store.revision import head_revision_fast  # Alembic's answer, without importing Alembic
 
-        current, head = self.current_revision(), head_revision()
+        current, head = self.current_revision(), head_revision_fast()
         if current != head:
             state = "has never been set up" if current is None else f"is at revision {current}"
             raise DatabaseOutdated(

@@ -119,7 +119,9 @@ def _history_select(
         .outerjoin(model, model.id == IterationRecord.model_version_id)
         .outerjoin(JobRecord, JobRecord.batch_item_id == BatchItemRecord.id)
         .outerjoin(MeasurementRecord, MeasurementRecord.job_id == JobRecord.id)
-        .where(BatchRecord.campaign_id == campaign_id)
+        # the iteration's campaign too (the same one: a batch is its iteration's): SQLite then walks the campaign's
+        # iterations in number order on their unique index and sorts only each batch's rows, instead of every row
+        .where(BatchRecord.campaign_id == campaign_id, IterationRecord.campaign_id == campaign_id)
     )
     if query.since_iteration is not None:
         select_rows = select_rows.where(IterationRecord.number >= query.since_iteration)

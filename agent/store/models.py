@@ -220,7 +220,7 @@ class JobRecord(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id", ondelete="CASCADE"), index=True)
-    batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("batch_item.id", ondelete="SET NULL"))
+    batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("batch_item.id", ondelete="SET NULL"), index=True)
     adapter: Mapped[str] = mapped_column(String(100))
     fidelity: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)

@@ -1,6 +1,6 @@
 """``history --format csv`` writes text the database mostly renders itself: the same bytes as the typed rows.
 
-The fast path (``iter_history_csv`` + ``write_csv_text``) must print exactly what ``csv.writer`` prints for
+The fast path (``iter_history_csv_lines`` + ``write_csv_lines``) must print exactly what ``csv.writer`` prints for
 ``iter_history``'s typed rows (the notebook frame's values), on both backends, whatever the stored text holds.
 """
 
@@ -13,8 +13,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
 from agent.store import Database
 from agent.store.history import HISTORY_COLUMNS, iter_history
+from agent.store.history_csv import _raw_chunks, quote_field
 from agent.store.models import (
     BatchItemRecord,
     BatchRecord,
@@ -24,7 +30,7 @@ from agent.store.models import (
     JobRecord,
     MeasurementRecord,
 )
-from cli.output import write_csv, write_csv_text
+from cli.output import write_csv, write_csv_lines
 from matloop.types import Candidate
 from tests.cli.conftest import build_hand_made_campaign
 from tests.conftest import REPO
@@ -41,17 +47,20 @@ def _written_by_csv_writer(columns: list[str], rows: list[tuple]) -> str:
     return out.getvalue()
 
 
-def test_text_writer_writes_what_csv_writer_writes() -> None:
-    columns = ["a", "b", "c"]
-    rows = [(x, y, "z") for x in AWKWARD_TEXT for y in AWKWARD_TEXT]
-    rows += [("", "", ""), (1, None, 2.5), ("x", 3, "y,z")]  # values that are not text go to csv.writer too
+def test_quoted_fields_read_back_and_match_csv_writer() -> None:
+    """Each awkward value quoted as the database quotes it reads back as itself, in what csv.writer writes.
+
+    The one difference on purpose: a lone carriage return is quoted (csv.writer leaves it bare, and Python's own
+    csv reader then refuses the line).
+    """
+    for value in AWKWARD_TEXT:
+        line = ",".join([quote_field(value), "z"]) + "\n"
+        assert next(csv.reader(io.StringIO(line, newline=""))) == [value, "z"], value
+        if "\r" not in value.replace("\r\n", ""):
+            assert line == _written_by_csv_writer(["h", "z"], [(value, "z")]).split("\n", 1)[1], value
     out = io.StringIO()
-    assert write_csv_text(out, columns, rows) == len(rows)
-    assert out.getvalue() == _written_by_csv_writer(columns, rows)
-    for value in AWKWARD_TEXT:  # one column: an empty value is the one csv.writer quotes
-        single = io.StringIO()
-        write_csv_text(single, ["only"], [(value,)])
-        assert single.getvalue() == _written_by_csv_writer(["only"], [(value,)])
+    assert write_csv_lines(out, ["a", "b"], iter(["1,2\n"] * 2500)) == 2500
+    assert out.getvalue() == "a,b\n" + "1,2\n" * 2500
 
 
 def _add_awkward_rows(url: str) -> None:
@@ -94,6 +103,13 @@ def _add_awkward_rows(url: str) -> None:
                                         value=value, std=0.1 if rank else None, units=None if rank else "eV",
                                         failed=rank == 1, error="line one\nline two" if rank == 1 else None,
                                         created_at=whole_second if rank % 2 else datetime.now(UTC)))
+        # a unit separator inside a value (the fast path joins values with it): that row is read value by value
+        s.add(JobRecord(campaign_id=campaign.id, candidate_id=cand.id, batch_item_id=item.id, adapter="odd\x1fadapter",
+                        fidelity="f", idempotency_key="awkward-key-extra", status="queued"))
+    if db.engine.dialect.name == "sqlite":  # a timestamp stored in another format than SQLAlchemy writes
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE measurement SET created_at = '2026-01-02 03:04:06' "
+                                 "WHERE id = (SELECT max(id) FROM measurement)")
     db.dispose()
 
 
@@ -118,14 +134,15 @@ def test_csv_is_the_typed_rows_written_by_csv_writer(migrated_db_url: str, cli) 
 def test_history_runs_without_the_other_commands_imports(migrated_db_url: str, cli) -> None:
     """``matloop history`` loads only its own module: not the spec's models, pandas, numpy, torch or Prefect.
 
-    (Alembic it does load: the database's revision check, ``Database.require_current``, asks it for the head.)
+    Nor Alembic: the database's revision check reads the head from the revision files
+    (``agent.store.revision``).
     """
     build_hand_made_campaign(migrated_db_url)
     expected = cli(migrated_db_url, "history", "oer-demo", "--format", "csv").stdout_bytes.decode()
     script = ("import sys\nsys.argv = ['matloop', 'history', 'oer-demo', '--format', 'csv']\n"
               "from cli import main\ntry:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
               "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'torch', 'botorch', "
-              "'prefect', 'numpy'} | {m for m in sys.modules if m.startswith('agent.spec')})\n"
+              "'prefect', 'numpy', 'alembic'} | {m for m in sys.modules if m.startswith('agent.spec')})\n"
               "print('heavy:', heavy, file=sys.stderr)\n")
     env = {**os.environ, "MATLOOP_DATABASE_URL": migrated_db_url, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
@@ -133,3 +150,13 @@ def test_history_runs_without_the_other_commands_imports(migrated_db_url: str, c
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected
     assert "heavy: []" in done.stderr, done.stderr
+
+
+def test_a_driver_error_while_streaming_is_sqlalchemys(migrated_db_url: str) -> None:
+    """Rows read straight from the driver (in a thread): its errors still come as SQLAlchemy's (which
+    ``Database.reading`` turns into one sentence), not as the driver's own."""
+    db = Database(migrated_db_url)
+    with Session(db.engine) as session, pytest.raises(DBAPIError, match="no_such_table") as raised:
+        list(_raw_chunks(session.connection(), select(column("x")).select_from(table("no_such_table"))))
+    assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
+    db.dispose()
