@@ -26,6 +26,7 @@ from pydantic import Field
 from agent.adapters import open_adapters
 from agent.loop import Hooks, LoopContext, run_campaign
 from agent.loop.context import Backoff
+from agent.loop.outage import TRANSIENT_RETRY_DELAYS, read_through_outage
 from agent.loop.state import latest_iteration
 from agent.run import LOCK_TTL, CampaignRun, open_database
 from agent.spec import Approval, Campaign
@@ -41,12 +42,11 @@ from matloop.types import AdapterError
 
 log = logging.getLogger(__name__)
 
-#: Retries of a step that failed for a transient reason (lab unreachable, database busy or restarting).
-#: About nine minutes in all: a campaign runs for days, and a database failover, a restart for maintenance
-#: or a lab's network blip should pause it, not end it (42 s, the first policy, was shorter than a restart).
-#: Should a second run take the campaign's lease meanwhile, this one stops at its next step (agent/store/lease.py):
-#: a lost lease (LeaseHeld) is not transient, so it is never retried.
-STEP_RETRY_DELAYS = [2, 10, 30, 60, 120, 300]
+#: Retries of a step that failed for a transient reason (lab unreachable, database busy or restarting): the
+#: schedule the loop's reads between steps use too (agent/loop/outage.py; 42 s, the first policy, was shorter than
+#: a database restart). Should a second run take the campaign's lease meanwhile, this one stops at its next step
+#: (agent/store/lease.py): a lost lease (LeaseHeld) is not transient, so it is never retried.
+STEP_RETRY_DELAYS = list(TRANSIENT_RETRY_DELAYS)
 STEP_RETRIES = len(STEP_RETRY_DELAYS)
 
 __all__ = ["LOCK_TTL", "campaign_flow", "is_transient", "open_database", "prefect_step_runner"]
@@ -73,8 +73,7 @@ def prefect_step_runner(ctx: LoopContext, renew_lock: Callable[[], None]) -> Cal
     """Run each loop step as a Prefect task named after the step and its iteration."""
 
     def run_step(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with ctx.db.reading() as session:
-            last = latest_iteration(session, ctx.campaign_id)
+        last = read_through_outage(ctx.db, lambda session: latest_iteration(session, ctx.campaign_id))
         number = 0 if last is None else last.number + (1 if last.step == "complete" and name != "drain" else 0)
 
         def call() -> Any:

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from agent.loop.context import LoopContext
 from agent.loop.dispatch import dispatch, submit_pending
 from agent.loop.fit import FitOutcome, final_recommendation, fit
 from agent.loop.gate import apply_decision, policy_decision
 from agent.loop.generate import generate
 from agent.loop.iteration import check_stop, complete_iteration, finish_campaign, open_iteration
+from agent.loop.outage import read_through_outage
 from agent.loop.select import NothingToSelect, select_batch_step
 from agent.loop.state import current_batch, latest_iteration, step_index
 from agent.loop.sync import sync
@@ -94,17 +97,21 @@ def run_campaign(
 
 
 def _step_of(ctx: LoopContext, iteration_id: int) -> str:
-    with ctx.db.reading() as session:
+    def read(session: Session) -> str:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
         return iteration.step
 
+    return read_through_outage(ctx.db, read)
+
 
 def _batch_id(ctx: LoopContext, iteration_id: int) -> int:
-    with ctx.db.reading() as session:
+    def read(session: Session) -> int:
         batch = current_batch(session, iteration_id)
         assert batch is not None, "an iteration past 'selected' must have a batch"
         return batch.id
+
+    return read_through_outage(ctx.db, read)
 
 
 def _iterate(ctx: LoopContext, iteration_id: int, run_step: StepRunner, ask_person: AskPerson, hooks: Hooks) -> None:

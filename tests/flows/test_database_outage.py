@@ -78,3 +78,46 @@ def test_a_campaign_survives_the_database_dropping_mid_run(
     assert len(jobs) == 12 and {j.status for j in jobs} == {"succeeded"}
     assert len(measurements) == 12 and not any(m.failed for m in measurements)
     assert {e.executions for e in experiments} == {1} and len(experiments) == 12  # nothing ran twice
+
+
+def test_a_read_between_steps_waits_for_the_database(own_postgres: Any) -> None:
+    """The loop's reads between steps (which step an iteration is at) ride out an outage as the steps do.
+
+    The server goes down (``pg_ctl -m immediate``) for 6 s; a read that starts while it is down is tried again on
+    its schedule and answers once the server is back, instead of ending the run.
+    """
+    import threading
+
+    from sqlalchemy import text
+
+    from agent.loop.outage import read_through_outage
+    from agent.store import DatabaseUnreachable
+
+    url = own_postgres.create_database("between")
+    db = Database(url)
+    db.ping()
+    down = threading.Thread(target=own_postgres.outage, args=(6.0,))
+    down.start()
+
+    def is_down() -> bool:
+        try:
+            db.engine.dispose()
+            db.ping()
+        except DatabaseUnreachable:
+            return True
+        return False
+
+    wait_for(is_down, 60, "the server to go down")
+    tries: list[int] = []
+
+    def read(session: Any) -> int:
+        tries.append(1)
+        return session.execute(text("SELECT 41 + 1")).scalar_one()
+
+    assert read_through_outage(db, read, delays=(1, 2, 4, 8, 16)) == 42
+    down.join()
+    assert len(tries) >= 2  # it was down for the first try
+    with pytest.raises(DatabaseUnreachable):  # an outage longer than the schedule still ends in the plain error
+        own_postgres.stop()
+        read_through_outage(db, read, delays=(0.1,))
+    db.dispose()
