@@ -25,16 +25,25 @@ T = TypeVar("T")
 TRANSIENT_RETRY_DELAYS = (2, 10, 30, 60, 120, 300)
 
 
-def read_through_outage(db: Database, read: Callable[[Session], T],
-                        delays: tuple[float, ...] = TRANSIENT_RETRY_DELAYS) -> T:
-    """``read(session)`` in a read session, tried again after each delay while the database is unreachable or busy."""
+def through_outage(call: Callable[[], T], delays: tuple[float, ...] = TRANSIENT_RETRY_DELAYS) -> T:
+    """``call()`` (something that only reads), tried again after each delay while the database is unreachable or busy."""
     for delay in (*delays, None):
         try:
-            with db.reading() as session:
-                return read(session)
+            return call()
         except (DatabaseUnreachable, DatabaseBusy) as exc:
             if delay is None:
                 raise
             log.warning("database unavailable between steps (trying again in %s s): %s", delay, exc)
             time.sleep(delay)
     raise AssertionError("unreachable")  # the last try either returns or raises
+
+
+def read_through_outage(db: Database, read: Callable[[Session], T],
+                        delays: tuple[float, ...] = TRANSIENT_RETRY_DELAYS) -> T:
+    """``read(session)`` in a read session, tried again after each delay while the database is unreachable or busy."""
+
+    def once() -> T:
+        with db.reading() as session:
+            return read(session)
+
+    return through_outage(once, delays)

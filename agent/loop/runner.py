@@ -22,7 +22,7 @@ from agent.loop.fit import FitOutcome, final_recommendation, fit
 from agent.loop.gate import apply_decision, policy_decision
 from agent.loop.generate import generate
 from agent.loop.iteration import check_stop, complete_iteration, finish_campaign, open_iteration
-from agent.loop.outage import read_through_outage
+from agent.loop.outage import read_through_outage, through_outage
 from agent.loop.select import NothingToSelect, select_batch_step
 from agent.loop.state import current_batch, latest_iteration, step_index
 from agent.loop.sync import sync
@@ -76,12 +76,11 @@ def run_campaign(
     run_step("submit_pending", submit_pending, ctx)  # finish a dispatch a crash interrupted
     done = 0
     while True:
-        with ctx.db.reading() as session:
-            last = latest_iteration(session, ctx.campaign_id)
-            resuming = last is not None and last.step != "complete"
+        last_step = read_through_outage(ctx.db, lambda session: _last_step(session, ctx.campaign_id))
+        resuming = last_step is not None and last_step != "complete"
         if not resuming:
             run_step("sync", sync, ctx)
-            reason, _ = check_stop(ctx)
+            reason, _ = through_outage(lambda: check_stop(ctx))
             if reason is not None:
                 return _stop(ctx, run_step, reason, done, hooks)
             if max_iterations is not None and done >= max_iterations:
@@ -94,6 +93,11 @@ def run_campaign(
         done += 1
         if hooks.on_iteration is not None:
             hooks.on_iteration(ctx, iteration.id)
+
+
+def _last_step(session: Session, campaign_id: int) -> str | None:
+    last = latest_iteration(session, campaign_id)
+    return None if last is None else last.step
 
 
 def _step_of(ctx: LoopContext, iteration_id: int) -> str:
