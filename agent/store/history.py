@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, func, or_, select, type_coerce
+from sqlalchemy import Select, String, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from agent.store.errors import UnknownCampaign
+from agent.store.labels import describe_candidate
 from agent.store.models import (
     BatchItemRecord,
     BatchRecord,
@@ -144,9 +145,10 @@ def _typed_columns(model: Any) -> list[Any]:
         BatchItemRecord.rank,
         CandidateRecord.id,
         CandidateRecord.kind,
-        # the stored JSON as the driver gives it (text on SQLite): SQLAlchemy's JSON processing cost more
-        # than the query itself with 10^5 rows; _Rows decodes it only to label a new candidate
-        type_coerce(CandidateRecord.representation, String),
+        CandidateRecord.label,
+        # only for a row written without its label: the stored JSON as the driver gives it (text on SQLite), as
+        # SQLAlchemy's JSON processing cost more than the query itself with 10^5 rows
+        case((CandidateRecord.label.is_(None), type_coerce(CandidateRecord.representation, String))),
         CandidateRecord.origin,
         BatchItemRecord.acquisition_value,
         BatchItemRecord.posterior_mean,
@@ -206,10 +208,11 @@ class _Rows:
         self._last: tuple[int, str] | None = None  # rows come grouped by item: describe each candidate once
 
     def __call__(self, r: Any) -> tuple[Any, ...]:
-        (it, batch_id, bstatus, approver, note, decided, rank, cid, kind, rep, origin, acq, mean, std, reason, dropped,
-         mv_id, mv_kind, jstatus, adapter, fidelity, key, mprop, value, mstd, units, failed, error, measured) = r
+        (it, batch_id, bstatus, approver, note, decided, rank, cid, kind, label, rep, origin, acq, mean, std, reason,
+         dropped, mv_id, mv_kind, jstatus, adapter, fidelity, key, mprop, value, mstd, units, failed, error,
+         measured) = r
         if self._last is None or self._last[0] != cid:
-            self._last = (cid, describe_candidate(kind, _decoded(rep)))
+            self._last = (cid, label if label is not None else describe_candidate(kind, _decoded(rep)))
         return (it, batch_id, bstatus, _decision(bstatus, batch_id, self.edited), approver, note, decided, rank, cid,
                 self._last[1], origin, acq, mean, std, reason, bool(dropped), mv_id, mv_kind, jstatus, adapter,
                 fidelity, key, mprop, value, mstd, units, failed, error, measured)
@@ -314,30 +317,6 @@ def measurements_frame(session: Session, name: str) -> pd.DataFrame:
         columns=["candidate_id", "candidate", "property", "value", "std", "units", "fidelity", "failed", "error",
                  "measured_at"],
     )
-
-
-def _point_label(params: dict[str, Any]) -> str:
-    """A point's label from its parameters, as ``Candidate.label`` writes it."""
-    text = ", ".join([f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()])
-    return text if len(text) <= 80 else text[:79] + "…"
-
-
-def describe_candidate(kind: str, representation: dict[str, Any]) -> str:
-    """A compact text form of a stored candidate for tables.
-
-    A point (the common case, once per history row) is formatted here, as ``Candidate.label`` formats it
-    (a test holds the two together): building a ``Candidate`` per row, even unvalidated, was half of
-    ``history --format csv``'s time with 10^5 rows.
-    """
-    params = representation.get("params") if isinstance(representation, dict) else None
-    if kind == "point" and isinstance(params, dict):
-        return _point_label(params)
-    from matloop.types import Candidate
-
-    try:
-        return Candidate.model_validate(representation).label(max_len=80)
-    except Exception:  # noqa: BLE001 - an old or foreign representation still gets shown
-        return f"{kind}:{str(representation)[:60]}"
 
 
 #: Events that end a run (``flows/campaign.py``, ``agent/loop/iteration.py``): an override recorded before one of

@@ -6,7 +6,8 @@ printed again, 29 values examined character by character). Here the database ren
 itself: integers, booleans, missing values, a timestamp as ``str()`` of the typed UTC value, and the text
 columns joined into three pieces. Python adds only what SQL spells differently from Python: the floats
 (Python's shortest round-trip ``repr``, exactly what the typed rows print; SQLite would say '1' for 1.0 and
-lose -0.0's sign) and the candidate's label (its ``.3g`` numbers), made once per candidate. Rows are read
+lose -0.0's sign). The candidate's label is stored with it (``agent/store/labels.py``) and quoted here by the
+database; only a candidate written without one is described in Python (once). Rows are read
 straight from the driver's cursor (SQLAlchemy's result rows cost a quarter of the time with 10^5 rows); on
 PostgreSQL a thread reads ahead, so that the server's work overlaps Python's.
 
@@ -25,11 +26,9 @@ import queue
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from json.decoder import JSONDecoder
-from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import String, Text, and_, case, cast, func, literal, select, type_coerce
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -43,7 +42,6 @@ from agent.store.history import (
     _decoded,
     _edited_batches,
     _history_select,
-    _point_label,
     describe_candidate,
 )
 from agent.store.models import (
@@ -108,27 +106,15 @@ def _timestamp_text(column: Any, dialect: Dialect) -> Any:
     return case((column.is_(None), ""))
 
 
-def _point_params(dialect: Dialect) -> list[Any]:
-    """Two columns for the candidate: a point's parameters alone (as JSON), and the representation of other kinds.
+def _quoted(column: Any, dialect: Dialect) -> Any:
+    """SQL: a text column as one CSV field (see :func:`quote_field`); NULL stays NULL.
 
-    Decoding the whole stored JSON of 10^5 candidates in Python took twice as long as their parameters alone:
-    the database picks them out (the same JSON on SQLite, the same object on PostgreSQL). A point whose
-    parameters are not an object (or whose JSON SQLite calls invalid) has neither; :class:`_CsvLines` reads
-    its representation on its own.
+    The stored label is quoted by the database (a point's label always holds a comma), so that Python passes
+    it on untouched.
     """
-    rep, kind = CandidateRecord.representation, CandidateRecord.kind
-    if dialect.name == "sqlite":
-        text = type_coerce(rep, String)
-        # nested CASEs: SQLite evaluates them in order, so json_type never sees text json_valid refused
-        params = case((func.json_valid(text) == 1, case(
-            (and_(kind == "point", func.json_type(text, "$.params") == "object"), func.json_extract(text, "$.params"))
-        )))
-    elif dialect.name == "postgresql":  # as text: the driver's JSON decoding costs more than json.loads itself
-        params = case((and_(kind == "point", func.jsonb_typeof(rep["params"]) == "object"),
-                       cast(rep["params"], Text)))
-    else:
-        return [type_coerce(None, String), type_coerce(rep, String)]
-    return [type_coerce(params, String), case((kind != "point", type_coerce(rep, String)))]
+    find = func.strpos if dialect.name == "postgresql" else func.instr
+    needs_quotes = or_(*[find(column, mark) > 0 for mark in ('"', ",", "\n", "\r")])
+    return case((needs_quotes, _cat(literal('"'), func.replace(column, '"', '""'), literal('"'))), else_=column)
 
 
 def _float(column: Any, dialect: Dialect) -> Any:
@@ -162,10 +148,9 @@ def _item_columns(dialect: Dialect, model: Any) -> list[Any]:
         BatchItemRecord.id,
         MeasurementRecord.id,
         BatchRecord.id,
-        CandidateRecord.id,  # the label is made once per candidate
-        CandidateRecord.kind,
-        *_point_params(dialect),
+        CandidateRecord.id,
         _cat(_whole(BatchItemRecord.rank), literal(","), cast(CandidateRecord.id, String)),
+        _quoted(CandidateRecord.label, dialect),  # NULL for a row written without its label: made here
         _units(first),
         _float(BatchItemRecord.acquisition_value, dialect),
         _float(BatchItemRecord.posterior_mean, dialect),
@@ -248,43 +233,22 @@ class _Batches(dict[int, str]):
         return self[batch_id]
 
 
-_scan_json = c_make_scanner(JSONDecoder()) if c_make_scanner is not None else None
-
-
-def _object(text: str) -> Any:
-    """``json.loads(text)`` for the database's compact JSON, a fifth faster: its C scanner without the wrappers.
-
-    Anything the scanner does not take whole (leading space, trailing text, invalid JSON) goes to ``json.loads``.
-    """
-    if _scan_json is not None:
-        try:
-            value, end = _scan_json(text, 0)
-        except (StopIteration, ValueError):
-            return _decoded(text)
-        if end == len(text):
-            return value
-    return _decoded(text)
-
-
 class _CsvLines:
     """Raw item rows -> CSV lines in ``HISTORY_COLUMNS`` order: the database's text, the label and floats between."""
 
     def __init__(self, connection: Connection, campaign_id: int, batches: _Batches) -> None:
         self.connection, self.campaign_id, self.batches = connection, campaign_id, batches
-        self._cid: int | None = None  # rows come grouped by item: describe each candidate once
-        self._label = ""
+        self._unlabelled: dict[int, str] = {}
 
-    def _new_label(self, cid: int, kind: str, params: Any, rep: Any) -> str:
-        if params is not None:
-            label = _point_label(_object(params))
-        else:
-            if rep is None:  # an odd point (see _point_params): its representation on its own
-                rep = self.connection.execute(
-                    select(type_coerce(CandidateRecord.representation, String)).where(CandidateRecord.id == cid)
-                ).scalar_one()
-            label = describe_candidate(kind, _decoded(rep))
-        self._cid, self._label = cid, quote_field(label)
-        return self._label
+    def _label_of(self, cid: int) -> str:
+        """The CSV field of a candidate written without its label (read and described here, once)."""
+        if cid not in self._unlabelled:
+            kind, rep = self.connection.execute(
+                select(CandidateRecord.kind, type_coerce(CandidateRecord.representation, String))
+                .where(CandidateRecord.id == cid)
+            ).one()
+            self._unlabelled[cid] = quote_field(describe_candidate(kind, _decoded(rep)))
+        return self._unlabelled[cid]
 
     def _pieces(self, item_id: int, measurement_id: int | None, first: Any, middle: Any,
                 last: Any) -> tuple[str, str, str]:
@@ -312,9 +276,9 @@ class _CsvLines:
 
     def line(self, r: Any) -> str:
         """A row whose floats come as numbers or '' (SQLite, :func:`_float`) as its CSV line."""
-        (item_id, measurement_id, batch_id, cid, kind, params, rep, head, first, acq, mean, std, middle, value, mstd,
-         last) = r
-        label = self._label if cid == self._cid else self._new_label(cid, kind, params, rep)
+        item_id, measurement_id, batch_id, cid, head, label, first, acq, mean, std, middle, value, mstd, last = r
+        if label is None:
+            label = self._label_of(cid)
         try:
             text = first + middle + last
         except TypeError:  # a timestamp SQL could not read
@@ -329,7 +293,7 @@ class _CsvLines:
     def typed_line(self, r: Any) -> str:
         """A row whose floats come as floats or None (PostgreSQL) as its CSV line."""
         r = list(r)
-        for i in (9, 10, 11, 13, 14):
+        for i in (7, 8, 9, 11, 12):
             if r[i] is None:
                 r[i] = ""
         return self.line(r)

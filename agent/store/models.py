@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
+from agent.store.labels import label_on_insert
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -155,6 +157,8 @@ class CandidateRecord(Base):
     kind: Mapped[str] = mapped_column(String(20))
     representation: Mapped[dict[str, Any]] = mapped_column(JSONType)
     origin: Mapped[str] = mapped_column(String(100), default="unknown")
+    #: what tables and ``matloop history`` show, made once when the row is written (``agent/store/labels.py``)
+    label: Mapped[str | None] = mapped_column(Text, nullable=True, default=label_on_insert)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -77,7 +77,7 @@ def _add_awkward_rows(url: str) -> None:
         s.add(batch)
         s.flush()
         long_point = Candidate.point({f"parameter_{i}": i / 7 for i in range(12)})
-        mixed_point = Candidate.point({"ni_load": 0.1, "steps": 3, "solvent": "water, dry", "flag": True})
+        mixed_point = Candidate.point({"ni_load": 0.1, "steps": 3, "solvent": 'water, "dry"', "flag": True})
         representations = [
             ("point", long_point.model_dump(mode="json")),
             ("point", mixed_point.model_dump(mode="json")),
@@ -106,6 +106,8 @@ def _add_awkward_rows(url: str) -> None:
         # a unit separator inside a value (the fast path joins values with it): that row is read value by value
         s.add(JobRecord(campaign_id=campaign.id, candidate_id=cand.id, batch_item_id=item.id, adapter="odd\x1fadapter",
                         fidelity="f", idempotency_key="awkward-key-extra", status="queued"))
+    with db.engine.begin() as conn:  # a candidate written before labels were stored: described as it is read
+        conn.exec_driver_sql("UPDATE candidate SET label = NULL WHERE fingerprint = 'awkward-1'")
     if db.engine.dialect.name == "sqlite":  # a timestamp stored in another format than SQLAlchemy writes
         with db.engine.begin() as conn:
             conn.exec_driver_sql("UPDATE measurement SET created_at = '2026-01-02 03:04:06' "

@@ -54,3 +54,52 @@ def test_unreachable_postgres_is_reported_plainly() -> None:
     assert "cannot reach the database" in text and "127.0.0.1:1" in text
     assert "secret" not in text  # passwords never reach the screen
     assert "MATLOOP_DATABASE_URL" in text
+
+
+def test_the_label_migration_labels_existing_candidates(db_url: str) -> None:
+    """Candidates written before ``candidate.label`` existed get the label their representation gives."""
+    import json
+
+    from sqlalchemy import text
+
+    from agent.store.labels import describe_candidate
+    from matloop.types import Candidate
+
+    upgrade(db_url, "0002")
+    db = Database(db_url)
+    point = Candidate.point({"ni_load": 0.123456, "solvent": 'water, "dry"'}).model_dump(mode="json")
+    odd = {"params": "not a dict"}
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO campaign (name, spec, spec_hash, status, created_at, updated_at) "
+                          "VALUES ('c', '{}', 'h', 'running', '2026-01-01', '2026-01-01')"))
+        campaign_id = conn.execute(text("SELECT id FROM campaign")).scalar_one()
+        for fingerprint, representation in [("p", point), ("o", odd)]:
+            conn.execute(text("INSERT INTO candidate (campaign_id, fingerprint, kind, representation, origin, "
+                              "created_at) VALUES (:c, :f, 'point', :r, 'test', '2026-01-01')"),
+                         {"c": campaign_id, "f": fingerprint, "r": json.dumps(representation)})
+    upgrade(db_url)
+    with db.engine.connect() as conn:
+        labels = dict(conn.execute(text("SELECT fingerprint, label FROM candidate")).all())
+    db.dispose()
+    assert labels == {"p": describe_candidate("point", point), "o": describe_candidate("point", odd)}
+    assert labels["p"] == 'ni_load=0.123, solvent=water, "dry"'
+
+
+def test_a_candidate_is_stored_with_its_label(migrated_db_url: str) -> None:
+    """The column's default labels every candidate as ``Candidate.label`` does, whoever writes the row."""
+    from agent.spec import parse_campaign
+    from agent.store.campaigns import register_campaign
+    from agent.store.models import CandidateRecord
+    from cli.campaign_files import template_text
+    from matloop.types import Candidate
+
+    db = Database(migrated_db_url)
+    candidate = Candidate.point({f"p{i}": i / 7 for i in range(12)})
+    with db.transaction() as s:
+        campaign = register_campaign(s, parse_campaign(template_text("oer")))
+        s.add(CandidateRecord(campaign_id=campaign.id, fingerprint=candidate.fingerprint, kind="point",
+                              representation=candidate.model_dump(mode="json"), origin="test"))
+    with db.reading() as s:
+        stored = s.query(CandidateRecord).one()
+        assert stored.label == candidate.label(max_len=80) and stored.label.endswith("…")
+    db.dispose()
