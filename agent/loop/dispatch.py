@@ -49,6 +49,7 @@ def create_jobs(ctx: LoopContext, batch_id: int) -> int:
                 session.add(job)
                 charge(session, job, iteration_id=batch.iteration_id, reason="dispatched")
                 created += 1
+        checkpoint("dispatch.before_commit")  # jobs and their charges written, not yet committed
     return created
 
 
