@@ -94,6 +94,10 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…"
 
 
+#: What costs are counted in when a campaign does not say: plain units of its measurements' ``cost``.
+DEFAULT_CURRENCY = "cost units"
+
+
 class Budget(BaseModel):
     """Limits on spending; the campaign stops at whichever comes first.
 
@@ -110,7 +114,7 @@ class Budget(BaseModel):
     max_iterations: int | None = Field(default=None, ge=1)
     wall_clock: timedelta | None = None
     currency: str = Field(
-        default="cost units", min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$",
+        default=DEFAULT_CURRENCY, min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$",
         description="what every measurement's `cost` and `max_cost` are counted in (one per campaign), "
         "e.g. core-hours, USD or hours",
     )
