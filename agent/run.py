@@ -25,7 +25,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -95,6 +95,10 @@ def open_database(url: str | None) -> Database:
 def only_budget_differs(stored: dict[str, Any], new: Campaign) -> bool:
     """True when ``new`` is the stored spec with another budget: how a finished campaign is extended."""
     other = new.model_dump(mode="json")
+    try:  # compared in this version's shape: settings added since it was stored read as their defaults
+        stored = Campaign.from_stored(stored).model_dump(mode="json")
+    except ValidationError:
+        pass
     return {k: v for k, v in stored.items() if k != "budget"} == {k: v for k, v in other.items() if k != "budget"}
 
 
@@ -159,6 +163,9 @@ class CampaignRun:
         record = session.scalar(
             select(CampaignRecord).where(CampaignRecord.name == self.spec.name).with_for_update()
         )
+        if record is not None and record.spec_hash != self.spec.spec_hash() and self.spec.same_as_stored(record.spec):
+            # the same campaign, stored before this version added a defaulted setting (e.g. budget.currency)
+            record.spec, record.spec_hash = self.spec.model_dump(mode="json"), self.spec.spec_hash()
         # On resume, a spec that differs only in its budget is how a campaign is extended (logged by
         # register_campaign as spec_changed); any other change is refused there, in its own words.
         changed_budget = record is not None and record.spec_hash != self.spec.spec_hash() and only_budget_differs(

@@ -15,7 +15,7 @@ import typer
 
 #: Modules that add commands to the main app through ``register(app)``.
 _COMMAND_MODULES = ["cli.campaign_files", "cli.database", "cli.history", "cli.running",
-                    "cli.pending"]
+                    "cli.pending", "cli.budget"]
 #: Modules exposing a sub-app ``app``, mounted under the given name.
 _SUB_APPS = {"simlab": "cli.simlab"}
 #: Commands run with only their own module loaded (see :func:`main`): ``matloop history`` with 10^5 rows

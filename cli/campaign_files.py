@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.spec import Campaign, CampaignFileError, load_campaign
+from agent.spec.campaign import DEFAULT_CURRENCY
 from cli.common import EXIT_INVALID, console, err_console, fail
 from matloop.space import CategoricalParameter, ParametricSpace
 
@@ -92,7 +93,7 @@ def summary_table(campaign: Campaign) -> Table:
     b = campaign.budget
     limits = [
         f"{b.max_experiments} experiments" if b.max_experiments else "",
-        f"cost {b.max_cost:g}" if b.max_cost else "",
+        f"cost {b.max_cost:g} {b.currency}" if b.max_cost else "",
         f"{b.max_iterations} iterations" if b.max_iterations else "",
         f"wall clock {b.wall_clock}" if b.wall_clock else "",
     ]
@@ -105,7 +106,7 @@ def summary_table(campaign: Campaign) -> Table:
     for m in campaign.measurements:
         adapter = campaign.adapters[m.adapter]
         _row(table, "measures", f"{', '.join(m.properties)} via {m.adapter} ({adapter.type}), "
-                      f"fidelity {m.fidelity}, cost {m.cost:g}")
+                      f"fidelity {m.fidelity}, cost {m.cost:g}" + (f" {b.currency}" if b.currency != DEFAULT_CURRENCY else ""))
     _row(table, "generator / surrogate / acquisition",
                   f"{campaign.generator.type} / {campaign.surrogate.type} / {campaign.acquisition.type}")
     _row(table, "seed", str(campaign.seed))

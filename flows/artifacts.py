@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from agent.loop.context import LoopContext
 from agent.loop.state import candidate_from_record, latest_recommendation, model_label, modelled_properties, progress
+from agent.store.ledger import LedgerTotals, ledger_totals
 from agent.store.models import BatchRecord, MeasurementRecord, ModelVersionRecord
 
 log = logging.getLogger(__name__)
@@ -178,15 +179,16 @@ def metrics_markdown(ctx: LoopContext, model_version_id: int | None) -> str:
 
 
 def budget_fraction(ctx: LoopContext) -> tuple[float, str]:
-    """Share of the budget spent (the most-spent limit), and a sentence saying what."""
+    """Share of the budget spent (the most-spent limit), and a sentence saying what, with the ledger's totals."""
     with ctx.db.reading() as session:
         snap = progress(session, ctx.campaign, ctx.campaign_id)
+        totals = ledger_totals(session, ctx.campaign_id)
     b = ctx.campaign.budget
     parts: list[tuple[float, str]] = []
     if b.max_experiments:
         parts.append((snap.experiments / b.max_experiments, f"{snap.experiments}/{b.max_experiments} experiments"))
     if b.max_cost:
-        parts.append((snap.cost / b.max_cost, f"cost {snap.cost:g}/{b.max_cost:g}"))
+        parts.append((snap.cost / b.max_cost, f"cost {snap.cost:g}/{b.max_cost:g} {b.currency}"))
     if b.max_iterations:
         parts.append((snap.completed_iterations / b.max_iterations,
                       f"{snap.completed_iterations}/{b.max_iterations} iterations"))
@@ -196,7 +198,16 @@ def budget_fraction(ctx: LoopContext) -> tuple[float, str]:
     fraction = min(max((p for p, _ in parts), default=0.0), 1.0)
     prop = ctx.campaign.objectives[0].property
     best = "" if snap.best is None else f"; best {prop} {with_units(snap.best, units_of(ctx, prop))}"
-    return fraction, ", ".join(text for _, text in parts) + best
+    return fraction, ", ".join(text for _, text in parts) + best + ledger_sentence(totals, b.currency)
+
+
+def ledger_sentence(totals: LedgerTotals, currency: str) -> str:
+    """The ledger's spend by fidelity and adapter, for the budget artifact (empty before the first dispatch)."""
+    if not totals.jobs:
+        return ""
+    groups = ", ".join(f"{row.key} {row.net:g}" for row in totals.by_fidelity_adapter)
+    refunded = f" after {totals.refunded:g} refunded" if totals.refunded else ""
+    return f"; ledger: {totals.net:g} {currency} spent{refunded} (fidelity / adapter: {groups})"
 
 
 def latest_artifact_id(key: str, kind: str) -> UUID | None:

@@ -4,6 +4,8 @@ The order is what makes a crash harmless: (1) the jobs are written with their
 keys in one transaction, (2) each is submitted, (3) its external id is
 recorded.  Killed between (2) and (3), a resumed run submits the same key
 again and the lab answers with the experiment it already has — nothing runs twice.
+Each job's cost is charged to the ledger in (1), the transaction that stores it, so
+nothing is charged twice either: a resumed run finds the job, and its charge, already there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from agent.loop.faults import checkpoint
 from agent.loop.state import candidate_from_record
 from agent.loop.sync import attempt_of, measurement_of
 from agent.store.events import record_event
+from agent.store.ledger import charge
 from agent.store.models import BatchRecord, CandidateRecord, IterationRecord, JobRecord
 from matloop.types import JobRequest, JobStatus, make_idempotency_key
 
@@ -38,12 +41,15 @@ def create_jobs(ctx: LoopContext, batch_id: int) -> int:
                 key = make_idempotency_key(ctx.campaign.name, candidate.fingerprint, m.fidelity, 0)
                 if session.scalar(select(JobRecord.id).where(JobRecord.idempotency_key == key)) is not None:
                     continue
-                session.add(JobRecord(
+                job = JobRecord(
                     campaign_id=ctx.campaign_id, candidate_id=candidate.id, batch_item_id=item.id,
                     adapter=m.adapter, fidelity=m.fidelity, idempotency_key=key,
                     status=JobStatus.PENDING.value, cost=m.cost,
-                ))
+                )
+                session.add(job)
+                charge(session, job, iteration_id=batch.iteration_id, reason="dispatched")
                 created += 1
+        checkpoint("dispatch.before_commit")  # jobs and their charges written, not yet committed
     return created
 
 

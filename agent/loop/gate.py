@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.loop.context import LoopContext
+from agent.loop.state import progress
 from agent.policy.approval import Decision, automatic_decision
 from agent.store import Database
 from agent.store.events import record_event
@@ -25,8 +26,14 @@ def batch_cost(ctx: LoopContext, batch_id: int) -> float:
 
 
 def policy_decision(ctx: LoopContext, batch_id: int) -> Decision | None:
-    """The approval policy's decision on the batch, or ``None`` when a person must decide."""
-    return automatic_decision(ctx.campaign.approval, batch_cost(ctx, batch_id))
+    """The approval policy's decision on the batch, or ``None`` when a person must decide.
+
+    What is left of the budget is read from the ledger, so ``auto_below_cost`` never lets out a batch the
+    campaign cannot pay for.
+    """
+    with ctx.db.reading() as session:
+        left = progress(session, ctx.campaign, ctx.campaign_id).remaining_cost(ctx.campaign)
+    return automatic_decision(ctx.campaign.approval, batch_cost(ctx, batch_id), left, ctx.campaign.budget.currency)
 
 
 def request_approval(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from agent.policy.stopping import CampaignProgress, is_better
 from agent.spec import Campaign
+from agent.store.ledger import spent
 from agent.store.models import (
     BatchItemRecord,
     BatchRecord,
@@ -184,7 +185,7 @@ def progress(session: Session, campaign: Campaign, campaign_id: int) -> Campaign
     assert record is not None
     live_jobs = (JobRecord.campaign_id == campaign_id, JobRecord.status != JobStatus.CANCELLED.value)
     experiments = session.scalar(select(func.count(func.distinct(JobRecord.candidate_id))).where(*live_jobs)) or 0
-    cost = session.scalar(select(func.coalesce(func.sum(JobRecord.cost), 0.0)).where(*live_jobs)) or 0.0
+    cost = spent(session, campaign_id)  # the ledger: a lost job re-run is paid once, refunds are netted
     best_history = [
         _info_best(info) for info in session.scalars(
             select(IterationRecord.info)

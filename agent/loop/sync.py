@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
+from agent.policy.budget import refund_reason
 from agent.spec import Campaign, Measurement
 from agent.store.events import record_event
+from agent.store.ledger import charge, iteration_of, refund
 from agent.store.models import CandidateRecord, JobRecord, MeasurementRecord
 from matloop.types import (
     JobResult,
@@ -116,6 +118,9 @@ def sync(ctx: LoopContext) -> SyncReport:
                         report.resubmitted += 1
                         continue
                     result = result.model_copy(update={"error": job.error})  # says how often it was lost
+                why = refund_reason(ctx.campaign.budget, status)
+                if why is not None:
+                    refund(session, job, reason=why)
                 report.measurements += _store_result(session, ctx.campaign, job, result)
         if report.finished:
             record_event(
@@ -170,11 +175,15 @@ def _resubmit_lost(session: Session, ctx: LoopContext, job: JobRecord) -> bool:
     candidate = session.get(CandidateRecord, job.candidate_id)
     assert candidate is not None
     key = make_idempotency_key(ctx.campaign.name, candidate.fingerprint, job.fidelity, tries)
-    session.add(JobRecord(
+    rerun = JobRecord(
         campaign_id=job.campaign_id, candidate_id=job.candidate_id, batch_item_id=job.batch_item_id,
         adapter=job.adapter, fidelity=job.fidelity, idempotency_key=key, status=JobStatus.PENDING.value,
         cost=job.cost,
-    ))
+    )
+    session.add(rerun)
+    # the candidate is still one experiment, paid once: the re-run is charged, the lost job refunded (policy.budget)
+    charge(session, rerun, iteration_id=iteration_of(session, job.batch_item_id), reason=f"re-run of lost job {job.id}")
+    refund(session, job, reason=refund_reason(ctx.campaign.budget, JobStatus.LOST, rerun=True) or "")
     record_event(
         session, "job_resubmitted", campaign_id=ctx.campaign_id,
         payload={"lost_job": job.id, "external_id": job.external_id, "error": job.error, "attempt": tries},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -65,19 +66,25 @@ class Decision(BaseModel):
         return self
 
 
-def automatic_decision(approval: Approval, batch_cost: float) -> Decision | None:
+def automatic_decision(approval: Approval, batch_cost: float, remaining: float = math.inf,
+                       currency: str = "cost units") -> Decision | None:
     """The policy's own decision, or ``None`` when a person must decide.
 
-    ``auto_below_cost`` lets a batch go by itself only when it costs at most the
-    limit: cheap batches do not wait for anyone, expensive ones always do.
+    ``auto_below_cost`` lets a batch go by itself only when it costs at most the limit *and* what is left of
+    the budget (``remaining``: ``max_cost`` less the ledger's spend) can pay for it: cheap batches do not wait
+    for anyone; an expensive one, or one that would overspend the budget, waits for a person, who may drop
+    candidates until it fits (or raise the budget). ``auto`` is not held back: it promises that nobody is asked,
+    and the batch was already sized to what the budget allows (``agent.loop.select.batch_size_now``).
     """
     if approval.policy == "auto":
         return Decision(approver=AUTO_APPROVER, note="approved automatically (policy auto)")
     if approval.policy == "auto_below_cost":
         assert approval.cost_limit is not None
-        if batch_cost <= approval.cost_limit:
+        if batch_cost <= approval.cost_limit and batch_cost <= remaining + 1e-9:
+            left = "" if math.isinf(remaining) else f", and the budget has {remaining:g} {currency} left"
             return Decision(
                 approver="policy:auto_below_cost",
-                note=f"batch cost {batch_cost:g} is within the limit {approval.cost_limit:g}",
+                note=f"batch cost {batch_cost:g} {currency} is within the limit {approval.cost_limit:g}{left}",
             )
     return None
+

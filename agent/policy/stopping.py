@@ -18,7 +18,7 @@ class CampaignProgress:
     """Where a campaign stands, as the database says."""
 
     experiments: int = 0  # distinct candidates dispatched (in flight or done)
-    cost: float = 0.0
+    cost: float = 0.0  # net spend on the campaign's ledger (charges less refunds), in its budget's currency
     completed_iterations: int = 0
     elapsed: timedelta = timedelta(0)
     results: int = 0  # candidates with a successful result
@@ -27,8 +27,18 @@ class CampaignProgress:
     best_history: list[float | None] = field(default_factory=list)  # best after each completed iteration
     target_met: bool = False
 
+    def remaining_cost(self, campaign: Campaign) -> float:
+        """What is left of ``max_cost`` after the ledger's spend (``inf`` when the budget sets no cost limit)."""
+        if campaign.budget.max_cost is None:
+            return math.inf
+        return max(campaign.budget.max_cost - self.cost, 0.0)
+
     def remaining_experiments(self, campaign: Campaign) -> float:
-        """How many more experiments the budget allows (``inf`` when it sets no such limit)."""
+        """How many more experiments the budget allows (``inf`` when it sets no such limit).
+
+        In cost, an experiment is one candidate measured by every measurement (``experiment_cost``); the
+        ledger's spend says what is left, so a refunded job gives its cost back to the campaign.
+        """
         left = math.inf
         budget = campaign.budget
         if budget.max_experiments is not None:
@@ -59,7 +69,8 @@ def stop_reason(campaign: Campaign, progress: CampaignProgress) -> str | None:
     if budget.max_experiments is not None and progress.experiments >= budget.max_experiments:
         return f"budget spent: {progress.experiments} of {budget.max_experiments} experiments"
     if progress.remaining_experiments(campaign) <= 0:
-        return f"budget spent: cost {progress.cost:g} of {budget.max_cost:g}, not enough for another experiment"
+        return (f"budget spent: cost {progress.cost:g} of {budget.max_cost:g} {budget.currency}, "
+                "not enough for another experiment")
     if budget.max_iterations is not None and progress.completed_iterations >= budget.max_iterations:
         return f"budget spent: {progress.completed_iterations} of {budget.max_iterations} iterations"
     if budget.wall_clock is not None and progress.elapsed >= budget.wall_clock:

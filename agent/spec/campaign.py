@@ -94,18 +94,36 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…"
 
 
+#: What costs are counted in when a campaign does not say: plain units of its measurements' ``cost``.
+DEFAULT_CURRENCY = "cost units"
+
+
 class Budget(BaseModel):
     """Limits on spending; the campaign stops at whichever comes first.
 
     Every limit is finite and positive (``wall_clock: 0`` or ``max_cost: .inf`` would mean
-    "stop at once" or "never"; leave a limit out instead).
+    "stop at once" or "never"; leave a limit out instead). Costs are counted by the campaign's ledger
+    (``agent/store/ledger.py``): each job is charged its measurement's ``cost`` when it is dispatched.
     """
 
     model_config = STRICT
     max_experiments: int | None = Field(default=None, ge=1)
-    max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_cost: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="the most the ledger may spend, in `currency`"
+    )
     max_iterations: int | None = Field(default=None, ge=1)
     wall_clock: timedelta | None = None
+    currency: str = Field(
+        default=DEFAULT_CURRENCY, min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="what every measurement's `cost` and `max_cost` are counted in (one per campaign), "
+        "e.g. core-hours, USD or hours",
+    )
+    on_failure: Literal["keep", "refund"] = Field(
+        default="keep",
+        description="what a job that fails costs: `keep` its charge (what a DFT queue bills, core-hours used "
+        "whether or not the run converged, and what a lab bills for a run whose sample failed) or `refund` it "
+        "(an executor that bills only results)",
+    )
 
     @field_validator("wall_clock", mode="before")
     @classmethod

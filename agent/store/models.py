@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -239,6 +240,36 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     candidate: Mapped[CandidateRecord] = relationship()
+
+
+class LedgerEntryRecord(Base):
+    """One charge or refund of a job's cost: the campaign's budget ledger (DESIGN.md: every cost charged once).
+
+    A job is charged in the transaction that stores it and refunded at most once, so ``(job_id, kind)`` is
+    unique: a second charge of the same job (a resumed run, a repeated step) is impossible at the database
+    level, not merely avoided by the code. ``amount`` is signed (a refund is negative), so spend is a plain sum;
+    it is in the campaign's ``budget.currency``.
+    """
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        UniqueConstraint("job_id", "kind", name="uq_ledger_entry_job_kind"),
+        CheckConstraint("kind IN ('charge', 'refund')", name="kind"),
+        CheckConstraint("(kind = 'charge' AND amount >= 0) OR (kind = 'refund' AND amount <= 0)", name="sign"),
+        Index("ix_ledger_entry_campaign_kind", "campaign_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    iteration_id: Mapped[int | None] = mapped_column(ForeignKey("iteration.id", ondelete="SET NULL"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("batch_item.id", ondelete="SET NULL"))
+    fidelity: Mapped[str] = mapped_column(String(100))
+    adapter: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(10))  # charge | refund
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MeasurementRecord(Base):

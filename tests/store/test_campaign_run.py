@@ -220,3 +220,23 @@ def test_database_busy_and_lease_held_are_different_errors() -> None:
     from flows.campaign import is_transient
 
     assert is_transient(DatabaseBusy("locked for a moment")) and not is_transient(LeaseHeld("run by another run"))
+
+
+def test_a_campaign_stored_before_a_new_setting_is_the_same_campaign(migrated_db_url: str) -> None:
+    """Stored before ``budget.currency`` and ``on_failure`` existed (another hash): still finished, still extensible."""
+    from matloop.types import stable_hash
+
+    spec = _spec()
+    with CampaignRun(spec, database_url=migrated_db_url, resume=False) as run, run.database.transaction() as s:
+        record = get_campaign(s, spec.name)
+        old = spec.model_dump(mode="json")
+        for key in ("currency", "on_failure"):
+            del old["budget"][key]
+        record.spec, record.spec_hash = old, stable_hash(old, length=64)
+        record.status, record.stop_reason = "stopped", "budget spent: 88 of 88 experiments"
+    with pytest.raises(CampaignFinished):
+        with CampaignRun(spec, database_url=migrated_db_url, resume=True):
+            pass
+    bigger = spec.model_copy(update={"budget": spec.budget.model_copy(update={"max_experiments": 120})})
+    with CampaignRun(bigger, database_url=migrated_db_url, resume=True) as run:
+        assert _record(run.database).status == "paused"
