@@ -99,14 +99,25 @@ class LabBook:
         self.results.pop(external_id, None)
 
 
-def _campaign_of(campaign: Campaign | str | Path) -> Campaign:
+def _campaign_of(campaign: Campaign | dict[str, Any] | str | Path) -> Campaign:
     if isinstance(campaign, Campaign):
         return campaign
+    if isinstance(campaign, dict):  # a campaign file's content, as Python data
+        from pydantic import ValidationError
+
+        try:
+            return Campaign.model_validate(campaign)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise RecommenderError(f"the campaign is not valid: {where}: {first['msg']} "
+                                   f"({exc.error_count()} problem(s) in all)") from None
     if isinstance(campaign, Path) or (isinstance(campaign, str) and "\n" not in campaign):
         return load_campaign(campaign)
     if isinstance(campaign, str):
         return parse_campaign(campaign)
-    raise RecommenderError(f"campaign must be a Campaign, a campaign file's path or its YAML text, not "
+    raise RecommenderError(f"campaign must be a Campaign, its content as a dict, a campaign file's path or its "
+                           f"YAML text, not "
                            f"{type(campaign).__name__}")
 
 
@@ -117,13 +128,14 @@ def _row_label(label: Any) -> str:
 class Recommender:
     """Ask/tell over one campaign: ``recommend(n)`` → picks with their reasons; ``add_measurements(frame)``.
 
+    ``campaign``: a :class:`~agent.spec.Campaign`, its content as a dict, a campaign file's path or its YAML text.
     ``pool``: one column per parameter of the campaign's (parametric) space, one row per candidate; other
     columns are ignored. ``None`` lets the campaign's own generator propose, as in a run. ``database``: a URL
     to keep the campaign's records in (``matloop history NAME`` reads them); a campaign of the same name
     and spec found there is continued. By default a temporary SQLite file, removed by :meth:`close`.
     """
 
-    def __init__(self, campaign: Campaign | str | Path, pool: pd.DataFrame | None = None, *,
+    def __init__(self, campaign: Campaign | dict[str, Any] | str | Path, pool: pd.DataFrame | None = None, *,
                  database: str | None = None) -> None:
         from agent.store.migrate import upgrade
 
