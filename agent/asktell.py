@@ -335,7 +335,8 @@ class Recommender:
                     params[p.name] = int(params[p.name])
             problems = self.space.violations(params)
             if problems:
-                raise RecommenderError(f"{what} {_row_label(label)} is not in the campaign's space: {problems[0]}")
+                raise RecommenderError(f"{what.split()[0]} {_row_label(label)} is not in the campaign's space: "
+                                       f"{problems[0]}")
             out.append((label, params))
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,13 @@ def test_picks_and_reasons_are_those_a_campaign_stores(sqlite_url: str, simlab: 
             rec.add_measurements(told)
 
 
+@pytest.fixture(scope="module")
+def fresh() -> Iterator[Recommender]:
+    """One recommender for the refusals: a refused frame stores nothing, so each test finds it untouched."""
+    with Recommender(_grid_spec(), _grid_pool()) as rec:
+        yield rec
+
+
 @pytest.mark.parametrize(("frame", "message"), [
     ([{"a": 0.1, "b": 0.2, "kind": "p", "y": 1.0}], "must be a pandas DataFrame, not list"),
     (pd.DataFrame({"a": [0.1], "kind": ["p"], "y": [1.0]}), "lacks the parameter columns ['b']"),
@@ -136,13 +144,13 @@ def test_picks_and_reasons_are_those_a_campaign_stores(sqlite_url: str, simlab: 
     (pd.DataFrame({"a": [], "b": [], "kind": [], "y": []}), "has no rows"),
     (pd.DataFrame([[0.1, 0.2, 0.3, "p", 1.0]], columns=["a", "b", "b", "kind", "y"]), "duplicated columns ['b']"),
 ])
-def test_bad_measurement_frames_are_refused_in_one_sentence(frame: Any, message: str) -> None:
-    with Recommender(_grid_spec(), _grid_pool()) as rec:
-        with pytest.raises(RecommenderError) as caught:
-            rec.add_measurements(frame)
-        assert message in str(caught.value) and "\n" not in str(caught.value)
-        with rec.db.reading() as session:  # nothing half-written
-            assert session.scalar(select(MeasurementRecord.id).limit(1)) is None
+def test_bad_measurement_frames_are_refused_in_one_sentence(frame: Any, message: str, fresh: Recommender) -> None:
+    with pytest.raises(RecommenderError) as caught:
+        fresh.add_measurements(frame)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    with fresh.db.reading() as session:  # nothing half-written
+        assert session.scalar(select(MeasurementRecord.id).limit(1)) is None
+        assert session.scalar(select(CandidateRecord.id).limit(1)) is None
 
 
 def test_bad_pools_and_requests_are_refused_in_one_sentence() -> None:
