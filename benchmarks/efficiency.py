@@ -156,9 +156,8 @@ def cached_replay(
 ) -> list[int]:
     """``replay``, reading and writing BayBE's orders under ``cache`` when given.
 
-    BayBE's runs are deterministic for a seed and cost 10-100x matloop's; caching them (keyed by pool, its
-    size, q, seed, n_init, budget and the BayBE version) lets matloop's side be re-run against the same
-    BayBE orders. A larger budget than a cached one reuses it: an order that found the best is already
+    BayBE's runs are deterministic for a seed; caching them (keyed by pool, its size, q, seed, n_init, budget
+    and the BayBE version) lets matloop's side be re-run against the same BayBE orders, and halves a run. A larger budget than a cached one reuses it: an order that found the best is already
     complete, and one cut off by its budget is resumed from its last whole batch (the chooser sees the same
     measurements, so it makes the same picks a longer run would have made). matloop's own runs are never cached.
     """
