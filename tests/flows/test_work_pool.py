@@ -8,7 +8,7 @@ flow to it; two ``prefect worker start --pool matloop --limit 1`` processes take
 * the same campaign started twice at once runs on one worker and is refused on the other, in one sentence
   naming the run that holds it (the one-run lease holds across workers);
 * a second campaign runs on the other worker while the first is mid-iteration (its batch is out at the lab);
-* the first campaign's worker is killed with its flow run (SIGKILL to the group: a machine that dies); the
+* the first campaign's worker is killed with its flow run (SIGKILL to both at once: a machine that dies); the
   campaign started again runs on the surviving worker and finishes, every experiment run once and stored once.
 
 The lab runs in this test process and outlives the kill, so it can testify for the idempotency keys.
@@ -162,7 +162,7 @@ def _exercise(workers: Workers, slow_spec: Any, fast_spec: Any, slow_lab: Any, m
         # the running campaign's batch is out at the lab: mid-iteration
         wait_for(lambda: _submitted(db, "pool-a") == 4, RUN_SECONDS, "pool-a's batch to reach the lab")
 
-        workers.processes[holder].kill()  # the worker and its flow run die at once
+        workers.processes[holder].kill()  # the worker and its flow run die at once; Prefect still says Running
         with db.reading() as session:
             record = session.scalar(select(CampaignRecord).where(CampaignRecord.name == "pool-a"))
             assert record is not None

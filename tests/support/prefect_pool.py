@@ -48,13 +48,32 @@ class Process:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL the whole group at once: no shutdown, no goodbye to the API (a machine that dies)."""
-        if self.alive():
-            os.killpg(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout=30)
+        """SIGKILL the process and everything it started, at once: no shutdown, no goodbye to the API (a machine
+        that dies). Prefect starts a worker's flow runs in sessions of their own, so the group is not enough."""
+        import psutil
+
+        if not self.alive():
+            return
+        try:
+            tree = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            tree = []
+        os.killpg(self.pid, signal.SIGKILL)
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.popen.wait(timeout=30)
 
     def stop(self) -> None:
-        """Ctrl-C the group (a clean shutdown), then SIGKILL whatever is left of it."""
+        """Ctrl-C the group (a clean shutdown), then SIGKILL whatever is left of it and of what it started."""
+        import psutil
+
+        try:
+            tree = psutil.Process(self.pid).children(recursive=True) if self.alive() else []
+        except psutil.Error:
+            tree = []
         if self.alive():
             try:
                 os.killpg(self.pid, signal.SIGINT)
@@ -67,6 +86,11 @@ class Process:
             pass
         if self.popen.poll() is None:
             self.popen.wait(timeout=30)
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
 
 
 def start(name: str, argv: list[str], env: dict[str, str], log: Path) -> Process:
