@@ -363,6 +363,7 @@ def operate(soak: Soak, specs: list[Campaign], workers: dict[str, Process], env:
                          f"{args.outage_seconds:g} s, then starts again")
                 matloop_pg.outage(args.outage_seconds)
                 soak.log("PostgreSQL is back")
+            statuses = stopped_campaigns(db)  # again: a restart above took a while
             for name, runs in soak.runs.items():
                 state = soak.state(runs[-1])
                 if state is not None and not state.is_final() and soak.process_gone(runs[-1]):

@@ -152,6 +152,10 @@ def deploy_to_pool(
         try:
             work_pool = client.read_work_pool(pool)
         except ObjectNotFound:
+            if image is not None:
+                raise DeployError(f"work pool {pool!r} does not exist, and the process pool `matloop deploy` would "
+                                  "create takes no image: create a Docker or Kubernetes pool first (`prefect "
+                                  f"work-pool create {pool} --type docker`), or leave out --image") from None
             template = ProcessWorker.get_default_base_job_template()
             try:
                 work_pool = client.create_work_pool(WorkPoolCreate(name=pool, type="process",

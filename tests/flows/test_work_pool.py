@@ -63,11 +63,11 @@ def pool_server(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Pre
         server.process.stop()
 
 
-def _deploy() -> str:
+def _deploy(*args: str, exit_code: int = 0) -> str:
     from cli import app  # in-process (typer's runner): the API is the one temporary_settings points at
 
-    result = CliRunner().invoke(app, ["deploy"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["deploy", *args], catch_exceptions=False)
+    assert result.exit_code == exit_code, result.output
     return result.output
 
 
@@ -108,13 +108,19 @@ def test_campaigns_run_on_two_workers_and_survive_losing_one(
     upgrade(matloop_db)  # once, before the workers (docker-compose's `migrate`): runs never race to create it
 
     # `matloop deploy`: creates the pool and the deployment; again: finds the pool, updates the same deployment
+    assert "does not exist, and the process pool" in _deploy("--image", "matloop:1", exit_code=1)
     first = _deploy()
     assert f"work pool {POOL} (process) created; deployment {DEPLOYMENT} created" in first, first
+    assert "is a process pool, whose jobs take no image" in _deploy("--image", "matloop:1", exit_code=1)
+    _deploy("--env", "MATLOOP_NOTE=on")
+    with get_client(sync_client=True) as client:
+        assert client.read_deployment_by_name(DEPLOYMENT).job_variables == {"env": {"MATLOOP_NOTE": "on"}}
     again = _deploy()
     assert f"work pool {POOL} (process) already there; deployment {DEPLOYMENT} updated" in again, again
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         assert deployment.work_pool_name == POOL and deployment.entrypoint == "flows.campaign.campaign_flow"
+        assert deployment.job_variables == {}  # what this deploy asked for, not what an earlier one did
         assert client.read_work_pool(POOL).type == "process"
     from flows.deployments import campaign_deployment
 
