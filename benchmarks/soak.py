@@ -4,7 +4,7 @@ What a group running matloop on shared machines lives with, time-compressed: a P
 PostgreSQL), the campaign deployment on the ``matloop`` process pool (``flows.deployments.deploy_to_pool``, what
 ``matloop deploy`` runs), two ``prefect worker`` processes, matloop's database on another PostgreSQL, and the
 simulated lab's Branin scenario (an analytic function: the science is cheap, the orchestration is what is
-measured). N campaigns start at once (20; 3 with ``--quick``), each ten iterations of 4 (three with
+measured). N campaigns start at once (20; 3 with ``--quick``), each ten iterations of 4 (two with
 ``--quick``): about an hour of lab time each (an experiment is 0.1 lab hours), at ``--time-scale`` real seconds
 per lab second. Along the way, once the campaigns are that far into their budgets:
 
@@ -436,7 +436,7 @@ def report(soak: Soak, specs: list[Campaign], finished: bool, db: Database, lab:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 campaigns of 3 iterations, 1 worker restart, "
+    parser.add_argument("--quick", action="store_true", help="3 campaigns of 2 iterations, 1 worker restart, "
                         "1 database restart (the test suite's form)")
     parser.add_argument("--campaigns", type=int, default=None, help="campaigns at once (default 20)")
     parser.add_argument("--iterations", type=int, default=None, help="batches of 4 per campaign (default 10)")
@@ -445,11 +445,11 @@ def main() -> None:
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the server's and workers' logs here")
     args = parser.parse_args()
     args.campaigns = args.campaigns or (3 if args.quick else 20)
-    args.iterations = args.iterations or (3 if args.quick else 10)
+    args.iterations = args.iterations or (2 if args.quick else 10)
     args.worker_restarts = 1 if args.quick else 2
     args.database_restarts = 1
     args.outage_seconds = 1.0 if args.quick else 5.0
-    args.timeout = args.timeout or (400.0 if args.quick else 3600.0)
+    args.timeout = args.timeout or (600.0 if args.quick else 3600.0)
     if not 1 <= args.campaigns <= 200 or not 1 <= args.iterations <= 1000 or not args.time_scale > 0:
         parser.error("--campaigns must be 1..200, --iterations 1..1000, --time-scale positive")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
