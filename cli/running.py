@@ -1,4 +1,4 @@
-"""``matloop run``, ``serve``, ``approve`` and ``demo``: running campaigns on Prefect."""
+"""``matloop run``, ``serve``, ``deploy``, ``approve`` and ``demo``: running campaigns on Prefect."""
 
 from __future__ import annotations
 
@@ -191,6 +191,32 @@ def serve(
     serve_deployments(name=name, limit=limit)
 
 
+def deploy(
+    pool: str = typer.Option("matloop", "--pool", help="work pool (a process pool is created if missing)"),
+    name: str = typer.Option("campaign", "--name", help="deployment name"),
+    image: str | None = typer.Option(None, "--image", help="image the jobs run (Docker or Kubernetes pools only)"),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the flow runs' environment (repeatable; "
+                                  "no secrets: those stay in the workers' environment)"),
+) -> None:
+    """Deploy the campaign flow to a work pool, so `prefect worker start --pool POOL` on any machine runs campaigns."""
+    from rich.markup import escape
+
+    from flows.deployments import DeployError, check_env, deploy_to_pool
+
+    try:
+        result = deploy_to_pool(pool, name, image=image, env=check_env(env))
+    except DeployError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"[green]✓[/] work pool {escape(result.pool)} ({result.pool_type}) "
+        f"{'created' if result.pool_created else 'already there'}; deployment {escape(result.deployment)} "
+        f"{'created' if result.deployment_created else 'updated'} (id {result.deployment_id})", highlight=False)
+    workers = (f"{result.workers_online} worker(s) online" if result.workers_online else "no worker online yet")
+    console.print(f"{workers}; start one on each machine with `prefect worker start --pool {escape(result.pool)}` "
+                  "(MATLOOP_DATABASE_URL and PREFECT_API_URL set there), then run campaigns from the Prefect UI",
+                  highlight=False)
+
+
 def approve(
     name: str = typer.Argument(..., help="campaign name"),
     by: str = typer.Option(..., "--by", help="your name (stored with the decision)"),
@@ -235,6 +261,7 @@ def demo(
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(serve)
+    app.command()(deploy)
     app.command()(approve)
     app.command()(demo)
     # Prefect's ephemeral API starts a server subprocess; on a busy 2-core machine its default 20 s is too short.

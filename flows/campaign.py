@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -171,8 +172,15 @@ def campaign_tag(name: str) -> str:
     return f"campaign:{name}"
 
 
+def worker_tag() -> str | None:
+    """``worker:<name>`` for a run a work-pool worker started (Prefect gives the run its worker's name)."""
+    name = os.environ.get("PREFECT__WORKER_NAME")
+    return f"worker:{name}" if name else None
+
+
 def _tag_run(flow_run_id: str | None, name: str) -> None:
-    """Tag the flow run with its campaign, so the UI filters a campaign's runs (a nicety: never fatal)."""
+    """Tag the flow run with its campaign, so the UI filters a campaign's runs, and with the worker that runs it,
+    so a person sees which machine to look at among many (a nicety: never fatal)."""
     if not flow_run_id:
         return
     from uuid import UUID
@@ -182,8 +190,9 @@ def _tag_run(flow_run_id: str | None, name: str) -> None:
     try:
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(UUID(flow_run_id))
-            if campaign_tag(name) not in run.tags:
-                client.update_flow_run(UUID(flow_run_id), tags=[*run.tags, campaign_tag(name)])
+            wanted = [tag for tag in (campaign_tag(name), worker_tag()) if tag and tag not in run.tags]
+            if wanted:
+                client.update_flow_run(UUID(flow_run_id), tags=[*run.tags, *wanted])
     except Exception as exc:  # noqa: BLE001 - the tag is for people browsing the UI
         log.warning("could not tag the flow run with its campaign: %s", exc)
 

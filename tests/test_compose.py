@@ -134,12 +134,44 @@ def service_env(service: dict[str, Any]) -> dict[str, str]:
 def test_compose_defines_the_production_services() -> None:
     compose = config()
     services = compose["services"]
-    assert {"postgres", "prefect-server", "worker", "simlab", "migrate"} <= set(services)
+    assert {"postgres", "prefect-server", "deploy", "worker", "simlab", "migrate", "dask-scheduler",
+            "dask-worker"} <= set(services)
     worker = services["worker"]
-    assert worker["command"] == ["serve"]
+    # the campaign deployment on the `matloop` process pool (`matloop deploy`), run by two Prefect workers
+    assert services["deploy"]["command"] == ["deploy", "--pool", "matloop"]
+    assert worker["entrypoint"] + worker["command"] == ["prefect", "worker", "start", "--pool", "matloop", "--type",
+                                                        "process"]
+    assert worker["deploy"]["replicas"] == 2
     assert service_env(worker)["MATLOOP_DATABASE_URL"].startswith("postgresql://")
     assert service_env(worker)["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert service_env(services["deploy"])["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     assert services["migrate"]["command"] == ["db", "upgrade"]
+
+
+def test_heavy_steps_go_to_the_stacks_dask_cluster() -> None:
+    services = config()["services"]
+    scheduler, dask_worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["entrypoint"] + scheduler["command"][:1] == ["dask", "scheduler"]
+    port = _port_of(scheduler)
+    assert dask_worker["entrypoint"] == ["dask"] and dask_worker["command"][:2] == [
+        "worker", f"tcp://dask-scheduler:{port}"]
+    assert dask_worker["deploy"]["replicas"] == 2
+    assert dask_worker["depends_on"] == {"dask-scheduler": {"condition": "service_healthy"}}
+    assert "/health" in " ".join(scheduler["healthcheck"]["test"])
+    # the workers' environment, read by matloop's own setting: the scheduler of this stack
+    env = {k: v for k, v in service_env(services["worker"]).items() if k.startswith("MATLOOP_COMPUTE")}
+    assert env == {"MATLOOP_COMPUTE__TYPE": "dask_scheduler", "MATLOOP_COMPUTE__ADDRESS": f"tcp://dask-scheduler:{port}"}
+    import matloop.settings
+
+    if hasattr(matloop.settings, "ComputeSettings"):  # the typed setting of the Dask work (matloop/compute.py)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            compute = matloop.settings.ComputeSettings().compute
+        assert compute.type == "dask_scheduler" and compute.address == f"tcp://dask-scheduler:{port}"
+    # every Dask process runs the project image with the dask extra (it unpickles matloop's functions)
+    assert scheduler["image"] == dask_worker["image"] == "matloop:latest"
+    assert "dask" in services["migrate"]["build"]["args"]["MATLOOP_EXTRAS"].split(",")
 
 
 @pytest.mark.parametrize("secret", SECRETS)
@@ -210,10 +242,13 @@ def test_services_start_in_order() -> None:
     assert services["postgres"]["healthcheck"]["test"][-1].startswith("pg_isready -h 127.0.0.1 ")
     assert services["prefect-server"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["deploy"]["depends_on"] == {"prefect-server": {"condition": "service_healthy"}}
     assert services["worker"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"},
+        "deploy": {"condition": "service_completed_successfully"},
         "prefect-server": {"condition": "service_healthy"},
         "simlab": {"condition": "service_healthy"},
+        "dask-scheduler": {"condition": "service_healthy"},
     }
 
 
@@ -399,4 +434,4 @@ def test_every_matloop_command_in_the_file_parses() -> None:
             command = command.commands[path[-1]]
         command.make_context(path[-1], args)  # parses every option, with its type and range; exits if one is bad
         checked.append((name, " ".join(path)))
-    assert sorted(checked) == [("migrate", "db upgrade"), ("simlab", "simlab serve"), ("worker", "serve")]
+    assert sorted(checked) == [("deploy", "deploy"), ("migrate", "db upgrade"), ("simlab", "simlab serve")]
