@@ -49,15 +49,15 @@ INCUMBENTS = 128
 class SampleTable:
     """Per-sample scores ``h`` (``samples x rows``) and how a column maximum over the batch is averaged.
 
-    ``rescore`` (qLogNEI only) gives the scores again with the given columns added to the incumbent set: BoTorch's
-    incremental NEI scores each new point alone against ``max(incumbents, pending, earlier picks)``, so its greedy
-    does not take a batch maximum at all.
+    ``rescore`` (qLogNEI only) gives the scores of the first ``n`` columns again with the given columns added to the
+    incumbent set: BoTorch's incremental NEI scores each new point alone against ``max(incumbents, pending, earlier
+    picks)``, so its greedy does not take a batch maximum at all.
     """
 
     h: Tensor
     reduce: Callable[[Tensor], Tensor]
     log: bool
-    rescore: Callable[[list[int]], Tensor] | None = None
+    rescore: Callable[[list[int], int], Tensor] | None = None
 
     def batch_max(self, a: Tensor, b: Tensor) -> Tensor:
         """The q-batch maximum BoTorch takes: ``smooth_amax`` (``tau_max``) for log acquisitions, else ``amax``."""
@@ -114,15 +114,26 @@ def nei_table(omap: ObjectiveMap, Z: Tensor, incumbents: slice) -> SampleTable:
     base = f[:, incumbents].masked_fill(~feasible[:, incumbents], -float("inf")).amax(dim=-1, keepdim=True)
     lowest = f.amin(dim=-1, keepdim=True)
 
-    def rescore(extra: list[int]) -> Tensor:
+    last: dict[int, tuple[Tensor, Tensor]] = {}  # n -> (best, scores): only samples whose incumbent rose change
+
+    def rescore(extra: list[int], n: int) -> Tensor:
         best = base
         if extra:
             more = f[:, extra].masked_fill(~feasible[:, extra], -float("inf")).amax(dim=-1, keepdim=True)
             best = torch.maximum(best, more)
         best = torch.where(torch.isfinite(best), best, lowest)
-        return log_softplus(f - best, tau=TAU_RELU) + log_feas
+        if n in last:
+            previous, h = last[n]
+            changed = (best != previous).squeeze(-1)
+            if bool(changed.any()):
+                h = h.clone()
+                h[changed] = log_softplus(f[changed, :n] - best[changed], tau=TAU_RELU) + log_feas[changed, :n]
+        else:
+            h = log_softplus(f[:, :n] - best, tau=TAU_RELU) + log_feas[:, :n]
+        last[n] = (best, h)
+        return h
 
-    return SampleTable(h=rescore([]), reduce=lambda v: logmeanexp(v, dim=0), log=True, rescore=rescore)
+    return SampleTable(h=rescore([], f.shape[-1]), reduce=lambda v: logmeanexp(v, dim=0), log=True, rescore=rescore)
 
 
 def ucb_table(omap: ObjectiveMap, Z: Tensor, beta: float, infeasible_cost: float) -> SampleTable:
@@ -180,7 +191,7 @@ def greedy_from_table(
     forced = [int(j) for j in first][:q]
     for step in range(min(q, n_candidates)):
         if table.rescore is not None:
-            vals = table.reduce(table.rescore(chosen_cols)[:, :n_candidates])
+            vals = table.reduce(table.rescore(chosen_cols, n_candidates))
         else:
             vals = table.reduce(table.batch_max(h[:, :n_candidates], current))
         if log_success is not None:

@@ -189,7 +189,7 @@ def _all_values(table, n_c, pending):
     """Every candidate's q=1 value, as the greedy's first step computes it."""
     if table.rescore is not None:
         cols = [] if pending is None else list(range(pending.start, pending.stop))
-        return table.reduce(table.rescore(cols)[:, :n_c])
+        return table.reduce(table.rescore(cols, n_c))
     current = torch.full((table.h.shape[0], 1), -float("inf"), dtype=table.h.dtype)
     if pending is not None:
         for c in range(pending.start, pending.stop):
