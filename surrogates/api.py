@@ -94,6 +94,17 @@ class FittedSurrogate:
                 variances.append(var)
         return torch.stack(means, dim=-1), torch.stack(variances, dim=-1)
 
+    def marginal_moments(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean and variance of the latent function, each ``(n, num_outputs)``, fast on large ``X``.
+
+        Equal to ``model.posterior(X).mean`` / ``.variance`` per row, except that an exact GP with more than
+        ``surrogates.moments.VARIANCE_RANK`` training points may over-state the variance (see
+        :mod:`surrogates.moments`); what selection pre-screens whole pools with.
+        """
+        from surrogates.moments import marginal_moments
+
+        return marginal_moments(self.model, X)
+
     def save(self, path: str | Path) -> None:
         """Write state dicts, training data, metrics and hash to one ``torch.save`` file."""
         payload = {

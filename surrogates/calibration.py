@@ -239,6 +239,16 @@ class RecalibratedModel(Model):
         posterior = GPyTorchPosterior(MultivariateNormal(mvn.mean, cov))
         return posterior_transform(posterior) if posterior_transform is not None else posterior
 
+    def marginal_moments(self, X: Tensor, observation_noise: bool = False, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """The base model's fast marginal moments through the same map as :meth:`posterior`."""
+        from surrogates.moments import marginal_moments
+
+        mean, var = marginal_moments(self.base, X, observation_noise, chunk)
+        if self.std_map.b == 1.0:
+            return mean, var * self.std_map.a**2
+        total = var if observation_noise else marginal_moments(self.base, X, True, chunk)[1]
+        return mean, var * self.std_map.variance_ratio(total)
+
 
 class PriorModel(Model):
     """What a surrogate says when it has learned nothing: a constant mean and variance everywhere.
@@ -275,3 +285,8 @@ class PriorModel(Model):
             MultivariateNormal(zero + self.mean.expand(shape), DiagLinearOperator(zero + self.variance.expand(shape)))
         )
         return posterior_transform(posterior) if posterior_transform is not None else posterior
+
+    def marginal_moments(self, X: Tensor, observation_noise: bool = False, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """The constant mean and variance at every row (``n x 1``)."""
+        n = X.shape[0]
+        return self.mean.expand(n, 1).clone(), self.variance.expand(n, 1).clone()

@@ -163,6 +163,28 @@ class DeepEnsemble(Model):
         shape = (mu.shape[0], *X.shape[:-1])
         return (mu * self.y_scale + self.y_shift).reshape(shape), (var * self.y_scale**2).reshape(shape)
 
+    def _moments(self, X: Tensor, observation_noise: bool | Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance over the members (epistemic; plus their mean noise for a new measurement)."""
+        mu, var = self.member_predictions(X.to(torch.double))
+        mean = mu.mean(dim=0)
+        epistemic = mu.var(dim=0, unbiased=False)
+        variance = epistemic + 1e-10 * self.y_scale**2
+        if isinstance(observation_noise, Tensor):
+            variance = variance + observation_noise.reshape(variance.shape)
+        elif observation_noise:
+            variance = variance + var.mean(dim=0)
+        return mean, variance
+
+    def marginal_moments(self, X: Tensor, observation_noise: bool = False, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """The posterior's mean and variance (``n x 1``) at the rows of ``X``, in chunks, without gradients."""
+        means, variances = [], []
+        with torch.no_grad():
+            for start in range(0, len(X), chunk):
+                mean, variance = self._moments(X[start : start + chunk], observation_noise)
+                means.append(mean)
+                variances.append(variance)
+        return torch.cat(means).unsqueeze(-1), torch.cat(variances).unsqueeze(-1)
+
     def posterior(
         self,
         X: Tensor,
@@ -173,14 +195,7 @@ class DeepEnsemble(Model):
     ) -> GPyTorchPosterior:
         if output_indices not in (None, [0]):
             raise ValueError(f"a single-output ensemble has no outputs {output_indices}")
-        mu, var = self.member_predictions(X.to(torch.double))
-        mean = mu.mean(dim=0)
-        epistemic = mu.var(dim=0, unbiased=False)
-        variance = epistemic + 1e-10 * self.y_scale**2
-        if isinstance(observation_noise, Tensor):
-            variance = variance + observation_noise.reshape(variance.shape)
-        elif observation_noise:
-            variance = variance + var.mean(dim=0)
+        mean, variance = self._moments(X, observation_noise)
         posterior = GPyTorchPosterior(MultivariateNormal(mean, DiagLinearOperator(variance)))
         return posterior_transform(posterior) if posterior_transform is not None else posterior
 

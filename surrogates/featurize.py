@@ -74,8 +74,8 @@ class ParametricFeaturizer:
     which elements are present, and one over both (see ``surrogates/gp.py``). In the OER plates' pool replay
     matloop then found the isolated best compositions of plates 3851 and 3860 within 150 experiments in 14 and
     15 of 30 runs, against 6 and 8 without the bits (benchmarks/RESULTS-selection.md).
-    The bits are not affine in the parameters, so continuous optimisation
-    (``agent.selection.optimize_continuous``) needs ``presence=False``; the loop selects from pools.
+    The bits are not affine in the parameters; that is fine because the loop selects from pools (a Sobol pool
+    for continuous parameters), never by gradients over the parameters.
     """
 
     def __init__(self, space: ParametricSpace, categorical: str = "auto", presence: bool = True) -> None:

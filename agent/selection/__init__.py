@@ -1,12 +1,10 @@
-"""Choosing the next batch: BoTorch acquisition over a discrete pool or the continuous space, at scale.
+"""Choosing the next batch: BoTorch acquisition over the generator's candidate pool, at scale.
 
-``select_batch`` (discrete pool), ``optimize_continuous`` (parametric space with bounds, simplex and linear
-constraints), ``initial_design`` (space-filling first batch) and ``fit_feasibility`` (learn where experiments
-fail) are the entry points; each pick comes back as a :class:`Pick` with its acquisition value, posterior mean
+``select_batch`` (a batch from a pool of up to 10^6 rows), ``initial_design`` (space-filling first batch) and
+``fit_feasibility`` (learn where experiments fail) are the entry points; each pick comes back as a :class:`Pick` with its acquisition value, posterior mean
 and std, rank and reason.
 """
 
-from agent.selection.continuous import optimize_continuous
 from agent.selection.discrete import select_batch
 from agent.selection.feasibility import FeasibilityModel, fit_feasibility
 from agent.selection.grid import UnitScaler, snap
@@ -21,7 +19,6 @@ __all__ = [
     "UnitScaler",
     "fit_feasibility",
     "initial_design",
-    "optimize_continuous",
     "select_batch",
     "snap",
 ]

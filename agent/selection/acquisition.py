@@ -1,6 +1,7 @@
-"""Build the BoTorch acquisition function for a campaign's objectives.
+"""Which acquisition a campaign's objectives get, and the BoTorch object for the hypervolume one.
 
-Choices (each the standard of the field, so results are comparable to published BO work):
+Choices (each the standard of the field, so results are comparable to published BO work; all but the
+hypervolume one are evaluated on one joint sample table, :mod:`agent.selection.exact`, whose values are BoTorch's):
 
 * one objective, maximise/minimise: ``qlogei`` (the default that ``auto`` picks: qLogExpectedImprovement over
   the best posterior mean among measured points; why it beats qLogNEI here is in
@@ -21,10 +22,8 @@ from failed experiments multiplies the acquisition by the probability of success
 from __future__ import annotations
 
 import torch
-from botorch.acquisition import AcquisitionFunction, qSimpleRegret, qUpperConfidenceBound
-from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
+from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.objective import ConstrainedMCObjective
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
@@ -49,16 +48,6 @@ def resolve_acquisition(name: str, omap: ObjectiveMap) -> str:
     return name
 
 
-def _constrained(omap: ObjectiveMap, infeasible_cost: float | Tensor = 0.0):
-    objective = omap.scalar_objective()
-    if not omap.constraints:
-        return objective
-    return ConstrainedMCObjective(
-        objective=lambda Z, X=None: objective(Z, X), constraints=omap.constraint_callables(),
-        infeasible_cost=infeasible_cost,
-    )
-
-
 def build_acquisition(
     name: str,
     model,
@@ -70,39 +59,18 @@ def build_acquisition(
     seed: int,
     mc_samples: int = 128,
 ) -> AcquisitionFunction:
-    """The acquisition function ``name`` (already resolved) over ``model``; not for ``thompson``."""
+    """BoTorch's acquisition object for ``name``: only ``qlognehvi``, whose box decompositions do not reduce to one
+    sample table. qLogEI, qLogNEI, qUCB and the band probability are evaluated on one joint sample table
+    (:mod:`agent.selection.exact`), pinned to BoTorch's objects by ``tests/selection/test_botorch_equivalence.py``.
+    """
+    if name != "qlognehvi":
+        raise ValueError(f"build_acquisition builds qlognehvi only, not {name!r} (see agent.selection.exact)")
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
-    constraints = omap.constraint_callables() or None
-    if name == "qlognehvi":
-        return qLogNoisyExpectedHypervolumeImprovement(
-            model=model, ref_point=omap.reference_point(Y_observed).tolist(), X_baseline=X_observed,
-            sampler=sampler, objective=omap.multi_objective(), constraints=constraints, X_pending=X_pending,
-            prune_baseline=True,
-        )
-    if name == "qlogei":
-        from agent.selection.improvement import plugin_incumbent
-
-        return qLogExpectedImprovement(
-            model=model, best_f=plugin_incumbent(model, omap, X_observed), sampler=sampler,
-            objective=omap.scalar_objective(), constraints=constraints, X_pending=X_pending,
-        )
-    if name == "qlognei":
-        return qLogNoisyExpectedImprovement(
-            model=model, X_baseline=X_observed, sampler=sampler, objective=omap.scalar_objective(),
-            constraints=constraints, X_pending=X_pending, prune_baseline=True,
-        )
-    if name == "band":
-        return qSimpleRegret(model=model, sampler=sampler, objective=_constrained(omap, 0.0), X_pending=X_pending)
-    if name == "ucb":
-        cost = 0.0
-        if omap.constraints:
-            from botorch.acquisition.utils import get_infeasible_cost
-
-            cost = get_infeasible_cost(X=X_observed, model=model, objective=omap.scalar_objective())
-        return qUpperConfidenceBound(
-            model=model, beta=UCB_BETA, sampler=sampler, objective=_constrained(omap, cost), X_pending=X_pending,
-        )
-    raise ValueError(f"build_acquisition cannot build {name!r}")
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model=model, ref_point=omap.reference_point(Y_observed).tolist(), X_baseline=X_observed,
+        sampler=sampler, objective=omap.multi_objective(), constraints=omap.constraint_callables() or None,
+        X_pending=X_pending, prune_baseline=True,
+    )
 
 
 def is_log_acquisition(name: str) -> bool:

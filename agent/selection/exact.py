@@ -6,8 +6,19 @@ batch, the pending points and (for NEI) the incumbent set, estimated with fixed 
 makes it slow (the issue measured ~10 s for q=8 from 20,000 rows). Here the joint posterior over
 *survivors + pending + incumbents* is computed once and sampled once with the same Sobol QMC sampler; every
 greedy step then only reduces a ``samples x survivors`` table. The estimator is the same MC estimator BoTorch
-uses (common random numbers across candidates), so the batch is the one BoTorch's greedy would choose with
-those base samples, up to the smoothing constants noted below.
+uses (common random numbers across candidates), with BoTorch's own smoothing constants: the q-batch maximum of the
+log acquisitions is BoTorch's ``smooth_amax`` (``tau_max``), and qLogNEI is *incremental* as BoTorch's is (pending
+points and earlier picks join the incumbent set rather than the batch). Given the same samples, every value the
+greedy computes is the value BoTorch's acquisition returns and the batch is the one ``optimize_acqf_discrete``
+returns; ``tests/selection/test_botorch_equivalence.py`` pins this for qLogEI, qLogNEI, qUCB and the band
+probability, at q = 1 and at q = 8 over 200 rows.
+
+What is still ours, and why: one joint sample set for all survivors instead of BoTorch's fresh posterior per
+candidate and greedy step (that is the speed-up: ~10 s -> ~0.1 s for q = 8); qLogNEI's incumbent set is the
+``INCUMBENTS`` observed points with the best posterior mean (BoTorch's ``prune_baseline`` prunes by sampling); a
+posterior sample in which no incumbent is feasible takes the sample's lowest objective as its incumbent (BoTorch
+estimates a lower bound from random points); qUCB's infeasible cost is the survivors' 6-sigma lower bound
+(BoTorch's ``get_infeasible_cost`` takes it at the observed points).
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from botorch.posteriors import PosteriorList
 from botorch.sampling import SobolQMCNormalSampler
-from botorch.utils.safe_math import log_softplus, logmeanexp
+from botorch.utils.safe_math import log_softplus, logexpit, logmeanexp
 from torch import Tensor
 
 from agent.selection.objectives import ObjectiveMap, band_indicator
@@ -28,17 +39,31 @@ from agent.selection.objectives import ObjectiveMap, band_indicator
 CONSTRAINT_ETA = 1e-3
 #: Temperature of the smoothed ReLU in log-improvement (BoTorch's ``tau_relu``).
 TAU_RELU = 1e-6
+#: Temperature of the smooth maximum over the q-batch of the log acquisitions (BoTorch's ``tau_max``).
+TAU_MAX = 1e-2
 #: How many observed points enter the incumbent set of NEI (the best by posterior mean utility).
 INCUMBENTS = 128
 
 
 @dataclass
 class SampleTable:
-    """Per-sample scores ``h`` (``samples x rows``) and how a column maximum over the batch is averaged."""
+    """Per-sample scores ``h`` (``samples x rows``) and how a column maximum over the batch is averaged.
+
+    ``rescore`` (qLogNEI only) gives the scores of the first ``n`` columns again with the given columns added to the
+    incumbent set: BoTorch's incremental NEI scores each new point alone against ``max(incumbents, pending, earlier
+    picks)``, so its greedy does not take a batch maximum at all.
+    """
 
     h: Tensor
     reduce: Callable[[Tensor], Tensor]
     log: bool
+    rescore: Callable[[list[int], int], Tensor] | None = None
+
+    def batch_max(self, a: Tensor, b: Tensor) -> Tensor:
+        """The q-batch maximum BoTorch takes: ``smooth_amax`` (``tau_max``) for log acquisitions, else ``amax``."""
+        if self.log:
+            return TAU_MAX * torch.logaddexp(a / TAU_MAX, b / TAU_MAX)
+        return torch.maximum(a, b)
 
 
 def joint_samples(model, X: Tensor, n_samples: int, seed: int) -> Tensor:
@@ -67,21 +92,48 @@ def _as_3d(Z: Tensor) -> Tensor:
 
 
 def _log_feasibility(omap: ObjectiveMap, Z: Tensor) -> Tensor:
+    """Log of the smoothed feasibility indicator, as BoTorch's ``compute_smoothed_feasibility_indicator``."""
     out = torch.zeros(Z.shape[:-1], dtype=Z.dtype)
     for con in omap.constraint_callables():
-        out = out + torch.nn.functional.logsigmoid(-con(Z) / CONSTRAINT_ETA)
+        out = out + logexpit(-con(Z) / CONSTRAINT_ETA)
     return out
 
 
 def nei_table(omap: ObjectiveMap, Z: Tensor, incumbents: slice) -> SampleTable:
-    """qLogNEI: ``log E[max_j feas_j * relu(f_j - max_feasible_incumbent f)]`` (smoothed as BoTorch does)."""
+    """qLogNEI: ``log E[feas_j * relu(f_j - max_feasible_incumbent f)]`` (smoothed as BoTorch does), incremental.
+
+    The incumbent of each sample is the best objective among the incumbent columns that meet every outcome
+    constraint in that sample (BoTorch's ``compute_best_feasible_objective``); ``rescore`` adds columns (pending
+    points, earlier picks) to that set.
+    """
     f = omap.scalar_objective()(Z)
     log_feas = _log_feasibility(omap, Z)
-    f_inc = f[:, incumbents].masked_fill(log_feas[:, incumbents] < math.log(0.5), -float("inf"))
-    best = f_inc.max(dim=-1, keepdim=True).values
-    best = torch.where(torch.isfinite(best), best, f.min(dim=-1, keepdim=True).values)
-    h = log_softplus(f - best, tau=TAU_RELU) + log_feas
-    return SampleTable(h=h, reduce=lambda v: logmeanexp(v, dim=0), log=True)
+    feasible = torch.ones(f.shape, dtype=torch.bool)  # every constraint <= 0: BoTorch's hard feasibility
+    for con in omap.constraint_callables():
+        feasible &= con(Z) <= 0
+    base = f[:, incumbents].masked_fill(~feasible[:, incumbents], -float("inf")).amax(dim=-1, keepdim=True)
+    lowest = f.amin(dim=-1, keepdim=True)
+
+    last: dict[int, tuple[Tensor, Tensor]] = {}  # n -> (best, scores): only samples whose incumbent rose change
+
+    def rescore(extra: list[int], n: int) -> Tensor:
+        best = base
+        if extra:
+            more = f[:, extra].masked_fill(~feasible[:, extra], -float("inf")).amax(dim=-1, keepdim=True)
+            best = torch.maximum(best, more)
+        best = torch.where(torch.isfinite(best), best, lowest)
+        if n in last:
+            previous, h = last[n]
+            changed = (best != previous).squeeze(-1)
+            if bool(changed.any()):
+                h = h.clone()
+                h[changed] = log_softplus(f[changed, :n] - best[changed], tau=TAU_RELU) + log_feas[changed, :n]
+        else:
+            h = log_softplus(f[:, :n] - best, tau=TAU_RELU) + log_feas[:, :n]
+        last[n] = (best, h)
+        return h
+
+    return SampleTable(h=rescore([], f.shape[-1]), reduce=lambda v: logmeanexp(v, dim=0), log=True, rescore=rescore)
 
 
 def ucb_table(omap: ObjectiveMap, Z: Tensor, beta: float, infeasible_cost: float) -> SampleTable:
@@ -89,7 +141,7 @@ def ucb_table(omap: ObjectiveMap, Z: Tensor, beta: float, infeasible_cost: float
     f = omap.scalar_objective()(Z)
     if omap.constraints:
         feas = _log_feasibility(omap, Z).exp()
-        f = (f + infeasible_cost) * feas - infeasible_cost
+        f = (f + infeasible_cost).clamp_min(0) * feas - infeasible_cost  # BoTorch's ``apply_constraints``
     mu = f.mean(dim=0, keepdim=True)
     h = mu + math.sqrt(beta * math.pi / 2) * (f - mu).abs()
     return SampleTable(h=h, reduce=lambda v: v.mean(dim=0), log=False)
@@ -114,6 +166,10 @@ def greedy_from_table(
 ) -> tuple[list[int], list[float]]:
     """Greedy batch over the first ``n_candidates`` columns; ``pending`` columns count as already chosen.
 
+    Each step is one step of ``optimize_acqf_discrete``: every free candidate is scored as a q=1 batch with the
+    pending columns and the earlier picks as BoTorch's ``X_pending`` (in the batch's maximum, or for qLogNEI in the
+    incumbent set), and the best is taken.
+
     ``first`` (candidate positions) are taken as the batch's first picks whatever their acquisition value (the
     exploitation share of :func:`agent.selection.discrete.select_batch`); the greedy then conditions on them as
     on any earlier pick, and each gets the marginal value it adds, so the stored values stay comparable.
@@ -124,16 +180,20 @@ def greedy_from_table(
     """
     h = table.h
     s = h.shape[0]
+    chosen_cols: list[int] = [] if pending is None else list(range(pending.start, pending.stop))
     current = torch.full((s, 1), -float("inf"), dtype=h.dtype)
-    if pending is not None and pending.stop > pending.start:
-        current = h[:, pending].max(dim=-1, keepdim=True).values
-    cand = h[:, :n_candidates]
+    if table.rescore is None:
+        for col in chosen_cols:
+            current = table.batch_max(current, h[:, col : col + 1])
     free = torch.ones(n_candidates, dtype=torch.bool)
     order: list[int] = []
     values: list[float] = []
     forced = [int(j) for j in first][:q]
     for step in range(min(q, n_candidates)):
-        vals = table.reduce(torch.maximum(cand, current))
+        if table.rescore is not None:
+            vals = table.reduce(table.rescore(chosen_cols, n_candidates))
+        else:
+            vals = table.reduce(table.batch_max(h[:, :n_candidates], current))
         if log_success is not None:
             p = log_success.exp()
             vals = vals + log_success if table.log else p * vals + (1 - p) * floor
@@ -144,5 +204,7 @@ def greedy_from_table(
         order.append(j)
         values.append(float(vals[j]))
         free[j] = False
-        current = torch.maximum(current, cand[:, j : j + 1])
+        chosen_cols.append(j)
+        if table.rescore is None:
+            current = table.batch_max(current, h[:, j : j + 1])
     return order, values

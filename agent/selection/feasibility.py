@@ -3,8 +3,7 @@
 A failed synthesis or a crashed calculation is data (DESIGN.md): it says "don't go there". We model it as a
 least-squares GP classifier (Rasmussen & Williams, sec. 6.5): a GP regressed on labels +1 (succeeded) / -1
 (failed), squashed through a probit, ``p = Phi(mu / sqrt(1 + var))``. It is deliberately simple: it reuses the
-exact-GP machinery the surrogates already rely on, is differentiable (continuous mode can use it) and costs one
-GP fit. Selection multiplies the acquisition by ``p`` (adds ``log p`` to log-acquisitions), which is the expected
+exact-GP machinery the surrogates already rely on and costs one GP fit. Selection multiplies the acquisition by ``p`` (adds ``log p`` to log-acquisitions), which is the expected
 acquisition when a failed experiment yields nothing.
 """
 

@@ -14,7 +14,7 @@ from matloop.space import CategoricalParameter, ContinuousParameter, IntegerPara
 class UnitScaler:
     """Numeric parameters scaled to [0, 1] by their bounds, categoricals one-hot (the simplest featurizer).
 
-    Used for space-filling distances, and as the featurizer of continuous mode when the caller gives none.
+    Used for space-filling distances.
     """
 
     def __init__(self, space: ParametricSpace) -> None:

@@ -2,7 +2,8 @@
 
 Every selection path works on posterior samples ``Z`` of shape ``... x q x m`` whose last dimension follows
 ``properties`` (the model's output columns: objectives first, then constraint-only properties). Keeping that
-translation in one place means discrete and continuous selection can never disagree about what "better" is.
+translation in one place means the sample-table greedy, BoTorch's acquisition objects (hypervolume) and the
+equivalence tests can never disagree about what "better" is.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from torch import Tensor
 from agent.spec.objectives import Objective, OutcomeConstraint
 
 #: Width of the soft edge of a target band, as a fraction of the tolerance. Small enough that the soft
-#: indicator is nearly the true "inside the band" indicator, large enough to keep gradients for the
-#: continuous optimiser.
+#: indicator is nearly the true "inside the band" indicator, large enough that posterior samples near the edge
+#: still rank smoothly.
 BAND_EDGE = 0.05
 
 

@@ -14,7 +14,7 @@ from agent.selection.objectives import ObjectiveMap
 class Pick:
     """One chosen candidate and the evidence behind it (stored with the batch so every decision is explainable).
 
-    ``index`` is the row in the pool (discrete mode) or -1 (continuous mode); ``acquisition_value`` is the
+    ``index`` is the row in the pool; ``acquisition_value`` is the
     value of the acquisition for this pick given the earlier picks of the batch as pending points (the
     sequential-greedy marginal gain); ``rank`` is 0 for the first pick.
     """

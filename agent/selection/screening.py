@@ -1,23 +1,22 @@
 """Cheap work over the whole pool: which rows may be picked, chunked posterior moments, and the pre-screen.
 
 A pool of 10^6 candidates cannot go through a q-batch acquisition (each evaluation needs a joint posterior
-with the incumbent set). The marginal posterior of every row, evaluated in chunks with LOVE fast predictive
-variances, is cheap; an optimistic score on it (UCB, in-band probability, random Chebyshev scalarisations
+with the incumbent set). The marginal posterior of every row, evaluated in chunks by the surrogate's own
+``marginal_moments`` (:mod:`surrogates.moments`), is cheap; an optimistic score on it (UCB, in-band probability, random Chebyshev scalarisations
 for several objectives) keeps the few hundred rows any sensible batch acquisition would consider, and the
 exact greedy batch is then chosen among those survivors.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
-import gpytorch
 import numpy as np
 import torch
 from torch import Tensor
 
 from agent.selection.objectives import ObjectiveMap
+from surrogates.moments import marginal_moments
 
 CHUNK = 2048
 #: Optimism of the pre-screen, in posterior standard deviations (wider than the acquisition's own).
@@ -48,123 +47,15 @@ def available_rows(X_pool: Tensor, taken: list[Tensor], exclude: Tensor | None =
     return torch.from_numpy(np.flatnonzero(ok))
 
 
-def _exact_gp_moments(model, X: Tensor, chunk: int) -> tuple[Tensor, Tensor] | None:
-    """Fast marginal moments of a BoTorch exact GP (SingleTaskGP and kin), or None for other models.
-
-    gpytorch's posterior builds a lazy joint covariance per chunk and carries overhead that dominates at
-    10^5-10^6 rows; the marginals only need ``k(x, X_train)`` times the mean cache ``K^-1 y`` (exact) and a
-    root of ``K^-1`` for the variance. The root is truncated to the leading eigen-directions of ``K``
-    (:func:`_low_rank_inverse_root`), which can only *over*-state the variance: the pre-screen stays
-    optimistic, and the exact batch acquisition afterwards uses the full posterior.
-    """
-    from botorch.models.gpytorch import BatchedMultiOutputGPyTorchModel
-    from botorch.models.model import ModelList
-    from gpytorch.models import ExactGP
-
-    if isinstance(model, ModelList):  # one model per property (the surrogates' layout): each on its own
-        parts = [_exact_gp_moments(m, X, chunk) for m in model.models]
-        if any(p is None for p in parts):
-            return None
-        return torch.cat([p[0] for p in parts], dim=-1), torch.cat([p[1] for p in parts], dim=-1)  # type: ignore[index]
-    if not (isinstance(model, ExactGP) and isinstance(model, BatchedMultiOutputGPyTorchModel)):
-        return None
-    if len(getattr(model, "_input_batch_shape", ())):
-        return None
-    model.eval()
-    m = model.num_outputs
-    with torch.no_grad(), gpytorch.settings.fast_pred_var():
-        _ = model.posterior(X[:1]).variance  # builds the prediction strategy and its caches
-        strategy = model.prediction_strategy
-        mean_cache = strategy.mean_cache
-        root = getattr(strategy, "_matloop_variance_root", None)
-        if root is None:  # cached on gpytorch's prediction strategy, which is rebuilt whenever the data change
-            root = _low_rank_inverse_root(strategy.lik_train_train_covar.to_dense())
-            strategy._matloop_variance_root = root
-        train_X = model.train_inputs[0]
-        # float32 for the one big product when it is big: the reduction is a lower bound that the exact stage
-        # re-checks anyway, and a single-precision rounding (~1e-7 relative) is far below what the screen resolves
-        root32 = root.float() if len(X) * root.shape[-2] >= FLOAT32_MIN_WORK else None
-        means, variances = [], []
-        for start in range(0, len(X), chunk):
-            Xt = model.transform_inputs(X[start : start + chunk])
-            if m > 1:
-                Xt = Xt.unsqueeze(0).expand(m, *Xt.shape)
-            K = model.covar_module(Xt, train_X).to_dense()
-            mean = model.mean_module(Xt) + (K @ mean_cache.unsqueeze(-1)).squeeze(-1)
-            var = model.covar_module(Xt, diag=True) - _variance_reduction(K, root, root32)
-            if m > 1:
-                mean, var = mean.transpose(0, 1), var.transpose(0, 1)
-            else:
-                mean, var = mean.unsqueeze(-1), var.unsqueeze(-1)
-            means.append(mean)
-            variances.append(var.clamp_min(1e-12))
-        mean, var = torch.cat(means), torch.cat(variances)
-        transform = getattr(model, "outcome_transform", None)
-        if transform is not None:
-            mean, var = transform.untransform(mean, var)
-    return mean, var.sqrt()
-
-
-#: Largest rank of the variance root used in the pre-screen (cost: rows x n_train x rank).
-VARIANCE_RANK = 256
-#: rows x n_train above which the variance product runs in float32 (2x faster; the mean stays float64).
-FLOAT32_MIN_WORK = 2**24
-
-
-def _variance_reduction(K: Tensor, root: Tensor, root32: Tensor | None) -> Tensor:
-    """``sum((K R)^2)``, the (lower-bounded) variance explained by the training data, in float32 when asked."""
-    if root32 is None:
-        return (K @ root).pow(2).sum(-1)
-    return (K.float() @ root32).pow(2).sum(-1).to(K.dtype)
-
-
-def _low_rank_inverse_root(K_hat: Tensor, rank: int = VARIANCE_RANK) -> Tensor:
-    """``R`` with ``R R^T`` ~ ``K_hat^-1`` from the ``rank`` largest eigenpairs (exact when ``n <= rank``).
-
-    ``k_x^T K_hat^-1 k_x = sum_i (u_i^T k_x)^2 / lambda_i``: each term is positive, so dropping the small-lambda
-    directions (where a smooth kernel's ``k_x`` has little mass) gives a lower bound on the variance reduction.
-    """
-    n = K_hat.shape[-1]
-    with single_thread():
-        return _root(K_hat, n, rank)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run LAPACK factorisations on one thread: with two threads on a busy machine, eigh/QR ran 10-40x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _root(K_hat: Tensor, n: int, rank: int) -> Tensor:
-    if n <= 3 * rank:
-        evals, evecs = torch.linalg.eigh(K_hat)
-        evals, evecs = evals[..., -rank:], evecs[..., -rank:]
-    else:  # randomized range finder: O(n^2 rank) instead of a full O(n^3) eigendecomposition
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            evecs, evals, _ = torch.svd_lowrank(K_hat, q=rank, niter=1)
-    return evecs / evals.clamp_min(1e-12).sqrt().unsqueeze(-2)
-
-
 def posterior_moments(model, X: Tensor, chunk: int = CHUNK) -> tuple[Tensor, Tensor]:
-    """Marginal posterior mean and std (``n x m``) of every row, in chunks, with LOVE fast variances."""
-    fast = _exact_gp_moments(model, X, chunk)
-    if fast is not None:
-        return fast
-    means, stds = [], []
-    with torch.no_grad(), gpytorch.settings.fast_pred_var():
-        for start in range(0, len(X), chunk):
-            # one point per batch: only marginal variances are needed, never a chunk x chunk covariance
-            post = model.posterior(X[start : start + chunk].unsqueeze(-2))
-            mean, var = post.mean.squeeze(-2), post.variance.squeeze(-2)
-            means.append(mean)
-            stds.append(var.clamp_min(0).sqrt())
-    return torch.cat(means), torch.cat(stds)
+    """Marginal posterior mean and std (``n x m``) of every row, in chunks.
+
+    The fast paths (exact-GP caches, ensemble members, recalibration) belong to the models and live in
+    :func:`surrogates.moments.marginal_moments`; a GP's variance there may be over-stated for large training sets,
+    which keeps the pre-screen optimistic (the exact batch acquisition afterwards uses the full posterior).
+    """
+    mean, var = marginal_moments(model, X, chunk=chunk)
+    return mean, var.clamp_min(0).sqrt()
 
 
 def _normal_cdf(z: Tensor) -> Tensor:

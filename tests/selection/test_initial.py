@@ -1,14 +1,11 @@
-"""Space-filling initial designs and continuous optimisation over constrained, gridded spaces."""
+"""Space-filling initial designs over constrained, gridded spaces."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
-from agent.selection import UnitScaler, initial_design, optimize_continuous, snap
-from agent.spec.objectives import Objective
+from agent.selection import initial_design, snap
 from matloop.space import ParametricSpace
-from tests.selection.helpers import fit_gp
 
 
 def _simplex_space(step: float | None = 0.1, linear: list | None = None) -> ParametricSpace:
@@ -66,41 +63,3 @@ def test_snap_keeps_simplex_sums_exact():
     p = snap(space, {"ni": 0.33, "fe": 0.33, "co": 0.34})
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-12)
     assert space.violations(p) == []
-
-
-def test_continuous_mode_finds_the_optimum_on_a_constrained_gridded_simplex():
-    space = _simplex_space(linear=[{"coefficients": {"co": 1.0}, "op": "<=", "rhs": 0.3}])
-    optimum = torch.tensor([0.6, 0.2, 0.2], dtype=torch.double)
-
-    def f(points):
-        x = torch.tensor([[p["ni"], p["fe"], p["co"]] for p in points], dtype=torch.double)
-        return -((x - optimum) ** 2).sum(-1, keepdim=True)
-
-    scaler = UnitScaler(space)
-    observed = initial_design(space, 8, seed=1)
-    for _ in range(3):
-        X = scaler.transform(observed)
-        Y = f(observed)
-        model = fit_gp(X, Y)
-        picks = optimize_continuous(space, scaler, model, objectives=[Objective(property="y", goal="maximize")],
-                                    properties=["y"], q=2, X_observed=X, Y_observed=Y, seed=0,
-                                    num_restarts=4, raw_samples=64)
-        assert len(picks) == 2
-        for p in picks:
-            assert p.index == -1 and space.violations(p.point) == []
-            assert all(abs(v * 10 - round(v * 10)) < 1e-9 for v in p.point.values())
-        keys = {tuple(o.values()) for o in observed}
-        assert not keys & {tuple(p.point.values()) for p in picks}
-        assert len({tuple(p.point.values()) for p in picks}) == 2
-        observed += [p.point for p in picks]
-    assert {"ni": 0.6, "fe": 0.2, "co": 0.2} in observed
-
-
-def test_continuous_mode_refuses_categoricals():
-    space = ParametricSpace.model_validate({"parameters": [
-        {"name": "x", "type": "continuous", "bounds": [0, 1]},
-        {"name": "c", "type": "categorical", "options": ["a", "b"]}]})
-    X = torch.tensor([[0.5, 1.0, 0.0]], dtype=torch.double)
-    with pytest.raises(ValueError, match="numeric parameters only"):
-        optimize_continuous(space, None, None, objectives=[Objective(property="y", goal="maximize")],
-                            properties=["y"], q=1, X_observed=X, Y_observed=torch.ones(1, 1, dtype=torch.double))
