@@ -46,12 +46,14 @@ from surrogates.gp import fit_gp, input_bounds
 
 KINDS = ("multitask", "mfgp", "delta")
 #: The default model: the only one of the three that learns *how much* to trust a cheap fidelity (its task
-#: correlation), which the choice of fidelity needs. Measured on augmented Hartmann with 40 cheap (s = 0.5) and
-#: 12 target points: learnt correlation +1.00 with an informative cheap fidelity (the cheap fidelity then removes
-#: 100 % of the target variance at an unmeasured point) and +0.23 with a cheap fidelity of pure noise (5 %: the
-#: target is chosen); delta learning rated the informative cheap fidelity at only 6 %, so it chose the expensive
-#: one where the cheap one would do. BoTorch's default Beta(2.5, 1.5) prior on the task correlation is dropped
-#: (``task_covar_prior=None``): with it, pure noise still read as +0.43 correlated and was measured.
+#: correlation), which the choice of fidelity needs, and the best of the three by cross-validation where the cheap
+#: fidelity is noise (``mfgp`` is more accurate where it is informative, and much worse where it is noise):
+#: ``benchmarks/RESULTS-multifidelity.md``. Measured on augmented Hartmann with 40 cheap (s = 0.5) and 12 target
+#: points: learnt correlation +0.92 with the informative cheap fidelity (which then removes about half the target
+#: variance at an unmeasured point) and +0.25 with pure noise (6 %: the target is chosen); delta learning rated the
+#: informative cheap fidelity at 6 %, so it chose the expensive one where the cheap one would do. BoTorch's
+#: default Beta(2.5, 1.5) prior on the task correlation is dropped (``task_covar_prior=None``): with it, pure noise
+#: read as +0.43 correlated and was measured.
 DEFAULT_KIND = "multitask"
 #: Gauss-Hermite nodes for the delta model's removable variance (the cheap GP's mean after a measurement).
 #: L-BFGS iterations of the multitask fit. Run to convergence it took ~9 s of CPU for 52 points (augmented
