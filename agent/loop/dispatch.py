@@ -25,7 +25,7 @@ from matloop.types import JobRequest, JobStatus, make_idempotency_key
 
 
 def create_jobs(ctx: LoopContext, batch_id: int) -> int:
-    """Write one pending job per (kept candidate, measurement) with its key; returns how many are new."""
+    """Write one pending job per (kept candidate, measurement at its fidelity) with its key; returns how many are new."""
     created = 0
     with ctx.db.transaction() as session:
         batch = session.get(BatchRecord, batch_id)
@@ -38,6 +38,8 @@ def create_jobs(ctx: LoopContext, batch_id: int) -> int:
             candidate = session.get(CandidateRecord, item.candidate_id)
             assert candidate is not None
             for m in ctx.campaign.measurements:
+                if item.fidelity is not None and m.fidelity != item.fidelity:
+                    continue  # the pick goes to one fidelity (agent/selection/fidelity.py)
                 key = make_idempotency_key(ctx.campaign.name, candidate.fingerprint, m.fidelity, 0)
                 if session.scalar(select(JobRecord.id).where(JobRecord.idempotency_key == key)) is not None:
                     continue

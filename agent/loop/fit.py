@@ -84,6 +84,8 @@ def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, An
 
     feats = featurizer(ctx)
     X = feats.transform(points_of(obs.candidates)).to(torch.double)
+    if ctx.campaign.is_multifidelity:
+        return _fit_fidelities(ctx, obs, feats, X), feats, X
     Y = torch.tensor(obs.values, dtype=torch.double)
     var = torch.tensor(obs.variances, dtype=torch.double)
     Yvar = None if torch.isnan(var).all() or bool((torch.nan_to_num(var) == 0).all()) else var
@@ -95,6 +97,31 @@ def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, An
     fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=config.type, seed=ctx.campaign.seed,
                            settings=settings, cv_folds=config.cv_folds)
     return fitted, feats, X
+
+
+def _fit_fidelities(ctx: LoopContext, obs: Observations, feats: Any, X: Any) -> Any:
+    """Several fidelities: one model over all of them (:mod:`surrogates.multifidelity`), the target's posterior
+    for the acquisition; every fidelity's cross-validated metrics go into the model version."""
+    import torch
+
+    from surrogates.multifidelity import FidelityData, fit_multifidelity
+
+    campaign = ctx.campaign
+    prop = obs.properties[0]
+    data = []
+    for fidelity in campaign.fidelities:
+        if fidelity == campaign.target_fidelity:
+            y = torch.tensor([row[0] for row in obs.values], dtype=torch.double)
+            ok = torch.isfinite(y)  # a failed target measurement is for the feasibility model, not this one
+            data.append(FidelityData(fidelity, campaign.fidelity_cost(fidelity), X[ok], y[ok]))
+        else:
+            candidates, values = obs.cheaper.get(fidelity, ([], []))
+            Xf = feats.transform(points_of(candidates)).to(torch.double) if candidates else X[:0]
+            data.append(FidelityData(fidelity, campaign.fidelity_cost(fidelity), Xf,
+                                     torch.tensor(values, dtype=torch.double)))
+    settings = campaign.surrogate.fit_settings()
+    return fit_multifidelity(data, campaign.fidelities.index(campaign.target_fidelity), seed=campaign.seed,
+                             cv_folds=campaign.surrogate.cv_folds, settings=settings, property_name=prop)
 
 
 def final_recommendation(ctx: LoopContext) -> None:

@@ -45,7 +45,8 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None,
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
         number = iteration.number
-        known = excluded_fingerprints(session, ctx.campaign_id)
+        known = excluded_fingerprints(
+            session, ctx.campaign_id, ctx.campaign.target_fidelity if ctx.campaign.is_multifidelity else None)
         structures = _known_structures(session, ctx.campaign_id, known)
     generator = make_generator(ctx) if generator is None else generator
     default = DEFAULT_CRYSTAL_POOL_SIZE if isinstance(ctx.campaign.space, CrystalSpace) else DEFAULT_POOL_SIZE

@@ -86,19 +86,38 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     Y_obs = torch.tensor(obs.values, dtype=torch.double)
     X_pending = feats.transform(points_of(obs.pending)).to(torch.double) if obs.pending else None
     acquisition = ctx.campaign.acquisition.type
-    chosen = select_batch(
-        fit.model, X_pool,
+    kwargs: dict[str, Any] = dict(
         objectives=ctx.campaign.objectives, constraints=ctx.campaign.constraints, properties=obs.properties,
         q=q, X_observed=X_obs, Y_observed=Y_obs, X_pending=X_pending,
         acquisition=acquisition,  # "auto": selection picks (qlogei for one objective)
         seed=seed, feasibility_model=_feasibility(obs, X_obs, seed),
         exploit_share=getattr(ctx.campaign.acquisition, "exploit_share", 0.0),
     )
+    if ctx.campaign.is_multifidelity:  # (candidate, fidelity) pairs: agent/selection/fidelity.py
+        from agent.selection.fidelity import select_with_fidelities
+
+        picks = select_with_fidelities(fit.fitted, X_pool, [c.fingerprint for c in pool], obs.jobs_at, **kwargs)
+        prop = obs.properties[0]
+        return [
+            {"candidate": pool[p.index], "rank": p.rank, "acquisition_value": _first(p.acquisition_value),
+             "mean": _property_moment(p.mean, prop), "std": _property_moment(p.std, prop), "reason": p.reason,
+             "fidelity": p.fidelity}
+            for p in picks
+        ]
+    chosen = select_batch(fit.model, X_pool, **kwargs)
     return [
         {"candidate": pool[int(p.index)], "rank": int(p.rank), "acquisition_value": _first(p.acquisition_value),
          "mean": p.mean, "std": p.std, "reason": str(p.reason)}
         for p in chosen
     ]
+
+
+def _property_moment(value: Any, prop: str) -> dict[str, float] | None:
+    """A pick's mean or std as ``{property: value}`` whether selection gave a dict or a number."""
+    if value is None or isinstance(value, dict):
+        return value
+    first = _first(value)
+    return None if first is None else {prop: first}
 
 
 def _maximin_design(space: Any, n: int, seed: int, pool: list[dict] | None = None) -> list[dict]:
@@ -212,7 +231,7 @@ def select_batch_step(ctx: LoopContext, iteration_id: int, fit: FitOutcome, pool
                 batch_id=batch.id, candidate_id=record.id, rank=pick["rank"],
                 acquisition_value=pick["acquisition_value"], posterior_mean=mean.get(first), posterior_std=std.get(first),
                 predictions={p: {"mean": mean.get(p), "std": std.get(p)} for p in mean},
-                reason=pick["reason"],
+                reason=pick["reason"], fidelity=pick.get("fidelity"),
             ))
         iteration.step = "selected"
         record_event(session, "batch_proposed", campaign_id=ctx.campaign_id, iteration_id=iteration_id,

@@ -87,9 +87,16 @@ def candidate_from_record(record: CandidateRecord) -> Candidate:
     return Candidate.model_validate(record.representation)
 
 
-def excluded_fingerprints(session: Session, campaign_id: int) -> set[str]:
-    """Candidates never to propose again: dispatched ones, and those a person rejected or dropped."""
+def excluded_fingerprints(session: Session, campaign_id: int, target_fidelity: str | None = None) -> set[str]:
+    """Candidates never to propose again: dispatched ones, and those a person rejected or dropped.
+
+    With several fidelities (``target_fidelity`` given) a candidate measured only at a cheaper fidelity stays
+    eligible, to be promoted; one with a job at the target fidelity, or any job still open, does not.
+    """
     dispatched = select(CandidateRecord.fingerprint).join(JobRecord, JobRecord.candidate_id == CandidateRecord.id)
+    if target_fidelity is not None:
+        dispatched = dispatched.where(
+            (JobRecord.fidelity == target_fidelity) | JobRecord.status.in_(OPEN_JOB_STATUSES))
     refused = (
         select(CandidateRecord.fingerprint)
         .join(BatchItemRecord, BatchItemRecord.candidate_id == CandidateRecord.id)
@@ -111,6 +118,10 @@ class Observations:
     values: list[list[float]] = field(default_factory=list)  # NaN where missing or failed
     variances: list[list[float]] = field(default_factory=list)
     pending: list[Candidate] = field(default_factory=list)  # dispatched, no result yet
+    #: Several fidelities: the values at each cheaper fidelity (``candidates``/``values`` are the target's),
+    #: and which fidelities each candidate has a job at (what it may not be sent to again).
+    cheaper: dict[str, tuple[list[Candidate], list[float]]] = field(default_factory=dict)
+    jobs_at: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def n_complete(self) -> int:
@@ -125,12 +136,15 @@ def modelled_properties(campaign: Campaign) -> list[str]:
 def observations(session: Session, campaign: Campaign, campaign_id: int) -> Observations:
     """Every measured candidate with its values (failed measurements as NaN), and the pending ones."""
     props = modelled_properties(campaign)
-    rows = session.execute(
+    query = (
         select(MeasurementRecord, CandidateRecord)
         .join(CandidateRecord, CandidateRecord.id == MeasurementRecord.candidate_id)
         .where(MeasurementRecord.campaign_id == campaign_id)
         .order_by(CandidateRecord.id, MeasurementRecord.id)
-    ).all()
+    )
+    if campaign.is_multifidelity:
+        query = query.where(MeasurementRecord.fidelity == campaign.target_fidelity)
+    rows = session.execute(query).all()
     by_candidate: dict[int, tuple[CandidateRecord, dict[str, tuple[float, float]]]] = {}
     for m, c in rows:
         entry = by_candidate.setdefault(c.id, (c, {}))
@@ -151,7 +165,36 @@ def observations(session: Session, campaign: Campaign, campaign_id: int) -> Obse
         .distinct()
     )
     obs.pending = [candidate_from_record(r) for r in pending]
+    if campaign.is_multifidelity:
+        _cheaper_fidelities(session, campaign, campaign_id, obs)
     return obs
+
+
+def _cheaper_fidelities(session: Session, campaign: Campaign, campaign_id: int, obs: Observations) -> None:
+    """Each cheaper fidelity's latest successful value per candidate, and the fidelities each candidate has jobs at."""
+    prop = modelled_properties(campaign)[0]
+    for fidelity in campaign.fidelities:
+        if fidelity == campaign.target_fidelity:
+            continue
+        latest: dict[int, tuple[CandidateRecord, float]] = {}
+        for m, c in session.execute(
+            select(MeasurementRecord, CandidateRecord)
+            .join(CandidateRecord, CandidateRecord.id == MeasurementRecord.candidate_id)
+            .where(MeasurementRecord.campaign_id == campaign_id, MeasurementRecord.fidelity == fidelity,
+                   MeasurementRecord.property == prop, MeasurementRecord.failed.is_(False),
+                   MeasurementRecord.value.is_not(None))
+            .order_by(CandidateRecord.id, MeasurementRecord.id)
+        ):
+            latest[c.id] = (c, float(m.value))
+        obs.cheaper[fidelity] = ([candidate_from_record(c) for c, _ in latest.values()],
+                                 [v for _, v in latest.values()])
+    for fp, fidelity in session.execute(
+        select(CandidateRecord.fingerprint, JobRecord.fidelity)
+        .join(JobRecord, JobRecord.candidate_id == CandidateRecord.id)
+        .where(JobRecord.campaign_id == campaign_id, JobRecord.status != JobStatus.CANCELLED.value)
+        .distinct()
+    ):
+        obs.jobs_at.setdefault(fp, set()).add(fidelity)
 
 
 def best_value(campaign: Campaign, obs: Observations) -> tuple[float | None, Candidate | None]:
@@ -194,10 +237,11 @@ def progress(session: Session, campaign: Campaign, campaign_id: int) -> Campaign
         )
     ]
     props = modelled_properties(campaign)
-    latest = _latest_values(campaign_id, props)
+    latest = _latest_values(campaign_id, props, campaign.target_fidelity if campaign.is_multifidelity else None)
+    at_target = (MeasurementRecord.fidelity == campaign.target_fidelity,) if campaign.is_multifidelity else ()
     measured = session.scalar(
         select(func.count(func.distinct(MeasurementRecord.candidate_id))).where(
-            MeasurementRecord.campaign_id == campaign_id)
+            MeasurementRecord.campaign_id == campaign_id, *at_target)
     ) or 0
     complete = session.scalar(
         select(func.count()).select_from(
@@ -220,13 +264,15 @@ def progress(session: Session, campaign: Campaign, campaign_id: int) -> Campaign
     )
 
 
-def _latest_values(campaign_id: int, props: list[str]) -> Subquery:
-    """Each candidate's latest successful value of each modelled property (what :func:`observations` keeps)."""
+def _latest_values(campaign_id: int, props: list[str], fidelity: str | None = None) -> Subquery:
+    """Each candidate's latest successful value of each modelled property (what :func:`observations` keeps);
+    with several fidelities only the target's (a cheap answer is no result: it neither meets a target nor is best)."""
     valid = (
         MeasurementRecord.campaign_id == campaign_id,
         MeasurementRecord.property.in_(props),
         MeasurementRecord.failed.is_(False),
         MeasurementRecord.value.is_not(None),
+        *(() if fidelity is None else (MeasurementRecord.fidelity == fidelity,)),
     )
     newest = (
         select(func.max(MeasurementRecord.id).label("id")).where(*valid)

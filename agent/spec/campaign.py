@@ -174,13 +174,19 @@ def normalise_adapter(value: Any, info: ValidationInfo) -> Any:
 
 
 class Measurement(BaseModel):
-    """Which adapter and fidelity measure which properties, and what one experiment costs."""
+    """Which adapter and fidelity measure which properties, and what one experiment costs.
+
+    Several measurements may name the same property at different ``fidelity`` levels (an MLIP, DFT, a lab):
+    the campaign then chooses per candidate which fidelity to measure it at (docs/multifidelity.md). The
+    *target* fidelity (the answer that counts) is the one marked ``target: true``, else the most expensive.
+    """
 
     model_config = STRICT
     properties: list[str] = Field(min_length=1)
     adapter: str
     fidelity: str = "default"
     cost: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    target: bool = Field(default=False, description="this fidelity's answer is the truth the campaign optimises")
     options: dict[str, Any] = Field(default_factory=dict, description="passed with each job (e.g. scenario)")
     units: dict[str, str] = Field(
         default_factory=dict,
@@ -199,6 +205,50 @@ class Stopping(BaseModel):
     min_results_fraction: float = Field(
         default=1.0, gt=0, le=1, allow_inf_nan=False, description="start the next iteration when this share of a batch is back"
     )
+
+
+def _shares_property(measurements: list[Measurement]) -> bool:
+    props = [(p, m.fidelity) for m in measurements for p in m.properties]
+    return len({p for p, _ in props}) < len(set(props))
+
+
+def _check_fidelities(campaign: Campaign) -> None:
+    """Several fidelities of one property: distinct names, one target, every modelled property at the target.
+
+    One sentence per mistake, because a funnel that silently optimised the cheap answer would spend a whole
+    campaign on the wrong truth.
+    """
+    seen: dict[tuple[str, str], int] = {}
+    for m in campaign.measurements:
+        for p in m.properties:
+            if (p, m.fidelity) in seen:
+                raise ValueError(f"property {p!r} is measured twice at fidelity {m.fidelity!r}; "
+                                 "give each measurement of a property its own 'fidelity'")
+            seen[(p, m.fidelity)] = 1
+    marked = sorted({m.fidelity for m in campaign.measurements if m.target})
+    if len(marked) > 1:
+        raise ValueError(f"'target: true' is set at several fidelities {marked}; mark one")
+    if not campaign.is_multifidelity:
+        return
+    names = list(dict.fromkeys(m.fidelity for m in campaign.measurements))
+    if not marked:
+        costs = sorted(((campaign.fidelity_cost(f), f) for f in names), reverse=True)
+        if costs[0][0] == costs[1][0]:
+            raise ValueError(f"fidelities {costs[0][1]!r} and {costs[1][1]!r} cost the same; mark the one whose "
+                             "answer counts with 'target: true'")
+    target = campaign.target_fidelity
+    at_target = {p for m in campaign.measurements_at(target) for p in m.properties}
+    modelled = [o.property for o in campaign.objectives] + [c.property for c in campaign.constraints]
+    missing = sorted({p for p in modelled if p not in at_target})
+    if missing:
+        raise ValueError(f"the target fidelity {target!r} does not measure {missing}; every objective and "
+                         "constraint must be measured at the target fidelity")
+    if len(set(modelled)) != 1:
+        raise ValueError("a campaign with several fidelities models one property (one objective, no constraints) "
+                         f"for now; this one models {sorted(set(modelled))}")
+    if any(m.cost <= 0 for m in campaign.measurements):
+        raise ValueError("with several fidelities every measurement needs a 'cost' above zero "
+                         "(the choice of fidelity is value per unit cost)")
 
 
 class Campaign(BaseModel):
@@ -259,6 +309,7 @@ class Campaign(BaseModel):
         unknown_adapters = sorted({m.adapter for m in self.measurements if m.adapter not in self.adapters})
         if unknown_adapters:
             raise ValueError(f"measurements use adapters {unknown_adapters} that 'adapters' does not define")
+        _check_fidelities(self)
         if self.budget.max_experiments is not None and self.batch_size > self.budget.max_experiments:
             raise ValueError(
                 f"batch_size {self.batch_size} is larger than budget.max_experiments {self.budget.max_experiments}"
@@ -289,8 +340,35 @@ class Campaign(BaseModel):
 
     @property
     def experiment_cost(self) -> float:
-        """Cost of measuring one candidate for every property the campaign needs."""
+        """Cost of measuring one candidate for every property the campaign needs (at the target fidelity when
+        there are several: a cheaper pick costs less, so this bounds what one pick may cost)."""
+        if self.is_multifidelity:
+            return self.fidelity_cost(self.target_fidelity)
         return sum(m.cost for m in self.measurements)
+
+    @property
+    def fidelities(self) -> list[str]:
+        """The campaign's fidelity names, cheapest first (ties in the file's order)."""
+        names = list(dict.fromkeys(m.fidelity for m in self.measurements))
+        return sorted(names, key=lambda f: (self.fidelity_cost(f), names.index(f)))
+
+    @property
+    def is_multifidelity(self) -> bool:
+        """Whether some property is measured at more than one fidelity (then each pick names its fidelity)."""
+        return len(set(m.fidelity for m in self.measurements)) > 1 and _shares_property(self.measurements)
+
+    @property
+    def target_fidelity(self) -> str:
+        """The fidelity whose answer counts: the one marked ``target: true``, else the most expensive."""
+        marked = [m.fidelity for m in self.measurements if m.target]
+        return marked[0] if marked else self.fidelities[-1]
+
+    def fidelity_cost(self, fidelity: str) -> float:
+        """What measuring one candidate at ``fidelity`` costs (every measurement of that fidelity)."""
+        return sum(m.cost for m in self.measurements if m.fidelity == fidelity)
+
+    def measurements_at(self, fidelity: str) -> list[Measurement]:
+        return [m for m in self.measurements if m.fidelity == fidelity]
 
     def spec_hash(self) -> str:
         """A hash of the whole spec. A lab token is never part of it (only the *name* of the variable or Secret

@@ -211,6 +211,9 @@ class BatchItemRecord(Base):
     predictions: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # every property: mean, std
     reason: Mapped[str] = mapped_column(Text, default="")
     dropped: Mapped[bool] = mapped_column(Boolean, default=False)  # dropped by the approver
+    #: the fidelity this pick is measured at; NULL: every measurement of the campaign (one fidelity, or the
+    #: initial design of several)
+    fidelity: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     batch: Mapped[BatchRecord] = relationship(back_populates="items")
     candidate: Mapped[CandidateRecord] = relationship()

@@ -5,7 +5,7 @@
 labelled here, a chunk at a time, with the same function.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-06 04:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from agent.store.labels import describe_candidate
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

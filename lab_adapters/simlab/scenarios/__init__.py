@@ -39,6 +39,7 @@ _REGISTRY: dict[str, str] = {
     "hartmann6": ".analytic:Hartmann6",
     "perov5": ".perov5:Perov5",
     "microstructure": ".microstructure:Microstructure",
+    "microstructure_coarse": ".microstructure:MicrostructureCoarse",
 }
 
 _loaded: dict[str, Scenario] = {}

@@ -1,0 +1,60 @@
+"""Cost-aware choice of fidelity on BoTorch's augmented Hartmann: a cheap fidelity is used when it is informative
+and ignored when it is uncorrelated noise; a candidate measured cheaply is promoted, never re-measured cheaply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from botorch.test_functions import AugmentedHartmann
+
+from agent.selection.fidelity import select_with_fidelities
+from agent.spec.objectives import Objective
+from surrogates.multifidelity import FidelityData, fit_multifidelity
+
+HARTMANN = AugmentedHartmann(negate=True)  # 6 design inputs and a fidelity s in [0, 1]; s = 1 is the truth
+
+
+def hartmann(X: torch.Tensor, s: float) -> torch.Tensor:
+    return HARTMANN(torch.cat([X, torch.full((len(X), 1), s, dtype=X.dtype)], -1))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def choose(cheap_is_noise: bool) -> tuple[list, list[str]]:
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(30, 6, generator=g, dtype=torch.double)
+    cheap = hartmann(X, 0.5)
+    if cheap_is_noise:
+        cheap = torch.randn(30, generator=g, dtype=torch.double) * float(cheap.std())
+    Xt = X[:10]  # the first ten were measured at both fidelities (the initial design)
+    data = [FidelityData("cheap", 0.1, X, cheap), FidelityData("truth", 1.0, Xt, hartmann(Xt, 1.0))]
+    fitted = fit_multifidelity(data, 1, seed=0, cv_folds=0, property_name="y")
+    pool = torch.cat([X[10:], torch.rand(200, 6, generator=g, dtype=torch.double)])  # 20 measured cheaply
+    fingerprints = [f"p{i}" for i in range(len(pool))]
+    jobs_at = {f"p{i}": {"cheap"} for i in range(20)}
+    picks = select_with_fidelities(
+        fitted, pool, fingerprints, jobs_at, objectives=[Objective(property="y", goal="maximize")],
+        properties=["y"], q=6, X_observed=Xt, Y_observed=hartmann(Xt, 1.0).unsqueeze(-1), seed=0,
+    )
+    return picks, [fingerprints[p.index] for p in picks]
+
+
+def test_an_informative_cheap_fidelity_is_used_and_cheap_results_are_promoted() -> None:
+    picks, names = choose(cheap_is_noise=False)
+    assert len(picks) == 6
+    fresh = [p for p, name in zip(picks, names, strict=True) if int(name[1:]) >= 20]
+    promoted = [p for p, name in zip(picks, names, strict=True) if int(name[1:]) < 20]
+    assert fresh and all(p.fidelity == "cheap" for p in fresh), [p.reason for p in picks]
+    assert all(p.fidelity == "truth" for p in promoted)  # never measured cheaply twice
+    assert all("at cheap: removes" in p.reason for p in fresh)
+    assert all("cheap:" in p.reason and "(already measured)" in p.reason for p in promoted)
+
+
+def test_a_cheap_fidelity_that_is_noise_is_ignored() -> None:
+    picks, _ = choose(cheap_is_noise=True)
+    assert len(picks) == 6
+    assert all(p.fidelity == "truth" for p in picks), [p.reason for p in picks]
+    assert all("at truth (the target)" in p.reason for p in picks)
