@@ -53,19 +53,20 @@ def waiting_batches(session: Session) -> pd.DataFrame:
         asked = _approval_request(session, campaign.id, batch.id)
         if asked is None:
             continue
-        size = sum(1 for item in batch.items if not item.dropped)
+        fidelities = [item.fidelity for item in batch.items if not item.dropped]
         out.append({
-            "campaign": campaign.name, "batch": batch.id, "size": size, "cost": _cost(campaign, size),
+            "campaign": campaign.name, "batch": batch.id, "size": len(fidelities), "cost": _cost(campaign, fidelities),
             "waiting_since": asked.created_at, "flow_run_id": (asked.payload or {}).get("flow_run_id"),
             "approve": f"matloop approve {campaign.name} --by NAME",
         })
     return pd.DataFrame(out, columns=PENDING_COLUMNS)
 
 
-def _cost(campaign: CampaignRecord, size: int) -> float | None:
-    """What the batch would cost; unknown (None) for a stored spec this version cannot read, rather than a crash."""
+def _cost(campaign: CampaignRecord, fidelities: list[str | None]) -> float | None:
+    """What the batch would cost (each pick at its fidelity); unknown (None) for a stored spec this version cannot
+    read, rather than a crash."""
     try:
-        return size * load_spec(campaign).experiment_cost
+        return load_spec(campaign).batch_cost(fidelities)
     except ValidationError:
         return None
 

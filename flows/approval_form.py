@@ -107,8 +107,12 @@ def batch_form(ctx: LoopContext, batch_id: int, ui_url: str | None = None) -> Ba
                      "model exists, to spread the first experiments over the design space.")
     elif acquisition is not None:
         lines.append(f"**Acquisition value:** {ACQUISITION_MEANING[acquisition]}.")
-    cost = len(rows) * campaign.experiment_cost
-    lines += ["", f"**Cost** {cost:g} ({_count(len(rows), 'experiment')} × {campaign.experiment_cost:g}) · "
+    fidelities = [item.fidelity for item, _ in rows]
+    cost = campaign.batch_cost(fidelities)
+    per_pick = (f"{_count(len(rows), 'experiment')} × {campaign.experiment_cost:g}" if len(set(fidelities)) <= 1
+                and fidelities and fidelities[0] is None else
+                ", ".join(f"{fidelities.count(f)} at {f or 'every fidelity'}" for f in dict.fromkeys(fidelities)))
+    lines += ["", f"**Cost** {cost:g} {campaign.budget.currency} ({per_pick}) · "
                   f"**budget left** {_budget_left(ctx, snap)} · **more:** {_links(ctx, ui_url)}",
               "", "Drop a candidate by choosing its id below; reject re-proposes the batch without its candidates."]
     return BatchForm(candidate_ids=ids, markdown="\n".join(lines))

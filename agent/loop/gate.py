@@ -21,8 +21,8 @@ def batch_cost(ctx: LoopContext, batch_id: int) -> float:
     with ctx.db.reading() as session:
         batch = session.get(BatchRecord, batch_id)
         assert batch is not None
-        n = sum(1 for item in batch.items if not item.dropped)
-    return n * ctx.campaign.experiment_cost
+        fidelities = [item.fidelity for item in batch.items if not item.dropped]
+    return ctx.campaign.batch_cost(fidelities)
 
 
 def policy_decision(ctx: LoopContext, batch_id: int) -> Decision | None:

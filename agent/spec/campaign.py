@@ -367,6 +367,17 @@ class Campaign(BaseModel):
         """What measuring one candidate at ``fidelity`` costs (every measurement of that fidelity)."""
         return sum(m.cost for m in self.measurements if m.fidelity == fidelity)
 
+    def pick_cost(self, fidelity: str | None) -> float:
+        """What one pick costs: its fidelity's measurements, or every measurement when it names none (NULL, as the
+        initial design and single-fidelity campaigns store it)."""
+        if fidelity is None:
+            return sum(m.cost for m in self.measurements)
+        return self.fidelity_cost(fidelity)
+
+    def batch_cost(self, fidelities: list[str | None]) -> float:
+        """What a batch whose kept picks go to ``fidelities`` costs (each pick at its own fidelity)."""
+        return sum(self.pick_cost(f) for f in fidelities)
+
     def measurements_at(self, fidelity: str) -> list[Measurement]:
         return [m for m in self.measurements if m.fidelity == fidelity]
 

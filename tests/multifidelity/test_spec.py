@@ -53,3 +53,12 @@ def test_mistakes_are_one_sentence(measurements: list[dict], changes: dict, word
     with pytest.raises(ValidationError) as error:
         spec(measurements, **changes)
     assert words in str(error.value)
+
+
+def test_a_batch_costs_each_pick_at_its_own_fidelity() -> None:
+    """What approval and ``matloop pending`` show: a cheap pick is not priced at the target fidelity."""
+    campaign = spec([DEAR, CHEAP])
+    assert campaign.pick_cost("mlip") == 0.01 and campaign.pick_cost("dft") == 1.0
+    assert campaign.pick_cost(None) == pytest.approx(1.01)  # no fidelity named: every measurement
+    assert campaign.batch_cost(["mlip", "mlip", "dft"]) == pytest.approx(1.02)
+    assert campaign.batch_cost([]) == 0.0

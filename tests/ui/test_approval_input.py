@@ -111,6 +111,6 @@ def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_link
     assert "ni_load=0.5" in line and "fe_load=0.5" in line  # (PostgreSQL's JSONB orders the keys its own way)
     assert line.endswith("predicted 0.4 ± 0.05 V · acquisition -1.5 · why: explore: high std")
     assert "logarithm of the expected improvement" in text  # the template's acquisition is auto -> qLogEI
-    assert "**Cost** 1 (1 experiment × 1)" in text
+    assert "**Cost** 1 cost units (1 experiment × 1)" in text
     assert "**budget left** 85 of 88 experiments, 11 of 11 iterations" in text  # three jobs of batch 1 so far
     assert f"[this batch](http://prefect.example:4200/artifacts/key/{spec.name}-batch)" in text
