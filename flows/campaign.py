@@ -5,8 +5,9 @@ The flow is a thin shell over :func:`agent.loop.run_campaign`: a
 refuses the run in one sentence) and holds its lease; the flow opens the
 adapters and injects (1) a
 step runner that runs every step as a Prefect task (retried on transient
-errors, visible per iteration in the UI), (2) the approval pause, and (3) the
-artifact publisher.  All state is in the database, so re-running the flow
+errors, visible per iteration in the UI), (2) the approval pause, (3) the
+artifact publisher, and (4) the executor the heavy steps fan out on
+(``MATLOOP_COMPUTE``: in-process, or Dask through prefect-dask; flows/compute.py).  All state is in the database, so re-running the flow
 (``matloop run --resume``, or re-running the deployment) resumes the campaign.
 """
 
