@@ -11,10 +11,6 @@ from typing import Any
 import pytest
 import torch
 
-from tests.loop.conftest import simlab
-
-__all__ = ["simlab"]
-
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
