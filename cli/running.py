@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from agent.spec import Campaign, CampaignFileError, load_campaign
 from cli.campaign_files import print_campaign_problems
 from cli.common import console, fail, plain_store_errors
+from cli.compute import ADDRESS_HELP, COMPUTE_HELP, THREADS_HELP, WORKERS_HELP, ComputeChoice, announce, compute_options
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -124,9 +125,14 @@ def run(
     approval: ApprovalChoice | None = typer.Option(None, "--approval", help="override the campaign's approval policy"),
     max_iterations: int | None = typer.Option(None, "--max-iterations", min=1, help="stop this run after N iterations"),
     resume: bool = typer.Option(False, "--resume", help="continue a campaign that already has history"),
+    compute: ComputeChoice | None = typer.Option(None, "--compute", help=COMPUTE_HELP),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=ADDRESS_HELP),
+    dask_workers: int | None = typer.Option(None, "--dask-workers", help=WORKERS_HELP),
+    dask_threads: int | None = typer.Option(None, "--dask-threads", help=THREADS_HELP),
 ) -> None:
     """Run a campaign as a Prefect flow until it stops (or --max-iterations), showing the budget spent."""
     spec = _load(path)
+    compute_options(compute, dask_address, dask_workers, dask_threads)  # a bad setting: one sentence, nothing run
     from prefect.exceptions import TerminationSignal
 
     from cli.ephemeral import ephemeral_server_dies_with_us, terminate_gracefully
@@ -184,9 +190,16 @@ def _refuse_early(spec: Campaign, path: Path, resume: bool) -> None:
 def serve(
     name: str = typer.Option("campaign", "--name", help="deployment name"),
     limit: int | None = typer.Option(None, "--limit", help="most campaign runs at the same time"),
+    compute: ComputeChoice | None = typer.Option(None, "--compute", help=COMPUTE_HELP),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=ADDRESS_HELP),
+    dask_workers: int | None = typer.Option(None, "--dask-workers", help=WORKERS_HELP),
+    dask_threads: int | None = typer.Option(None, "--dask-threads", help=THREADS_HELP),
 ) -> None:
     """Serve the campaign deployment, so campaigns can be started from the Prefect UI (Ctrl-C stops)."""
     from flows.deployments import serve_deployments
+
+    setting = compute_options(compute, dask_address, dask_workers, dask_threads)  # each served run reads it
+    console.print(announce(setting), highlight=False)
 
     serve_deployments(name=name, limit=limit)
 

@@ -5,8 +5,9 @@ The flow is a thin shell over :func:`agent.loop.run_campaign`: a
 refuses the run in one sentence) and holds its lease; the flow opens the
 adapters and injects (1) a
 step runner that runs every step as a Prefect task (retried on transient
-errors, visible per iteration in the UI), (2) the approval pause, and (3) the
-artifact publisher.  All state is in the database, so re-running the flow
+errors, visible per iteration in the UI), (2) the approval pause, (3) the
+artifact publisher, and (4) the executor the heavy steps fan out on
+(``MATLOOP_COMPUTE``: in-process, or Dask through prefect-dask; flows/compute.py).  All state is in the database, so re-running the flow
 (``matloop run --resume``, or re-running the deployment) resumes the campaign.
 """
 
@@ -35,10 +36,12 @@ from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
 from agent.store.events import record_event
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
+from flows.compute import ComputeUnavailable, open_fan_out
 from flows.inputs import CampaignSource
 from flows.logs import step_finished
 from flows.runs import prefect_run_is_over
-from matloop.settings import get_settings
+from matloop.compute import Compute, fanning_out
+from matloop.settings import ComputeSettingError, get_compute, get_settings
 from matloop.types import AdapterError
 
 log = logging.getLogger(__name__)
@@ -236,6 +239,10 @@ def campaign_flow(
     from prefect.runtime import flow_run
 
     spec = campaign.load()
+    try:  # where heavy steps run is this machine's setting (MATLOOP_COMPUTE), never the campaign's: docs/dask.md
+        compute = get_compute()
+    except ComputeSettingError as exc:
+        return _refused(exc)
     flow_run_id = str(flow_run.id) if flow_run.id else None
     _tag_run(flow_run_id, spec.name)
     url = database_url or get_settings().resolved_database_url
@@ -248,12 +255,13 @@ def campaign_flow(
                 stack.enter_context(run)
             except StoreError as exc:
                 return _refused(exc)
-            return _run(run, campaign, spec, approval, max_iterations, poll_initial_seconds, poll_max_seconds)
+            return _run(run, campaign, spec, approval, max_iterations, poll_initial_seconds, poll_max_seconds,
+                        compute)
     finally:
         db.dispose()
 
 
-def _refused(exc: StoreError) -> Any:
+def _refused(exc: Exception) -> Any:
     """A run refused before it did anything ends Failed with the sentence as its message, and no traceback.
 
     Raising would log Prefect's traceback (in the UI, and on the terminal of a `matloop run` that raced
@@ -268,7 +276,7 @@ def _refused(exc: StoreError) -> Any:
 
 def _run(
     run: CampaignRun, campaign: CampaignSource, spec: Campaign, approval: ApprovalParameter,
-    max_iterations: int | None, poll_initial_seconds: float, poll_max_seconds: float,
+    max_iterations: int | None, poll_initial_seconds: float, poll_max_seconds: float, compute: Compute,
 ) -> dict[str, Any]:
     db, campaign_id = run.database, run.campaign_id
     run_spec = spec
@@ -279,6 +287,21 @@ def _run(
             record_event(session, "approval_override", campaign_id=campaign_id,
                          payload={"policy": approval, "spec_policy": spec.approval.policy})
     publisher = ArtifactPublisher()
+    with contextlib.ExitStack() as stack:
+        try:
+            fan_out = stack.enter_context(open_fan_out(compute))
+        except ComputeUnavailable as exc:
+            return _refused(exc)
+        stack.enter_context(fanning_out(fan_out))  # the heavy steps below reach it through matloop.compute
+        return _run_on(run, campaign, spec, run_spec, publisher, max_iterations, poll_initial_seconds,
+                       poll_max_seconds)
+
+
+def _run_on(
+    run: CampaignRun, campaign: CampaignSource, spec: Campaign, run_spec: Campaign, publisher: ArtifactPublisher,
+    max_iterations: int | None, poll_initial_seconds: float, poll_max_seconds: float,
+) -> dict[str, Any]:
+    db, campaign_id = run.database, run.campaign_id
     with open_adapters(run_spec) as adapters:
         ctx = LoopContext(
             db=db, campaign=run_spec, campaign_id=campaign_id, adapters=adapters,

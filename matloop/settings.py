@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from matloop.compute import Compute, InProcess
 
 
 def default_data_dir() -> Path:
@@ -67,6 +69,46 @@ def database_url_problem(url: str) -> str | None:
         return f"{safe!r} is not a database URL matloop can use ({parsed.drivername} is not supported); " \
                f"{DATABASE_URL_HINT}"
     return None
+
+
+class ComputeSettings(BaseSettings):
+    """Where heavy steps run (:mod:`matloop.compute`), from ``MATLOOP_COMPUTE`` as JSON or field by field.
+
+    ``MATLOOP_COMPUTE='{"type": "dask_scheduler", "address": "tcp://sched:8786"}'``, or
+    ``MATLOOP_COMPUTE__TYPE=local_cluster MATLOOP_COMPUTE__N_WORKERS=4``. Kept out of :class:`Settings` for the
+    reason :func:`database_url_problem` gives: commands that run nothing must work with a bad value set.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MATLOOP_", env_nested_delimiter="__", extra="ignore")
+
+    compute: Compute = Field(default_factory=InProcess)
+
+
+class ComputeSettingError(ValueError):
+    """``MATLOOP_COMPUTE`` (or a CLI option) does not describe a place to run; the message is one sentence."""
+
+
+def compute_problem(exc: ValidationError, source: str = "MATLOOP_COMPUTE") -> str:
+    """A pydantic error on a compute setting as one sentence naming the field (``MATLOOP_COMPUTE.address: ...``)."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "compute"]
+    field = ".".join([source, *loc[1:]])  # loc[0] is the union's tag
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type", "dict_type"):
+        return f'{source}: give a "type" of in_process, local_cluster or dask_scheduler, with its fields ' \
+               f'(e.g. {{"type": "local_cluster", "n_workers": 2}}); {message[0].lower()}{message[1:]}'
+    return f"{field}: {message[0].lower()}{message[1:]}"
+
+
+def get_compute() -> Compute:
+    """The compute setting from the environment, or :class:`ComputeSettingError` in one sentence."""
+    try:
+        return ComputeSettings().compute
+    except ValidationError as exc:
+        raise ComputeSettingError(compute_problem(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - pydantic-settings' SettingsError: MATLOOP_COMPUTE is not JSON
+        raise ComputeSettingError(f"MATLOOP_COMPUTE is not a compute setting ({exc.__class__.__name__}): give JSON "
+                                  'such as {"type": "local_cluster", "n_workers": 2}') from None
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 # real HTTP, real SLURM + GPAW, real Prefect).  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --system --extras test,postgres,mlip,benchmarks
+bash scripts/setup.sh --system --extras test,postgres,mlip,benchmarks,dask
 if [ -x .ci/start_slurm.sh ] || [ -f .ci/start_slurm.sh ]; then
   bash .ci/start_slurm.sh
 fi

@@ -17,6 +17,7 @@ the latent function's uncertainty); with it, the members' predicted noise is add
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -63,14 +64,6 @@ class BatchedMeanVarianceMLP(nn.Module):
             nn.Parameter(torch.empty(members, 1, b, dtype=torch.double)) for b in widths[1:]
         )
 
-    def reset_parameters(self, generator: torch.Generator) -> None:
-        """nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator``."""
-        with torch.no_grad():
-            for w, b in zip(self.weights, self.biases, strict=True):
-                bound = 1.0 / w.shape[1] ** 0.5
-                w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype) * 2 * bound - bound)
-                b.copy_(torch.rand(b.shape, generator=generator, dtype=b.dtype) * 2 * bound - bound)
-
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` is ``(M, N, d)`` (or ``(N, d)``, shared by all members); returns two ``(M, N)`` tensors."""
         h = x if x.dim() == 3 else x.unsqueeze(0).expand(len(self.weights[0]), *x.shape)
@@ -113,8 +106,15 @@ class DeepEnsemble(Model):
         return torch.Size()
 
     def fit(self, X: Tensor, y: Tensor, seed: int) -> DeepEnsemble:
-        """Train every member from its own seed; ``y`` is ``(n,)`` or ``(n, 1)``."""
-        s = self.settings
+        """Train every member from its own seed; ``y`` is ``(n,)`` or ``(n, 1)``.
+
+        Members share nothing but the data, so they are trained in chunks of :data:`MEMBER_CHUNK` on the run's
+        executor (:mod:`matloop.compute`: in this process, or fanned out on Dask) and stitched back in order; each
+        member's initialisation and minibatch order come from its own seed (:func:`member_seed`), so the result
+        is the same wherever, and in whichever chunks, the members were trained.
+        """
+        from matloop.compute import map_chunked
+
         y = y.reshape(-1)
         self.x_shift = X.mean(dim=0)
         self.x_scale = X.std(dim=0, unbiased=False).clamp_min(1e-8)
@@ -122,37 +122,13 @@ class DeepEnsemble(Model):
         self.y_scale = y.std(unbiased=False).clamp_min(1e-12)
         xs = (X - self.x_shift) / self.x_scale
         ys = (y - self.y_shift) / self.y_scale
-        n = xs.shape[0]
-        batch = min(int(s["batch_size"]), n)
-        steps = training_steps(n, batch, s)
-        warmup = int(float(s["warmup_fraction"]) * steps)
-        members = int(s["n_members"])
-        beta = float(s["nll_beta"])
-        gen = torch.Generator().manual_seed(seed)
-        self.members.reset_parameters(gen)
-        opt = torch.optim.AdamW(self.members.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        self.train()
-        for step in range(steps):
-            # every member draws its own minibatch: different data order is part of the diversity
-            idx = torch.randint(n, (members, batch), generator=gen)
-            mu, var = self.members(xs[idx])
-            target = ys[idx]
-            # A short mean-only warm-up first: fitting the mean before the variance
-            # avoids the NLL's known trap of explaining everything as noise.
-            if step < warmup:
-                loss = ((mu - target) ** 2).mean(dim=1).sum()
-            else:
-                nll = 0.5 * (torch.log(var) + (target - mu) ** 2 / var)
-                if beta > 0:
-                    # beta-NLL (Seitzer et al. 2022): weight each point's NLL by var^beta (no gradient
-                    # through the weight), so high-noise points do not stop the mean from being learned.
-                    nll = nll * var.detach() ** beta
-                loss = nll.mean(dim=1).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        members = int(self.settings["n_members"])
+        trained = map_chunked(functools.partial(train_members, xs, ys, dict(self.settings), seed),
+                              list(range(members)), MEMBER_CHUNK, name="ensemble-members")
+        with torch.no_grad():
+            for layer, (w, b) in enumerate(zip(self.members.weights, self.members.biases, strict=True)):
+                w.copy_(torch.stack([member[0][layer] for member in trained]))
+                b.copy_(torch.stack([member[1][layer] for member in trained]))
         self.eval()
         return self
 
@@ -198,6 +174,67 @@ class DeepEnsemble(Model):
         mean, variance = self._moments(X, observation_noise)
         posterior = GPyTorchPosterior(MultivariateNormal(mean, DiagLinearOperator(variance)))
         return posterior_transform(posterior) if posterior_transform is not None else posterior
+
+
+#: Members trained together in one batched module (one chunk of the fan-out): the default ensemble (10) is two.
+MEMBER_CHUNK = 5
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Member ``member``'s own seed: its stream depends on nothing but the fit's seed and its index."""
+    return (seed * 1_000_003 + member * 7_919 + 17) % (2**63 - 1)
+
+
+def train_members(
+    xs: Tensor, ys: Tensor, settings: dict[str, Any], seed: int, indices: list[int]
+) -> list[tuple[list[Tensor], list[Tensor]]]:
+    """Train the members ``indices`` on standardised data; each member's weights and biases, layer by layer.
+
+    A module-level function of plain tensors and settings, so a Dask worker can run a chunk of members.
+    """
+    s = settings
+    n, d = xs.shape
+    batch = min(int(s["batch_size"]), n)
+    steps = training_steps(n, batch, s)
+    warmup = int(float(s["warmup_fraction"]) * steps)
+    beta = float(s["nll_beta"])
+    net = BatchedMeanVarianceMLP(len(indices), d, int(s["hidden"]), int(s["layers"]))
+    draws = []
+    with torch.no_grad():
+        for k, member in enumerate(indices):
+            gen = torch.Generator().manual_seed(member_seed(seed, member))
+            for w, b in zip(net.weights, net.biases, strict=True):
+                # nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from the member's stream
+                bound = 1.0 / w.shape[1] ** 0.5
+                w[k].copy_(torch.rand(w.shape[1:], generator=gen, dtype=w.dtype) * 2 * bound - bound)
+                b[k].copy_(torch.rand(b.shape[1:], generator=gen, dtype=b.dtype) * 2 * bound - bound)
+            # every member draws its own minibatches: different data order is part of the diversity
+            draws.append(torch.randint(n, (steps, batch), generator=gen))
+    order = torch.stack(draws, dim=1)  # steps x members x batch
+    opt = torch.optim.AdamW(net.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    net.train()
+    for step in range(steps):
+        idx = order[step]
+        mu, var = net(xs[idx])
+        target = ys[idx]
+        # A short mean-only warm-up first: fitting the mean before the variance
+        # avoids the NLL's known trap of explaining everything as noise.
+        if step < warmup:
+            loss = ((mu - target) ** 2).mean(dim=1).sum()
+        else:
+            nll = 0.5 * (torch.log(var) + (target - mu) ** 2 / var)
+            if beta > 0:
+                # beta-NLL (Seitzer et al. 2022): weight each point's NLL by var^beta (no gradient
+                # through the weight), so high-noise points do not stop the mean from being learned.
+                nll = nll * var.detach() ** beta
+            loss = nll.mean(dim=1).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return [([w[k].detach().clone() for w in net.weights], [b[k].detach().clone() for b in net.biases])
+            for k in range(len(indices))]
 
 
 def fit_ensemble(X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[str, Any]) -> tuple[Model, dict]:

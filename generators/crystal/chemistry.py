@@ -32,6 +32,10 @@ class OxidationRules:
         self._overrides = {el: tuple(states) for el, states in (overrides or {}).items()}
         self._balance = lru_cache(maxsize=65536)(self._balance_uncached)
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        """Pickled (for a Dask worker: matloop.compute) as its overrides; the per-instance cache is rebuilt there."""
+        return OxidationRules, (self._overrides or None,)
+
     def states(self, element: str) -> tuple[int, ...]:
         return self._overrides.get(element) or default_oxidation_states(element)
 

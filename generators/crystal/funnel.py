@@ -9,6 +9,7 @@ structure, as in the generative-materials literature (e.g. MatterGen's SUN rate)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,10 +17,15 @@ from typing import Any
 from pymatgen.core import Structure
 
 from generators.crystal.chemistry import OxidationRules
-from generators.crystal.dedup import StructureRegistry, deduplicate
+from generators.crystal.dedup import StructureRegistry, coarse_key, deduplicate
 from generators.crystal.novelty import ReferenceSet
-from generators.crystal.validity import ValidityRules, partition_valid
+from generators.crystal.validity import ValidityRules, check_structure
+from matloop.compute import map_chunked
 from matloop.types import Candidate
+
+#: Structures per chunk of the per-structure checks (validity, space group) when they fan out
+#: (:mod:`matloop.compute`): ~10 ms each, so a chunk is worth shipping to a worker.
+CHECK_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,17 @@ def structures_of(candidates: Sequence[Candidate]) -> list[Structure]:
     return out
 
 
+def _check_chunk(
+    rules: ValidityRules, oxidation: OxidationRules, symprec: float, structures: list[Structure]
+) -> list[tuple[list[str], str | None]]:
+    """Validity problems of each structure and, for a valid one, its coarse key (formula + space group)."""
+    out: list[tuple[list[str], str | None]] = []
+    for structure in structures:
+        problems = check_structure(structure, rules, oxidation)
+        out.append((problems, None if problems else coarse_key(structure, symprec)))
+    return out
+
+
 def run_funnel(
     structures: Sequence[Structure],
     registry: StructureRegistry,
@@ -112,11 +129,15 @@ def run_funnel(
     rules = rules or ValidityRules()
     oxidation = oxidation or OxidationRules()
     rejected: dict[int, str] = {}
-    valid, invalid = partition_valid(structures, rules, oxidation)
-    for i, problems in invalid.items():
-        rejected[i] = "invalid: " + "; ".join(problems)
+    # the per-structure work fans out in chunks; matching against what is known stays in order, here
+    checked = map_chunked(functools.partial(_check_chunk, rules, oxidation, registry.symprec), list(structures),
+                          CHECK_CHUNK, name="crystal-validity")
+    valid = [i for i, (problems, _) in enumerate(checked) if not problems]
+    for i, (problems, _) in enumerate(checked):
+        if problems:
+            rejected[i] = "invalid: " + "; ".join(problems)
     fingerprints = [""] * len(structures)
-    dedup = deduplicate([structures[i] for i in valid], registry)
+    dedup = deduplicate([structures[i] for i in valid], registry, keys=[checked[i][1] for i in valid])
     for k, i in enumerate(valid):
         fingerprints[i] = dedup.fingerprints[k]
     unique = [valid[k] for k in dedup.unique]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.analysis.phase_diagram import PDEntry
@@ -12,6 +15,10 @@ from pymatgen.core import Structure
 from surrogates.mlip.references import ElementalReferences
 from surrogates.mlip.relax import Relaxer, RelaxResult, make_relaxer
 from surrogates.mlip.stability import StabilityEstimate, estimate_stability
+
+#: Structures per chunk when relaxations fan out (:mod:`matloop.compute`): fixed, so the chunks (and a batched
+#: relaxer's batches) are the same whatever the cluster; each chunk is seconds of work, worth shipping.
+RELAX_CHUNK = 8
 
 
 class MLIPSettings(BaseModel):
@@ -51,19 +58,18 @@ class MLIPScreen:
 
     def __init__(self, settings: MLIPSettings | None = None, relaxer: Relaxer | None = None) -> None:
         self.settings = settings or MLIPSettings()
-        self.relaxer = relaxer or make_relaxer(
-            self.settings.model_path,
-            fmax=self.settings.fmax,
-            steps=self.settings.steps,
-            threads=self.settings.threads,
-            trust_model_file=self.settings.trust_model_file,
-        )
+        self.relaxer = relaxer or build_relaxer(self.settings)
+        # how chunk functions reach the relaxer: itself here; rebuilt from the settings in a worker process
+        self._handle = RelaxerHandle(self.relaxer, None if relaxer is not None else self.settings)
         self.references = ElementalReferences(self.relaxer, self.settings.cache_dir)
         #: every compound this screen has relaxed: later batches are placed on a hull that includes them
         self.known_entries: list[PDEntry] = []
 
     def screen(self, structures: Sequence[Structure]) -> list[ScreenResult]:
-        relaxed = [self.relaxer.relax(s) for s in structures]
+        from matloop.compute import map_chunked
+
+        relaxed = map_chunked(functools.partial(relax_chunk, self._handle), list(structures), RELAX_CHUNK,
+                              name="mlip-relax")
         good = [i for i, r in enumerate(relaxed) if r.ok]
         items = [(relaxed[i].structure, relaxed[i].energy_per_atom) for i in good]
         estimates = estimate_stability(items, self.references, self.known_entries)  # type: ignore[arg-type]
@@ -85,3 +91,49 @@ class MLIPScreen:
         if s.max_formation_energy is not None and est.formation_energy_per_atom > s.max_formation_energy:
             return False, f"formation energy {est.formation_energy_per_atom:.3f} eV/atom > {s.max_formation_energy}"
         return True, None
+
+
+def relax_chunk(handle: RelaxerHandle, structures: list[Structure]) -> list[RelaxResult]:
+    """Relax one chunk: in one batch when the relaxer offers ``relax_many``, else one structure at a time."""
+    relaxer: Any = handle.relaxer
+    if hasattr(relaxer, "relax_many"):
+        return list(relaxer.relax_many(structures))
+    return [relaxer.relax(s) for s in structures]
+
+
+class RelaxerHandle:
+    """The screen's relaxer as a chunk function sees it, in this process or in a Dask worker.
+
+    Pickled for a worker, a handle built from settings carries only the settings: the worker builds the potential
+    once and keeps it (:func:`_worker_handle`), rather than receiving its weights with every chunk. A relaxer
+    given ready-made (no settings) travels whole.
+    """
+
+    def __init__(self, relaxer: Relaxer, settings: MLIPSettings | None) -> None:
+        self.relaxer = relaxer
+        self.settings = settings
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.settings is None:
+            return RelaxerHandle, (self.relaxer, None)
+        return _worker_handle, (self.settings.model_dump_json(),)
+
+
+_WORKER_RELAXERS: dict[str, Relaxer] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def build_relaxer(settings: MLIPSettings) -> Relaxer:
+    """The relaxer the settings name (MACE from a model file, else CHGNet)."""
+    return make_relaxer(settings.model_path, fmax=settings.fmax, steps=settings.steps, threads=settings.threads,
+                        trust_model_file=settings.trust_model_file)
+
+
+def _worker_handle(settings_json: str) -> RelaxerHandle:
+    """A handle unpickled in a worker: the relaxer for these settings, built on first use in this process."""
+    with _WORKER_LOCK:
+        relaxer = _WORKER_RELAXERS.get(settings_json)
+        settings = MLIPSettings.model_validate_json(settings_json)
+        if relaxer is None:
+            relaxer = _WORKER_RELAXERS[settings_json] = build_relaxer(settings)
+    return RelaxerHandle(relaxer, settings)
