@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,14 @@ class Relaxer(Protocol):
     name: str
 
     def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult: ...
+
+
+def relax_all(relaxer: Relaxer, structures: Sequence[Structure], relax_cell: bool = True) -> list[RelaxResult]:
+    """Relax every structure: in one batch when the relaxer can (``relax_many``), else one at a time."""
+    many = getattr(relaxer, "relax_many", None)
+    if callable(many):
+        return list(many(structures, relax_cell=relax_cell))
+    return [relaxer.relax(s, relax_cell=relax_cell) for s in structures]
 
 
 def limit_threads(n: int | None) -> None:
@@ -130,8 +139,17 @@ def make_relaxer(
     steps: int = 200,
     threads: int | None = 1,
     trust_model_file: bool = False,
+    batch_size: int = 32,
 ) -> Relaxer:
-    """MACE when a model file is configured, CHGNet otherwise."""
+    """MACE when a model file is configured, CHGNet otherwise: batched unless ``batch_size`` is 1.
+
+    ``batch_size=1`` keeps CHGNet's own one-structure ``StructOptimizer`` (the reference the batched
+    relaxer is tested against); MACE models from a file are relaxed one at a time.
+    """
     if model_path:
         return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads, trust_model_file=trust_model_file)
+    if batch_size > 1:
+        from surrogates.mlip.batched import BatchedCHGNetRelaxer
+
+        return BatchedCHGNetRelaxer(fmax=fmax, steps=steps, threads=threads, batch_size=batch_size)
     return CHGNetRelaxer(fmax=fmax, steps=steps, threads=threads)

@@ -10,7 +10,7 @@ from pymatgen.analysis.phase_diagram import PDEntry
 from pymatgen.core import Structure
 
 from surrogates.mlip.references import ElementalReferences
-from surrogates.mlip.relax import Relaxer, RelaxResult, make_relaxer
+from surrogates.mlip.relax import Relaxer, RelaxResult, make_relaxer, relax_all
 from surrogates.mlip.stability import StabilityEstimate, estimate_stability
 
 
@@ -29,6 +29,11 @@ class MLIPSettings(BaseModel):
     max_e_above_hull: float = Field(default=0.1, ge=0, description="eV/atom; above it a candidate is unstable")
     max_formation_energy: float | None = Field(default=0.0, description="eV/atom; None disables the check")
     threads: int | None = Field(default=1, ge=1)
+    batch_size: int = Field(
+        default=32, ge=1, le=4096,
+        description="CHGNet structures relaxed together, one batched model call per optimiser step "
+        "(surrogates/mlip/batched.py); 1 relaxes one at a time with CHGNet's StructOptimizer",
+    )
     cache_dir: str | None = None
 
 
@@ -57,13 +62,14 @@ class MLIPScreen:
             steps=self.settings.steps,
             threads=self.settings.threads,
             trust_model_file=self.settings.trust_model_file,
+            batch_size=self.settings.batch_size,
         )
         self.references = ElementalReferences(self.relaxer, self.settings.cache_dir)
         #: every compound this screen has relaxed: later batches are placed on a hull that includes them
         self.known_entries: list[PDEntry] = []
 
     def screen(self, structures: Sequence[Structure]) -> list[ScreenResult]:
-        relaxed = [self.relaxer.relax(s) for s in structures]
+        relaxed = relax_all(self.relaxer, structures)
         good = [i for i, r in enumerate(relaxed) if r.ok]
         items = [(relaxed[i].structure, relaxed[i].energy_per_atom) for i in good]
         estimates = estimate_stability(items, self.references, self.known_entries)  # type: ignore[arg-type]
