@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from surrogates.mlip.relax import RelaxResult, limit_threads
+from surrogates.mlip.relax import RelaxResult, limit_threads, one_blas_thread
 
 
 def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarray, np.ndarray]]:
@@ -117,6 +117,10 @@ class BatchedCHGNetRelaxer:
 
     def relax_many(self, structures: Sequence[Structure], relax_cell: bool = True) -> list[RelaxResult]:
         """Relax all ``structures``; one result per structure, in order (a failure is a result, not a raise)."""
+        with one_blas_thread():
+            return self._relax_many(structures, relax_cell)
+
+    def _relax_many(self, structures: Sequence[Structure], relax_cell: bool) -> list[RelaxResult]:
         results: list[RelaxResult | None] = [None] * len(structures)
         queue = list(range(len(structures)))
         running: list[_Run] = []

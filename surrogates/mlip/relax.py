@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -50,6 +51,17 @@ def relax_all(relaxer: Relaxer, structures: Sequence[Structure], relax_cell: boo
     return [relaxer.relax(s, relax_cell=relax_cell) for s in structures]
 
 
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread while relaxing: ASE's cell filter takes a 3x3 matrix log and exponential (scipy) every
+    step, and a multi-threaded BLAS spends far longer waking its threads for a 3x3 solve than solving it; on a
+    busy machine that wait was most of a relaxation's time (measured: 14 of 17 s; benchmarks/RESULTS-mlip.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def limit_threads(n: int | None) -> None:
     """CPU relaxations of small cells gain nothing from many threads; on shared CI they lose."""
     if n:
@@ -73,7 +85,7 @@ class CHGNetRelaxer:
 
     def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), one_blas_thread():
                 warnings.simplefilter("ignore")
                 out = self._optimizer.relax(
                     structure, fmax=self.fmax, steps=self.steps, relax_cell=relax_cell, verbose=False
@@ -125,7 +137,8 @@ class MACERelaxer:
             atoms.calc = self._calc
             target = FrechetCellFilter(atoms) if relax_cell else atoms
             opt = FIRE(target, logfile=None)
-            converged = bool(opt.run(fmax=self.fmax, steps=self.steps))
+            with one_blas_thread():
+                converged = bool(opt.run(fmax=self.fmax, steps=self.steps))
             energy = float(atoms.get_potential_energy()) / len(atoms)
             final = AseAtomsAdaptor.get_structure(atoms)
         except Exception as exc:
