@@ -33,6 +33,12 @@ from lab_adapters.mlip import make_mlip_adapter  # noqa: E402
 from matloop.types import Candidate, CandidateKind, JobRequest, JobStatus, make_idempotency_key  # noqa: E402
 
 TEMPLATE = ROOT / "agent" / "templates" / "funnel-binaries.yaml"
+NOTE = (
+    "CHGNet relaxes positions and cell (fmax 0.1 eV/Å) before its energy; GPAW computes the template's task "
+    "(static: the generated geometry, unrelaxed), so the GPAW numbers include each structure's relaxation energy "
+    "and are highest where the generated volume is furthest off (e.g. CuCl, AgCl in cesium chloride); each side's "
+    "elemental references use its own settings"
+)
 COLUMNS = ["formula", "prototype", "natoms", "chgnet_formation_energy", "gpaw_formation_energy", "gpaw_status"]
 
 
@@ -87,6 +93,7 @@ def main() -> None:
         "dft": dft_cfg.recipe.model_dump(),
         "structures": "named prototype decorated, volume by data-mined bond-length scaling (generators/crystal/volume)",
         "command": f"python benchmarks/make_binaries_table.py --minutes {args.minutes:g}",
+        "note": NOTE,
     }, indent=1, default=str))
 
     pending: dict[str, int] = {}
