@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from agent.spec import Campaign
 from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter, dft_settings
+from lab_adapters.mlip.config import MLIPAdapter
 from lab_adapters.simlab.config import SimlabAdapter, check_lab_url
 from matloop.settings import get_settings
 from matloop.types import LabAdapter
@@ -93,6 +94,10 @@ def open_adapters(campaign: Campaign) -> Iterator[dict[str, LabAdapter]]:
             )
             if isinstance(config, SimlabAdapter):
                 adapters[name] = _simlab(name, config, stack, scenarios)
-            else:  # the campaign format admits only these three types
+            elif isinstance(config, MLIPAdapter):
+                from lab_adapters.mlip import make_mlip_adapter
+
+                adapters[name] = make_mlip_adapter(name, config)
+            else:  # the campaign format admits only these four types
                 adapters[name] = _dft(name, config, stack)
         yield adapters

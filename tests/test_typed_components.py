@@ -42,7 +42,8 @@ def problem(entry: str) -> Any:
 
 
 @pytest.mark.parametrize(("entry", "path", "expected", "line"), [
-    ("    type: mlip\n", "adapters.lab.type", "unknown adapter type 'mlip'; use one of simlab, local, slurm", 0),
+    ("    type: mace\n", "adapters.lab.type", "unknown adapter type 'mace'; use one of simlab, local, slurm, mlip", 0),
+    ("    type: mlip\n    potential: mace\n", "adapters.lab", "potential 'mace' needs 'model_path'", -1),
     ("    url: http://lab:8000\n", "adapters.lab.type", "an adapter needs a 'type'", -1),
     ("    type: simlab\n    url: ftp://lab.example/\n", "adapters.lab.url", "is not an http(s) URL", 1),
     ("    type: simlab\n    url: lab.example:8000\n", "adapters.lab.url", "is not an http(s) URL", 1),

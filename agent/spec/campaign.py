@@ -36,6 +36,7 @@ from agent.spec.acquisition import (
 from agent.spec.objectives import Objective, OutcomeConstraint
 from generators.config import AutoGenerator, GeneratorConfig, normalise_generator
 from lab_adapters.dft.config import LocalDFTAdapter, SlurmDFTAdapter
+from lab_adapters.mlip.config import MLIPAdapter
 from lab_adapters.simlab.config import SimlabAdapter, normalise_simlab
 from matloop.config import UnknownTypeError, flatten_settings
 from matloop.space import DesignSpace, ParametricSpace
@@ -145,11 +146,12 @@ class Approval(BaseModel):
         return self
 
 
-ADAPTER_TYPES = ("simlab", "local", "slurm")
+ADAPTER_TYPES = ("simlab", "local", "slurm", "mlip")
 #: One executor entry of ``adapters:``, typed by ``type`` (each model lives with its adapter package).
 AdapterConfig = Annotated[
-    SimlabAdapter | LocalDFTAdapter | SlurmDFTAdapter,
-    Field(discriminator="type", description="an executor: the simulated lab (simlab) or the DFT queue (local, slurm)"),
+    SimlabAdapter | LocalDFTAdapter | SlurmDFTAdapter | MLIPAdapter,
+    Field(discriminator="type", description="an executor: the simulated lab (simlab), the DFT queue (local, slurm) "
+          "or the in-process MLIP (mlip)"),
 ]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
 from pymatgen.core import Element, Lattice, Structure
 
-from surrogates.mlip.relax import Relaxer
+from surrogates.mlip.relax import Relaxer, relax_all
 
 _COVALENT = CovalentRadius.radius
 MOLECULAR = frozenset({"H", "N", "O", "F", "Cl", "Br", "I"})
@@ -76,8 +76,12 @@ class ElementalReferences:
     def _compute(self, symbol: str) -> dict:
         best: dict | None = None
         errors = []
-        for label, trial in trial_structures(symbol).items():
-            res = self.relaxer.relax(trial, relax_cell=label != "dimer")
+        trials = trial_structures(symbol)
+        bulk = [label for label in trials if label != "dimer"]  # cell and positions, relaxed as one batch
+        results = dict(zip(bulk, relax_all(self.relaxer, [trials[label] for label in bulk]), strict=True))
+        if "dimer" in trials:  # a molecule in a fixed box
+            results["dimer"] = self.relaxer.relax(trials["dimer"], relax_cell=False)
+        for label, res in results.items():
             if not res.ok:
                 errors.append(f"{label}: {res.error}")
                 continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -41,6 +43,25 @@ class Relaxer(Protocol):
     def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult: ...
 
 
+def relax_all(relaxer: Relaxer, structures: Sequence[Structure], relax_cell: bool = True) -> list[RelaxResult]:
+    """Relax every structure: in one batch when the relaxer can (``relax_many``), else one at a time."""
+    many = getattr(relaxer, "relax_many", None)
+    if callable(many):
+        return list(many(structures, relax_cell=relax_cell))
+    return [relaxer.relax(s, relax_cell=relax_cell) for s in structures]
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread while relaxing: ASE's cell filter takes a 3x3 matrix log and exponential (scipy) every
+    step, and a multi-threaded BLAS spends far longer waking its threads for a 3x3 solve than solving it; on a
+    busy machine that wait was most of a relaxation's time (measured: 14 of 17 s; benchmarks/RESULTS-mlip.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def limit_threads(n: int | None) -> None:
     """CPU relaxations of small cells gain nothing from many threads; on shared CI they lose."""
     if n:
@@ -64,7 +85,7 @@ class CHGNetRelaxer:
 
     def relax(self, structure: Structure, relax_cell: bool = True) -> RelaxResult:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), one_blas_thread():
                 warnings.simplefilter("ignore")
                 out = self._optimizer.relax(
                     structure, fmax=self.fmax, steps=self.steps, relax_cell=relax_cell, verbose=False
@@ -116,7 +137,8 @@ class MACERelaxer:
             atoms.calc = self._calc
             target = FrechetCellFilter(atoms) if relax_cell else atoms
             opt = FIRE(target, logfile=None)
-            converged = bool(opt.run(fmax=self.fmax, steps=self.steps))
+            with one_blas_thread():
+                converged = bool(opt.run(fmax=self.fmax, steps=self.steps))
             energy = float(atoms.get_potential_energy()) / len(atoms)
             final = AseAtomsAdaptor.get_structure(atoms)
         except Exception as exc:
@@ -130,8 +152,17 @@ def make_relaxer(
     steps: int = 200,
     threads: int | None = 1,
     trust_model_file: bool = False,
+    batch_size: int = 32,
 ) -> Relaxer:
-    """MACE when a model file is configured, CHGNet otherwise."""
+    """MACE when a model file is configured, CHGNet otherwise: batched unless ``batch_size`` is 1.
+
+    ``batch_size=1`` keeps CHGNet's own one-structure ``StructOptimizer`` (the reference the batched
+    relaxer is tested against); MACE models from a file are relaxed one at a time.
+    """
     if model_path:
         return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads, trust_model_file=trust_model_file)
+    if batch_size > 1:
+        from surrogates.mlip.batched import BatchedCHGNetRelaxer
+
+        return BatchedCHGNetRelaxer(fmax=fmax, steps=steps, threads=threads, batch_size=batch_size)
     return CHGNetRelaxer(fmax=fmax, steps=steps, threads=threads)

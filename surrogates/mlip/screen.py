@@ -13,12 +13,13 @@ from pymatgen.analysis.phase_diagram import PDEntry
 from pymatgen.core import Structure
 
 from surrogates.mlip.references import ElementalReferences
-from surrogates.mlip.relax import Relaxer, RelaxResult, make_relaxer
+from surrogates.mlip.relax import Relaxer, RelaxResult, make_relaxer, relax_all
 from surrogates.mlip.stability import StabilityEstimate, estimate_stability
 
 #: Structures per chunk when relaxations fan out (:mod:`matloop.compute`): fixed, so the chunks (and a batched
-#: relaxer's batches) are the same whatever the cluster; each chunk is seconds of work, worth shipping.
-RELAX_CHUNK = 8
+#: relaxer's batches) are the same whatever the cluster; one chunk is one batch of the batched relaxer (its default
+#: ``batch_size``), which is where batching pays (benchmarks/RESULTS-mlip.md).
+RELAX_CHUNK = 32
 
 
 class MLIPSettings(BaseModel):
@@ -36,6 +37,11 @@ class MLIPSettings(BaseModel):
     max_e_above_hull: float = Field(default=0.1, ge=0, description="eV/atom; above it a candidate is unstable")
     max_formation_energy: float | None = Field(default=0.0, description="eV/atom; None disables the check")
     threads: int | None = Field(default=1, ge=1)
+    batch_size: int = Field(
+        default=32, ge=1, le=4096,
+        description="CHGNet structures relaxed together, one batched model call per optimiser step "
+        "(surrogates/mlip/batched.py); 1 relaxes one at a time with CHGNet's StructOptimizer",
+    )
     cache_dir: str | None = None
 
 
@@ -95,10 +101,7 @@ class MLIPScreen:
 
 def relax_chunk(handle: RelaxerHandle, structures: list[Structure]) -> list[RelaxResult]:
     """Relax one chunk: in one batch when the relaxer offers ``relax_many``, else one structure at a time."""
-    relaxer: Any = handle.relaxer
-    if hasattr(relaxer, "relax_many"):
-        return list(relaxer.relax_many(structures))
-    return [relaxer.relax(s) for s in structures]
+    return relax_all(handle.relaxer, structures)
 
 
 class RelaxerHandle:
@@ -126,7 +129,7 @@ _WORKER_LOCK = threading.Lock()
 def build_relaxer(settings: MLIPSettings) -> Relaxer:
     """The relaxer the settings name (MACE from a model file, else CHGNet)."""
     return make_relaxer(settings.model_path, fmax=settings.fmax, steps=settings.steps, threads=settings.threads,
-                        trust_model_file=settings.trust_model_file)
+                        trust_model_file=settings.trust_model_file, batch_size=settings.batch_size)
 
 
 def _worker_handle(settings_json: str) -> RelaxerHandle:

@@ -1,0 +1,76 @@
+"""Batched CHGNet relaxation against CHGNet's own one-structure relaxation (real CHGNet, no stand-ins)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from surrogates.mlip import BatchedCHGNetRelaxer, CHGNetRelaxer, MLIPScreen, MLIPSettings, relax_all
+from surrogates.mlip.batched import energies_forces_stresses
+from tests.crystal.conftest import make_perovskite
+
+#: eV/atom: both follow ASE's FIRE over a FrechetCellFilter on the same potential; the batched forces differ from
+#: CHGNet's calculator by float32 rounding only (one backward pass instead of two), so the relaxed energies agree
+#: far inside this
+ENERGY_TOLERANCE = 2e-3
+
+
+def rattled(structure: Structure, scale: float, seed: int) -> Structure:
+    rng = np.random.default_rng(seed)
+    coords = structure.cart_coords + scale * rng.standard_normal((len(structure), 3))
+    return Structure(structure.lattice, structure.species, coords, coords_are_cartesian=True)
+
+
+@pytest.fixture(scope="module")
+def batched() -> BatchedCHGNetRelaxer:
+    return BatchedCHGNetRelaxer(fmax=0.1, steps=80)
+
+
+def test_one_backward_pass_gives_chgnets_own_forces_and_stress(batched):
+    structures = [rattled(make_perovskite("Sr", "Ti", "O", 3.95), 0.05, 1), rattled(make_perovskite("Ba", "Zr"), 0.05, 2)]
+    model = batched.model
+    reference = model.predict_graph([model.graph_converter(s) for s in structures], task="efs", batch_size=2)
+    mine = energies_forces_stresses(model, [model.graph_converter(s) for s in structures])
+    for ref, (e, forces, stress) in zip(reference, mine, strict=True):
+        assert e == pytest.approx(float(ref["e"]), abs=1e-6)
+        assert np.abs(forces - ref["f"]).max() < 1e-3
+        assert np.abs(stress - ref["s"] / 160.21766208).max() < 1e-5  # GPa -> eV/Å³
+        assert np.abs(ref["f"]).max() > 0.05  # rattled: the comparison is not between zeros
+
+
+@pytest.mark.slow
+def test_batched_relaxation_matches_one_at_a_time(batched):
+    rocksalt = Structure(Lattice.cubic(5.9), ["Na"] * 4 + ["Cl"] * 4,
+                         [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                          [0.5, 0.5, 0.5], [0, 0, 0.5], [0, 0.5, 0], [0.5, 0, 0]]).get_primitive_structure()
+    structures = [rocksalt, rattled(make_perovskite("Sr", "Ti", "O", 3.95), 0.05, 3)]
+    serial = CHGNetRelaxer(fmax=0.1, steps=80)
+    one_by_one = [serial.relax(s) for s in structures]
+    together = batched.relax_many(structures)
+    for a, b in zip(one_by_one, together, strict=True):
+        assert a.ok and b.ok and b.converged
+        assert b.energy_per_atom == pytest.approx(a.energy_per_atom, abs=ENERGY_TOLERANCE)
+        assert b.structure.volume == pytest.approx(a.structure.volume, rel=1e-2)
+        assert b.steps > 0
+    assert batched.name == serial.name  # one potential: they share the elemental-reference cache
+
+
+def test_each_structure_leaves_the_batch_on_its_own(batched):
+    """A relaxed cell stops at step 0, a rattled one keeps going, a broken one fails alone."""
+    relaxed = batched.relax(make_perovskite("Sr", "Ti", "O", 3.9))
+    assert relaxed.ok
+    broken = Structure(Lattice.cubic(3.0), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0]], validate_proximity=False)
+    results = relax_all(batched, [relaxed.structure, rattled(relaxed.structure, 0.05, 5), broken])
+    assert results[0].ok and results[0].converged and results[0].steps == 0
+    assert results[1].ok and results[1].converged and results[1].steps > 0
+    assert results[1].energy_per_atom == pytest.approx(results[0].energy_per_atom, abs=0.02)
+    assert not results[2].ok and "non-finite" in results[2].error
+    capped = BatchedCHGNetRelaxer(fmax=1e-4, steps=2, batch_size=2).relax_many([rattled(relaxed.structure, 0.1, 6)] * 3)
+    assert all(r.ok and not r.converged and r.steps == 2 for r in capped)  # three runs through a batch of two
+
+
+def test_the_screen_relaxes_its_pool_in_batches(tmp_path):
+    screen = MLIPScreen(MLIPSettings(cache_dir=str(tmp_path), fmax=0.2, steps=40))
+    assert isinstance(screen.relaxer, BatchedCHGNetRelaxer)
+    assert isinstance(MLIPScreen(MLIPSettings(batch_size=1, cache_dir=str(tmp_path))).relaxer, CHGNetRelaxer)
