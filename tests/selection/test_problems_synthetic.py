@@ -1,39 +1,71 @@
-"""The synthetic benchmark pools build, sanely and the same way from the same seed."""
+"""The synthetic benchmark pools build as a campaign's own parameters and space, sanely, the same way from the
+same seed, and the ask/tell API takes them as they are."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-import torch
 
+from agent import Recommender
+from benchmarks._common import campaign_spec
+from benchmarks.problems import PROBLEMS
+from benchmarks.problems import SPLIT as ALL_SPLITS
 from benchmarks.problems_synthetic import SOURCE, SPLIT, SYNTHETIC
 
 #: Pools drawn from a seed (the others are grids, the same whatever the seed).
-DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz", "simlab_branin",
-         "simlab_hartmann6"}
+DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz"}
+KINDS = ("simplex", "mixed", "needle")
 
 
 def test_every_pool_has_a_split_and_a_source_and_the_splits_are_halves():
     assert set(SPLIT) == set(SYNTHETIC) == set(SOURCE)
     assert sorted(SPLIT.values()) == ["dev"] * (len(SPLIT) // 2) + ["heldout"] * (len(SPLIT) // 2)
     assert all("licence" in SOURCE[name] for name in SOURCE)
-    for kind in ("simplex", "mixed", "needle", "simlab"):  # each kind of structure in both splits
+    for kind in KINDS:  # each kind of structure in both splits
         assert {SPLIT[n] for n in SPLIT if n.startswith(kind)} == {"dev", "heldout"}
+    assert all(n.startswith(KINDS) for n in SYNTHETIC)
+
+
+def test_the_registry_holds_them_with_their_split():
+    assert {n: PROBLEMS[n] for n in SYNTHETIC} == SYNTHETIC
+    assert {n: ALL_SPLITS[n] for n in SYNTHETIC} == SPLIT
 
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
-def test_each_pool_is_sane_and_reproducible(name):
+def test_each_pool_is_a_campaign_space_sane_and_reproducible(name):
     pool = SYNTHETIC[name](0)
     n = len(pool.y)
     assert pool.name == name and 500 <= n <= 5000
-    assert pool.X.shape == (n, len(pool.columns)) and pool.X.dtype == torch.double
-    assert bool(((pool.X >= 0) & (pool.X <= 1)).all()), "features are unit-scaled"
-    assert pool.model_X.shape[0] == n and sorted(i for g in pool.feature_groups for i in g) == list(
-        range(pool.model_X.shape[-1]))
+    assert list(pool.frame.columns) == [p["name"] for p in pool.space["parameters"]] and len(pool.frame) == n
+    types = {p["type"] for p in pool.space["parameters"]}
+    if name.startswith("simplex"):  # fractions of one gridded mixture, as the OER plates' space
+        assert types == {"continuous"} and len(pool.space["simplex"]) == 1
+        group = pool.space["simplex"][0]
+        assert group["parameters"] == list(pool.frame.columns) and group["step"] is not None
+        assert np.allclose(pool.frame.sum(axis=1), group["total"])
+    elif name.startswith("mixed"):
+        assert types == {"categorical", "continuous"} and "simplex" not in pool.space
+    else:
+        assert types == {"continuous"} and "simplex" not in pool.space
+    assert pool.baybe_frame is None
     assert np.isfinite(pool.y).all() and np.ptp(pool.y) > 1e-6
     assert 1 <= len(pool.best_rows) < n / 10 and 1 <= len(pool.top_rows) <= max(1, round(0.01 * n))
-    assert len(np.unique(pool.X.numpy(), axis=0)) == n, "a pool point is revealed once"
+    assert not pool.frame.duplicated().any(), "a pool point is revealed once"
     again = SYNTHETIC[name](0)
-    assert torch.equal(again.X, pool.X) and np.array_equal(again.y, pool.y)
+    pd.testing.assert_frame_equal(again.frame, pool.frame)
+    assert np.array_equal(again.y, pool.y)
     if name in DRAWN:
-        assert not torch.equal(SYNTHETIC[name](1).X, pool.X)
+        assert not SYNTHETIC[name](1).frame.equals(pool.frame)
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_the_ask_tell_api_takes_the_pool_as_a_campaign_would(name):
+    """Every row is checked against the campaign file's space when the recommender is made; its first batch
+    (the initial design) names rows of the pool."""
+    pool = SYNTHETIC[name](0)
+    with Recommender(campaign_spec(pool, seed=0, q=4, n_init=4, budget=20), pool.frame) as recommender:
+        picks = recommender.recommend(4)
+    assert len(set(picks.index)) == 4 and set(picks.index) <= set(range(len(pool.y)))
+    for label, row in picks.iterrows():
+        assert pool.frame.loc[label].tolist() == [row[c] for c in pool.frame.columns]
