@@ -96,25 +96,39 @@ class BayBEChooser:
         import pandas as pd  # noqa: F401
         from baybe import Campaign  # noqa: F401
 
-    def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
-        from baybe import Campaign
+        #: id(pool) -> (the pool, kept alive so its id stays its own; its frame as BayBE is given it, the search space,
+        #: row -> pool index). Built once per pool (a drawn pool is a new object per seed):
+        #: ``SearchSpace.from_dataframe`` checks every value against every parameter value, minutes on a pool of
+        #: 2,000 distinct numbers, and the space is the same at every ask (what BayBE recommends is unchanged).
+        self._spaces: dict[int, tuple[Pool, Any, Any, dict[tuple, int]]] = {}
+
+    def _space(self, pool: Pool) -> tuple[Any, Any, dict[tuple, int]]:
         from baybe.parameters import CategoricalParameter, NumericalDiscreteParameter
         from baybe.searchspace import SearchSpace
+
+        if id(pool) not in self._spaces:
+            frame = pool.for_baybe.copy()
+            parameters = []
+            for c in frame.columns:
+                if frame[c].dtype.kind in "if":
+                    frame[c] = frame[c].astype(float).round(12)
+                    parameters.append(NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c])))))
+                else:
+                    frame[c] = frame[c].astype(str)
+                    parameters.append(CategoricalParameter(name=c, values=tuple(sorted(set(frame[c])))))
+            space = SearchSpace.from_dataframe(frame, parameters=parameters)
+            key = {tuple(r): i for i, r in enumerate(frame.to_numpy().tolist())}
+            self._spaces[id(pool)] = (pool, frame, space, key)
+        return self._spaces[id(pool)][1:]
+
+    def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+        from baybe import Campaign
         from baybe.targets import NumericalTarget
         from baybe.utils.random import set_random_seed
 
         set_random_seed(seed)
-        frame = pool.for_baybe.copy()
+        frame, space, key = self._space(pool)
         columns = list(frame.columns)
-        parameters = []
-        for c in columns:
-            if frame[c].dtype.kind in "if":
-                frame[c] = frame[c].astype(float).round(12)
-                parameters.append(NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c])))))
-            else:
-                frame[c] = frame[c].astype(str)
-                parameters.append(CategoricalParameter(name=c, values=tuple(sorted(set(frame[c])))))
-        space = SearchSpace.from_dataframe(frame, parameters=parameters)
         # BayBE's default recommender; only told, like matloop, never to re-propose a measured point
         campaign = Campaign(
             space, NumericalTarget(name="y", minimize=pool.minimize).to_objective(),
@@ -124,7 +138,6 @@ class BayBEChooser:
         measured["y"] = pool.y[observed]
         campaign.add_measurements(measured)
         rec = campaign.recommend(batch_size=q)
-        key = {tuple(r): i for i, r in enumerate(frame.to_numpy().tolist())}
         return [key[tuple(r)] for r in rec[columns].to_numpy().tolist()]
 
 
