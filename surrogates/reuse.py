@@ -32,10 +32,10 @@ from torch import Tensor
 
 FORMAT = "matloop-fit-memo/1"
 #: Re-run the cross-validated verdict when an output's rows grew by this share since it was made.
-REDECIDE_GROWTH = 0.25
+REDECIDE_GROWTH = 0.5
 #: A verdict this close (difference of the summed cv-NLLs, nats per held-out point and output) is re-run sooner.
 CLOSE_NLL = 0.02
-CLOSE_GROWTH = 0.10
+CLOSE_GROWTH = 0.2
 #: Re-optimise a kept GP's hyperparameters (warm-started) when an output's rows grew by this share since.
 REOPTIMISE_GROWTH = 0.10
 
