@@ -1,4 +1,11 @@
-"""Shared helpers of the selection benchmarks: datasets as pools, the surrogate used, timing."""
+"""Shared parts of the selection benchmarks: a fully measured pool, the campaign file that explores it, timing.
+
+A pool is a campaign's parameters (one ``DataFrame`` column per parameter of its ``space``) with the measured
+value of every row, so a replay can reveal each chosen row. matloop explores it through the ask/tell API
+(:class:`agent.Recommender`) with the campaign file :func:`campaign_spec` writes: nothing but the space, the
+objective, the batch size and the initial design, so the surrogate (``auto``), the acquisition (``auto``) and
+everything else are a campaign's defaults. What is measured is what a user gets.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +13,44 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 DATA = Path(os.environ.get("MATLOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-OER_PLATES = ("3496", "3851", "3860", "4098")
 
 
 @dataclass
 class Pool:
-    """A fully measured pool: features (unit-scaled), the measured value, and the goal."""
+    """A fully measured pool: the campaign's parameters per row, the measured value, and the goal."""
 
     name: str
-    X: torch.Tensor
+    #: one column per parameter of ``space`` (numbers, or text for categorical parameters), one row per candidate;
+    #: rows are distinct (a pool point is revealed once)
+    frame: pd.DataFrame
     y: np.ndarray
     minimize: bool
     top_share: float  # the "top set" is this share of the pool (1% OER, 5% perovskites)
-    columns: list[str]
-    #: each design parameter's feature columns, as a campaign's featurizer reports them (one-hot blocks for
-    #: the perovskites' three choices; the OER plates' six loadings, and their presence bits)
-    groups: list[list[int]] | None = None
-    #: what matloop's model sees, when it is not ``X`` itself: a campaign's featurizer applied to the rows
-    #: (the OER plates' loadings plus one presence bit per metal); BayBE is given ``X``
-    features: torch.Tensor | None = None
+    #: the campaign file's ``space`` section; its parameters are ``frame``'s columns
+    space: dict[str, Any]
+    #: what BayBE is given, when not ``frame`` itself (the perovskites' one-hot columns, as its cached orders were
+    #: computed); numeric columns become BayBE numerical discrete parameters, text columns categorical ones
+    baybe_frame: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        self.frame = self.frame.reset_index(drop=True)
+        names = [p["name"] for p in self.space["parameters"]]
+        if list(self.frame.columns) != names:
+            raise ValueError(f"pool {self.name}: columns {list(self.frame.columns)} are not the space's {names}")
+        if len(self.frame) != len(self.y):
+            raise ValueError(f"pool {self.name}: {len(self.frame)} rows but {len(self.y)} values")
+        if self.frame.duplicated().any():
+            raise ValueError(f"pool {self.name}: repeated rows (average them first, as dedupe() does)")
 
     @property
-    def model_X(self) -> torch.Tensor:
-        return self.X if self.features is None else self.features
-
-    @property
-    def feature_groups(self) -> list[list[int]]:
-        return self.groups if self.groups is not None else [[i] for i in range(self.model_X.shape[-1])]
+    def for_baybe(self) -> pd.DataFrame:
+        return self.frame if self.baybe_frame is None else self.baybe_frame.reset_index(drop=True)
 
     @property
     def utility(self) -> np.ndarray:
@@ -65,79 +77,41 @@ class Pool:
         return (len(self.y) + 1) / (len(self.top_rows) + 1)
 
 
-def _dedupe(df: pd.DataFrame, columns: list[str], target: str) -> pd.DataFrame:
-    """Repeated compositions become one pool point with their mean value (a pool point is revealed once)."""
+def dedupe(df: pd.DataFrame, columns: list[str], target: str) -> pd.DataFrame:
+    """Repeated candidates become one pool point with their mean value (a pool point is revealed once)."""
     return df.groupby(columns, as_index=False, sort=False)[target].mean()
 
 
-def oer_pool(plate: str, limit: int | None = None, seed: int = 0) -> Pool:
-    raw = pd.read_csv(DATA / "oer_plates" / f"oer_plate_{plate}.csv")
-    columns = [c for c in raw.columns if c.endswith("_load")]  # each plate has its own six metals
-    df = _dedupe(raw, columns, "overpotential")
-    if limit is not None and limit < len(df):
-        df = df.sample(n=limit, random_state=seed).reset_index(drop=True)
-    X = torch.tensor(df[columns].to_numpy(), dtype=torch.double)
-    features, groups = campaign_features(columns, df[columns].to_dict("records"))
-    return Pool(f"oer_{plate}", X, df["overpotential"].to_numpy(), True, 0.01, columns, groups, features)
+def numeric_space(frame: pd.DataFrame, **extra: Any) -> dict[str, Any]:
+    """A parametric space of continuous parameters bounded by the pool's own range (a box around the pool)."""
+    parameters = []
+    for column in frame.columns:
+        low, high = float(frame[column].min()), float(frame[column].max())
+        parameters.append({"name": column, "type": "continuous", "bounds": [low, high if high > low else low + 1.0]})
+    return {"type": "parametric", "parameters": parameters, **extra}
 
 
-def campaign_features(columns: list[str], rows: list[dict[str, float]]) -> tuple[torch.Tensor, list[list[int]]]:
-    """The features and groups matloop's loop would give these plate rows: the ``oer`` template's space
-    (six loadings in [0, 1] on a 0.1-step simplex) through the campaign featurizer."""
-    from matloop.space import ParametricSpace
-    from surrogates.featurize import ParametricFeaturizer
-
-    space = ParametricSpace.model_validate({
-        "parameters": [{"name": c, "type": "continuous", "bounds": [0.0, 1.0]} for c in columns],
-        "simplex": [{"parameters": columns, "total": 1.0, "step": 0.1}],
-    })
-    featurizer = ParametricFeaturizer(space)
-    return featurizer.transform(rows).double(), featurizer.feature_groups
+def categorical_space(frame: pd.DataFrame) -> dict[str, Any]:
+    """A parametric space of categorical parameters whose options are the values the pool uses."""
+    return {"type": "parametric", "parameters": [
+        {"name": c, "type": "categorical", "options": sorted(str(v) for v in frame[c].unique())} for c in frame.columns
+    ]}
 
 
-def perovskite_pool() -> Pool:
-    """Hybrid perovskites, each categorical choice one-hot encoded.
-
-    The shared ``descriptors.csv`` gives every option of a parameter the same descriptor values (a defect of
-    that copy), so descriptors cannot tell options apart; one-hot encoding is the honest choice here.
-    """
-    df = pd.read_csv(DATA / "hybrid_perovskites" / "hse_gaps.csv")
-    onehot = pd.get_dummies(df[["organic", "cation", "anion"]], dtype=float)
-    columns = list(onehot.columns)
-    df = _dedupe(pd.concat([onehot, df["hse_gap"]], axis=1), columns, "hse_gap")
-    X = torch.tensor(df[columns].to_numpy(dtype=float), dtype=torch.double)
-    groups = [[i for i, c in enumerate(columns) if c.startswith(f"{name}_")] for name in ("organic", "cation", "anion")]
-    return Pool("perovskites", X, df["hse_gap"].to_numpy(), True, 0.05, columns, groups)
-
-
-def fit_model(X: torch.Tensor, y: torch.Tensor, seed: int, bounds: torch.Tensor | None = None,
-              groups: list[list[int]] | None = None, kernel: str | None = None):
-    """The project's surrogate (GP, no cross-validation inside the loop); plain SingleTaskGP if it is absent.
-
-    ``bounds`` (2 x d) are the pool's known feature bounds: the GP scales its inputs by them, as BayBE scales
-    by its search space's bounds, rather than by the range of the few points measured so far. ``groups`` are
-    the design parameters' feature columns, which the loop passes from its featurizer (``kernel: auto``
-    then sums one kernel per categorical parameter; see ``surrogates/gp.py``). ``kernel`` overrides ``auto``.
-    """
-    try:
-        from surrogates import api
-    except ImportError:
-        api = None
-    if api is not None and hasattr(api, "fit_surrogate"):
-        settings: dict = {} if bounds is None else {"bounds": bounds.tolist()}
-        if groups is not None:
-            settings["feature_groups"] = groups
-        if kernel is not None:
-            settings["kernel"] = kernel
-        return api.fit_surrogate(X, y, kind="gp", seed=seed, cv_folds=0, settings=settings).model
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskGP
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    torch.manual_seed(seed)
-    model = SingleTaskGP(X, y)
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-    return model.eval()
+def campaign_spec(pool: Pool, *, seed: int, q: int, n_init: int, budget: int) -> dict[str, Any]:
+    """The campaign file that explores ``pool``: its space and goal, q per batch, ``n_init`` given results before
+    the model's first batch, ``budget`` experiments; every other setting is a campaign's default."""
+    return {
+        "name": f"bench-{pool.name}",
+        "seed": seed,
+        "space": pool.space,
+        "objectives": [{"property": "y", "goal": "minimize" if pool.minimize else "maximize"}],
+        "budget": {"max_experiments": budget},
+        "batch_size": q,
+        "initial_design_size": n_init,
+        "adapters": {"lab": {"type": "simlab"}},  # never called: the replay hands in the pool's values
+        "measurements": [{"properties": ["y"], "adapter": "lab"}],
+    }
 
 
 class Stopwatch:

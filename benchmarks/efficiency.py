@@ -1,27 +1,33 @@
 """Pool-based replay: how many experiments matloop needs to find the best candidates, against BayBE and random.
 
-Each dataset is a fully measured pool; a strategy sees only what it has chosen (each chosen pool point is
-revealed from the data). Every run starts from the same random initial points for every strategy with the
-same seed, then chooses batches of q until it has found the pool's best point or spent the budget.
+Each problem is a fully measured pool (``benchmarks/problems.py``); a strategy sees only what it has chosen
+(each chosen pool point is revealed from the data). Every run starts from the same random initial points for
+every strategy with the same seed, then chooses batches of q until it has found the pool's best point or spent
+the budget. matloop chooses through the ask/tell API (``agent.Recommender``): a campaign file with the pool's
+space, goal, q and initial design and nothing else, so the campaign's own fit and select steps run with a
+campaign's defaults (surrogate ``auto``: cross-validation of a GP against an ensemble, recalibration;
+acquisition ``auto``). What is measured is what a user gets.
 
-Reported per dataset and batch size (medians over seeds; ">B" when more than half the runs did not find it
+Reported per problem and batch size (medians over seeds; ">B" when more than half the runs did not find it
 within the budget B):
   * n_best: experiments to find the pool's best point; n_top: to find a first point of the top set
-    (top 1% for the OER plates, top 5% for the perovskites);
+    (top 1% of most pools, 5% of the hybrid perovskites);
   * EF@25 / EF@50: enhancement factor, the share of the top set found after n experiments over the share
     random search finds in expectation (n / N);
   * AF_top, AF_best: acceleration factor, random search's expected experiments to find a first member of
-    the set, (N + 1) / (K + 1) for K members among N, over the strategy's median.
+    the set, (N + 1) / (K + 1) for K members among N, over the strategy's median;
+  * then one table of matloop's and BayBE's median n_best and their ratio, per problem and batch size.
 
-Ends with ``summary: datasets=<n> af_top_mean=<x> vs_baybe_experiments_ratio=<r> wins=<k>/<n>``: the ratio is
-the mean over datasets of matloop's median n_best (all batch sizes and seeds pooled) over BayBE's; ``wins``
-counts datasets where matloop's median is lower. Censored runs count as the budget + 1 (which favours
-whichever strategy fails, so a ratio is only meaningful when medians are not censored). The default budget,
-250, is why: on plates 3851 and 3860 the best point is an isolated outlier that neither strategy finds in
-half its runs within 150 experiments, so at 150 both medians read ">150" and the ratio says 1.0 whatever the
-strategies do (``benchmarks/RESULTS-selection.md``). BayBE's orders are read from the committed cache
-(``benchmarks/results/baybe-cache``, ~45 min for a full run on two processes; ``--no-baybe-cache`` recomputes
-them, hours), and cached orders of a shorter budget are resumed, not recomputed (``cached_replay``).
+Problems are ``dev`` (used to decide changes: the four OER plates and the hybrid perovskites) or ``heldout``
+(``problems.SPLIT``). Ends with ``summary: datasets=<n> af_top_mean=<x> vs_baybe_experiments_ratio=<r>
+wins=<k>/<n> heldout_ratio=<h> heldout_max=<m>``: a problem's ratio is matloop's median n_best (all batch
+sizes and seeds pooled) over BayBE's; ``vs_baybe_experiments_ratio`` is their mean over all problems,
+``heldout_ratio`` over the held-out ones and ``heldout_max`` the largest of those; ``wins`` counts problems
+where matloop's median is lower. Censored runs count as the budget + 1 (which favours whichever strategy
+fails, so a ratio is only meaningful when medians are not censored); hence the default budget of 250. BayBE's
+orders are read from the committed cache (``benchmarks/results/baybe-cache``; ``--no-baybe-cache``
+recomputes them, hours), and cached orders of a shorter budget are resumed, not recomputed (``cached_replay``);
+orders not in the cache are computed and added to it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +46,47 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OER_PLATES, Pool, Stopwatch, fit_model, oer_pool, perovskite_pool  # noqa: E402
+from benchmarks._common import Pool, Stopwatch, campaign_spec  # noqa: E402
+from benchmarks.problems import PROBLEMS, SPLIT, split_of  # noqa: E402
 
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_BAYBE_CACHE = ROOT / "benchmarks" / "results" / "baybe-cache"
 
 
-def matloop_chooser(pool: Pool, observed: list[int], q: int, seed: int, exploit_share: float = 0.0) -> list[int]:
-    from agent.selection import select_batch
-    from agent.spec.objectives import Objective
+class MatloopChooser:
+    """matloop through its ask/tell API, one :class:`agent.Recommender` per replay (problem, q, seed).
 
-    features = pool.model_X  # what a campaign's featurizer makes of the pool's rows
-    X = features[observed]
-    y = torch.tensor(pool.y[observed], dtype=torch.double).unsqueeze(-1)
-    bounds = torch.stack([features.min(dim=0).values, features.max(dim=0).values])
-    model = fit_model(X, y, seed, bounds=bounds, groups=pool.feature_groups)
-    exclude = torch.zeros(len(pool.X), dtype=torch.bool)
-    exclude[observed] = True
-    picks = select_batch(
-        model, features, objectives=[Objective(property="y", goal="minimize" if pool.minimize else "maximize")],
-        properties=["y"], q=q, X_observed=X, Y_observed=y, exclude=exclude, seed=seed, exploit_share=exploit_share,
-    )
-    return [p.index for p in picks]
+    Asked with the rows revealed so far, it tells the recommender the ones it has not seen (the first call:
+    the replay's random initial points) and asks for q more. The campaign's ``initial_design_size`` is the
+    number of initial points, so its first batch is the model's, as BayBE's is.
+    """
+
+    def __init__(self, n_init: int, budget: int) -> None:
+        self.n_init, self.budget = n_init, budget
+        self.key: tuple[str, int, int] | None = None
+        self.recommender: Any = None
+        self.told: list[int] = []
+
+    def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
+        from agent import Recommender
+
+        key = (pool.name, q, seed)
+        if key != self.key or observed[: len(self.told)] != self.told:
+            self.close()
+            spec = campaign_spec(pool, seed=seed, q=q, n_init=min(self.n_init, len(observed)), budget=self.budget)
+            self.key, self.recommender, self.told = key, Recommender(spec, pool.frame), []
+        new = observed[len(self.told):]
+        if new:
+            self.recommender.add_measurements(pool.frame.iloc[new].assign(y=pool.y[new]))
+            self.told = list(observed)
+        picks = self.recommender.recommend(q)
+        return [int(i) for i in picks.index]
+
+    def close(self) -> None:
+        if self.recommender is not None:
+            self.recommender.close()
+        self.key, self.recommender, self.told = None, None, []
 
 
 class BayBEChooser:
@@ -74,19 +97,23 @@ class BayBEChooser:
         from baybe import Campaign  # noqa: F401
 
     def __call__(self, pool: Pool, observed: list[int], q: int, seed: int) -> list[int]:
-        import pandas as pd
         from baybe import Campaign
-        from baybe.parameters import NumericalDiscreteParameter
+        from baybe.parameters import CategoricalParameter, NumericalDiscreteParameter
         from baybe.searchspace import SearchSpace
         from baybe.targets import NumericalTarget
         from baybe.utils.random import set_random_seed
 
         set_random_seed(seed)
-        frame = pd.DataFrame(pool.X.numpy(), columns=pool.columns)
-        parameters = [
-            NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c].round(12))))) for c in pool.columns
-        ]
-        frame = frame.round(12)
+        frame = pool.for_baybe.copy()
+        columns = list(frame.columns)
+        parameters = []
+        for c in columns:
+            if frame[c].dtype.kind in "if":
+                frame[c] = frame[c].astype(float).round(12)
+                parameters.append(NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c])))))
+            else:
+                frame[c] = frame[c].astype(str)
+                parameters.append(CategoricalParameter(name=c, values=tuple(sorted(set(frame[c])))))
         space = SearchSpace.from_dataframe(frame, parameters=parameters)
         # BayBE's default recommender; only told, like matloop, never to re-propose a measured point
         campaign = Campaign(
@@ -98,7 +125,7 @@ class BayBEChooser:
         campaign.add_measurements(measured)
         rec = campaign.recommend(batch_size=q)
         key = {tuple(r): i for i, r in enumerate(frame.to_numpy().tolist())}
-        return [key[tuple(r)] for r in rec[pool.columns].to_numpy().tolist()]
+        return [key[tuple(r)] for r in rec[columns].to_numpy().tolist()]
 
 
 def replay(
@@ -207,57 +234,95 @@ def median_interval(values: list[int], budget: int, level: float = 0.9, resample
     return f"{lo:.0f}.." + (f">{budget}" if hi > budget else f"{hi:.0f}")
 
 
+#: ``--quick``: one dev and one held-out problem, small and fast (the test suite runs it)
+QUICK_PROBLEMS = ("perovskites", "branin")
+
+
+def problems(args: argparse.Namespace) -> list[str]:
+    names = list(QUICK_PROBLEMS) if args.quick else (args.datasets or list(PROBLEMS))
+    unknown = [n for n in names if n not in PROBLEMS]
+    if unknown:
+        raise SystemExit(f"unknown problems {unknown}; known: {sorted(PROBLEMS)}")
+    if args.split != "all":
+        names = [n for n in names if SPLIT[n] == args.split]
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    pools: list[Pool] = []
-    if args.quick:
-        pools = [oer_pool(OER_PLATES[0], limit=300, seed=0), perovskite_pool()]
-    else:
-        pools = [oer_pool(p) for p in args.plates] + ([perovskite_pool()] if not args.no_perovskites else [])
-    strategies: dict[str, Chooser] = {"matloop": partial(matloop_chooser, exploit_share=args.exploit_share)}
+    names = problems(args)
+    n_init = max(args.n_init, 2)
+    matloop = MatloopChooser(n_init, args.budget)
+    strategies: dict[str, Chooser] = {"matloop": matloop}
     if not args.no_baybe:
         try:
             strategies["baybe"] = BayBEChooser()
         except ImportError as exc:
             print(f"BayBE not importable ({exc}); running matloop and random only")
-    print(f"# efficiency: datasets={[p.name for p in pools]} batch_sizes={args.batch_sizes} seeds={args.seeds} "
-          f"n_init={args.n_init} budget={args.budget} strategies={list(strategies)}")
+    print(f"# efficiency: problems={[f'{n}({SPLIT[n]})' for n in names]} batch_sizes={args.batch_sizes} "
+          f"seeds={args.seeds} n_init={n_init} budget={args.budget} strategies={list(strategies)}")
     header = f"{'dataset':<12} {'N':>5} {'q':>2} {'strategy':<8} {'n_best':>7} {'90% CI':>9} {'n_top':>6} " \
              f"{'EF@25':>6} {'EF@50':>6} {'AF_best':>7} {'AF_top':>7} {'sec/run':>7}"
     print(header)
     per_seed: list[dict[str, Any]] = []
-    for pool in pools:
-        N = len(pool.y)
-        top, best = pool.top_rows, pool.best_rows
-        random_best, random_top = pool.random_best, pool.random_top
-        for q in args.batch_sizes:
-            for name, chooser in strategies.items():
-                n_best, n_top, ef25, ef50 = [], [], [], []
-                clock = Stopwatch()
-                for seed in range(args.seeds):
-                    order = cached_replay(args.baybe_cache, name, pool, chooser, q, seed, max(args.n_init, 2),
-                                          args.budget)
-                    n_best.append(first_hit(order, best, args.budget))
-                    n_top.append(first_hit(order, top, args.budget))
-                    ef25.append(enhancement(order, top, 25, N))
-                    ef50.append(enhancement(order, top, 50, N))
-                per_seed.extend({"dataset": pool.name, "q": q, "strategy": name, "seed": seed, "n_best": b, "n_top": t}
-                                for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True)))
-                af_best = random_best / float(np.median(n_best))
-                af_top = random_top / float(np.median(n_top))
-                print(f"{pool.name:<12} {N:>5} {q:>2} {name:<8} {median_text(n_best, args.budget):>7} "
-                      f"{median_interval(n_best, args.budget):>9} {median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
-                      f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
-        print(f"{pool.name:<12} random search expects n_best={random_best:.0f} n_top={random_top:.1f}")
+    random_top: dict[str, float] = {}
+    try:
+        for name in names:
+            for q in args.batch_sizes:
+                for strategy, chooser in strategies.items():
+                    n_best, n_top, ef25, ef50 = [], [], [], []
+                    clock = Stopwatch()
+                    for seed in range(args.seeds):
+                        pool = PROBLEMS[name](seed)
+                        order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget)
+                        matloop.close()
+                        n_best.append(first_hit(order, pool.best_rows, args.budget))
+                        n_top.append(first_hit(order, pool.top_rows, args.budget))
+                        ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
+                        ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
+                        random_top[pool.name] = pool.random_top
+                    per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
+                                     "n_best": b, "n_top": t}
+                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True)))
+                    af_best = pool.random_best / float(np.median(n_best))
+                    af_top = pool.random_top / float(np.median(n_top))
+                    print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
+                          f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
+                          f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
+                          f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
+            print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
+    finally:
+        matloop.close()
+    print()
+    for line in ratio_table(per_seed, args.budget):
+        print(line)
     if args.per_seed is not None:
         args.per_seed.write_text(json.dumps({
-            "budget": args.budget, "n_init": args.n_init, "runs": per_seed,
-            "random_top": {pool.name: pool.random_top for pool in pools},
+            "budget": args.budget, "n_init": n_init, "runs": per_seed, "random_top": random_top,
         }, indent=1))
         print(f"# per-seed results written to {args.per_seed}")
-    print(summary_line(per_seed, {pool.name: pool.random_top for pool in pools}))
+    print(summary_line(per_seed, random_top))
     return 0
+
+
+def ratio_table(runs: list[dict[str, Any]], budget: int) -> list[str]:
+    """matloop's and BayBE's median n_best and their ratio, per problem and batch size, then pooled."""
+    lines = [f"{'dataset':<12} {'split':<7} {'q':>4} {'matloop':>8} {'baybe':>8} {'ratio':>6}"]
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        qs = sorted({r["q"] for r in runs if r["dataset"] == dataset})
+        for q in [*qs, None]:
+            ours = [r["n_best"] for r in runs if r["dataset"] == dataset and r["strategy"] == "matloop"
+                    and q in (None, r["q"])]
+            theirs = [r["n_best"] for r in runs if r["dataset"] == dataset and r["strategy"] == "baybe"
+                      and q in (None, r["q"])]
+            if not ours or not theirs:
+                continue
+            ratio = float(np.median(ours)) / float(np.median(theirs))
+            lines.append(f"{dataset:<12} {split_of(dataset):<7} {'all' if q is None else q:>4} "
+                         f"{median_text(ours, budget, exact=True):>8} {median_text(theirs, budget, exact=True):>8} "
+                         f"{ratio:>6.2f}")
+    return lines
 
 
 def pooled_median(runs: list[dict[str, Any]], dataset: str, strategy: str) -> float:
@@ -266,29 +331,36 @@ def pooled_median(runs: list[dict[str, Any]], dataset: str, strategy: str) -> fl
 
 
 def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> str:
-    """The issue's one-line summary from per-seed runs; ``random_top`` is random search's expected experiments
-    to a first top-set member per dataset (AF_top is that over matloop's median n_top, per batch size)."""
+    """The one-line summary from per-seed runs; ``random_top`` is random search's expected experiments to a first
+    top-set member per problem (AF_top is that over matloop's median n_top, per batch size). The ratios are over
+    problems both strategies ran; ``heldout_*`` over those ``problems.SPLIT`` marks held out (nan: none ran)."""
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     af_tops = []
     for dataset in datasets:
         for q in sorted({r["q"] for r in runs if r["dataset"] == dataset}):
             n_top = [r["n_top"] for r in runs if (r["dataset"], r["q"], r["strategy"]) == (dataset, q, "matloop")]
             af_tops.append(random_top[dataset] / float(np.median(n_top)))
-    ratios, wins = [], 0
+    ratios, heldout, wins = [], [], 0
     for dataset in datasets:
         if any(r["dataset"] == dataset and r["strategy"] == "baybe" for r in runs):
             ours, theirs = pooled_median(runs, dataset, "matloop"), pooled_median(runs, dataset, "baybe")
             ratios.append(ours / theirs)
+            if split_of(dataset) == "heldout":
+                heldout.append(ours / theirs)
             wins += int(ours < theirs)
-    ratio = f"{np.mean(ratios):.3f}" if ratios else "nan"
+
+    def text(values: list[float], how: Callable[[list[float]], float]) -> str:
+        return f"{how(values):.3f}" if values else "nan"
+
     return (f"summary: datasets={len(datasets)} af_top_mean={np.mean(af_tops):.2f} "
-            f"vs_baybe_experiments_ratio={ratio} wins={wins}/{len(datasets)}")
+            f"vs_baybe_experiments_ratio={text(ratios, np.mean)} wins={wins}/{len(datasets)} "
+            f"heldout_ratio={text(heldout, np.mean)} heldout_max={text(heldout, max)}")
 
 
 def _baybe_cache(args: argparse.Namespace) -> Path | None:
     """The folder of BayBE orders to use: the committed cache for full runs, so that a plain
     ``python benchmarks/efficiency.py`` replays BayBE's committed orders instead of recomputing them;
-    none for ``--quick`` (its 300-row plate would add files to the committed folder)."""
+    none for ``--quick`` (its short budget would add files to the committed folder)."""
     if args.no_baybe_cache:
         return None
     if args.baybe_cache is not None:
@@ -298,17 +370,18 @@ def _baybe_cache(args: argparse.Namespace) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="300-row OER plate and the perovskites, 2 seeds, q=4, budget 32: for the test suite")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"problems {', '.join(QUICK_PROBLEMS)}, 1 seed, q=4, budget 12: for the test suite")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                        help=f"problems to run (default: all registered: {', '.join(PROBLEMS)})")
+    parser.add_argument("--split", choices=["all", "dev", "heldout"], default="all",
+                        help="only the problems of this split (problems.SPLIT)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--plates", nargs="*", default=list(OER_PLATES), help="OER plates (none: the perovskites only)")
-    parser.add_argument("--no-perovskites", action="store_true")
     parser.add_argument("--n-init", type=int, default=4)
     parser.add_argument("--budget", type=int, default=250)
     parser.add_argument("--no-baybe", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--exploit-share", type=float, default=0.0,
-                        help="share of each batch given to the best posterior means (matloop's default: 0)")
     parser.add_argument("--baybe-cache", type=Path, default=None,
                         help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them; "
                         f"default: the committed {COMMITTED_BAYBE_CACHE.relative_to(ROOT)} (none with --quick)")
@@ -317,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write every run's n_best and n_top as JSON (for paired or bootstrap comparisons)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.batch_sizes, args.budget = min(args.seeds, 2), [4], 32
+        args.seeds, args.batch_sizes, args.budget = min(args.seeds, 1), [4], 12
     args.baybe_cache = _baybe_cache(args)
     start = time.perf_counter()
     code = run(args)

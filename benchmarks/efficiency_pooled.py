@@ -53,9 +53,9 @@ def load_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], int, dict[str, f
 
 def random_top_from_pools(datasets: list[str]) -> dict[str, float]:
     """Random search's expected experiments to a first top-set member, for files that do not record it."""
-    from benchmarks._common import oer_pool, perovskite_pool
+    from benchmarks.problems import PROBLEMS
 
-    pools = [perovskite_pool() if name == "perovskites" else oer_pool(name.removeprefix("oer_")) for name in datasets]
+    pools = [PROBLEMS[name](0) for name in datasets]
     return {pool.name: pool.random_top for pool in pools}
 
 

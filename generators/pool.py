@@ -232,32 +232,59 @@ class DatasetPool:
         if not self.path.is_file():
             raise PoolError(f"generator.path: no file at {self.path}")
         frame = pd.read_csv(self.path)
-        missing = [name for name in space.names if name not in frame.columns]
-        if missing:
-            raise PoolError(f"{self.path} lacks columns {missing} (it has {list(frame.columns)})")
-        out: list[Candidate] = []
-        bad: list[str] = []
-        seen: set[str] = set()
-        for i, row in enumerate(frame[space.names].itertuples(index=False)):
-            params = {name: _plain(value) for name, value in zip(space.names, row, strict=True)}
-            problems = space.violations(params)
-            if problems:
-                bad.append(f"row {i + 2}: {'; '.join(problems)}")
-                continue
-            candidate = Candidate.point(params, origin=self.name)
-            if candidate.fingerprint in context.known_fingerprints or candidate.fingerprint in seen:
-                continue
-            seen.add(candidate.fingerprint)
-            out.append(candidate)
-            if len(out) >= n:
-                break
-        if bad and not out:
-            raise PoolError(f"no row of {self.path} lies in the space: {bad[:3]}")
-        self.rejected = bad
+        out, self.rejected = frame_candidates(space, frame, context, n, origin=self.name, where=str(self.path))
         return out
 
 
-def _plain(value: Any) -> Any:
+class FramePool:
+    """The rows of a ``pandas.DataFrame`` whose columns name the space's parameters, as :class:`DatasetPool`
+    reads a CSV file (the ask/tell API's pool, :mod:`agent.asktell`); candidates keep the frame's row order."""
+
+    name = "dataframe"
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self.rejected: list[str] = []
+
+    def propose(self, space: Any, context: GenerationContext, n: int) -> list[Candidate]:
+        space = _require_parametric(space, self.name)
+        out, self.rejected = frame_candidates(space, self.frame, context, n, origin=self.name, where="the pool",
+                                                 first_row=0)
+        return out
+
+
+def frame_candidates(space: ParametricSpace, frame: Any, context: GenerationContext, n: int, *, origin: str,
+                     where: str, first_row: int = 2) -> tuple[list[Candidate], list[str]]:
+    """Up to ``n`` new candidates from the rows of ``frame`` in order, and why each refused row was refused.
+
+    Rows outside the space, known fingerprints and repeats are left out; ``first_row`` numbers the rows in the
+    messages (2 for a CSV file under its header line).
+    """
+    missing = [name for name in space.names if name not in frame.columns]
+    if missing:
+        raise PoolError(f"{where} lacks columns {missing} (it has {list(frame.columns)})")
+    out: list[Candidate] = []
+    bad: list[str] = []
+    seen: set[str] = set()
+    for i, row in enumerate(frame[space.names].itertuples(index=False)):
+        params = {name: plain_value(value) for name, value in zip(space.names, row, strict=True)}
+        problems = space.violations(params)
+        if problems:
+            bad.append(f"row {i + first_row}: {'; '.join(problems)}")
+            continue
+        candidate = Candidate.point(params, origin=origin)
+        if candidate.fingerprint in context.known_fingerprints or candidate.fingerprint in seen:
+            continue
+        seen.add(candidate.fingerprint)
+        out.append(candidate)
+        if len(out) >= n:
+            break
+    if bad and not out:
+        raise PoolError(f"no row of {where} lies in the space: {bad[:3]}")
+    return out, bad
+
+
+def plain_value(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):

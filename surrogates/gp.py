@@ -121,13 +121,10 @@ def gamma_priors(d: int, fixed_noise: bool) -> dict[str, Any]:
     return parts
 
 
-def dimension_scaled_matern(dims: list[int] | None, d: int, mode_scale: float = 1.0) -> MaternKernel:
-    """Matern-5/2 ARD over ``dims`` (all columns when ``None``) with the ``"gamma"`` lengthscale prior for ``d``.
-
-    ``mode_scale`` multiplies the prior's mode (1 in matloop; other values are the benchmark's ablations).
-    """
+def dimension_scaled_matern(dims: list[int] | None, d: int) -> MaternKernel:
+    """Matern-5/2 ARD over ``dims`` (all columns when ``None``) with the ``"gamma"`` lengthscale prior for ``d``."""
     concentration = 3.0
-    mode = mode_scale * math.sqrt(d) * math.exp(math.sqrt(2) - 3)
+    mode = math.sqrt(d) * math.exp(math.sqrt(2) - 3)
     rate = (concentration - 1) / mode
     lengthscale_prior = GammaPrior(concentration, rate)
     return MaternKernel(

@@ -34,15 +34,20 @@ def make_generator(ctx: LoopContext) -> Any:
     return build_generator(ctx.campaign.generator, ctx.campaign.space, base_dir=ctx.base_dir)
 
 
-def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None) -> list[Candidate]:
-    """A pool of new candidates; stores its funnel and moves the iteration to ``generated``."""
+def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None, generator: Any | None = None
+             ) -> list[Candidate]:
+    """A pool of new candidates; stores its funnel and moves the iteration to ``generated``.
+
+    ``generator`` replaces the campaign's own (the ask/tell API passes the caller's pool as one); everything
+    after the proposal (known and invalid candidates dropped, the funnel stored) is the same for both.
+    """
     with ctx.db.reading() as session:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
         number = iteration.number
         known = excluded_fingerprints(session, ctx.campaign_id)
         structures = _known_structures(session, ctx.campaign_id, known)
-    generator = make_generator(ctx)
+    generator = make_generator(ctx) if generator is None else generator
     default = DEFAULT_CRYSTAL_POOL_SIZE if isinstance(ctx.campaign.space, CrystalSpace) else DEFAULT_POOL_SIZE
     size = ctx.campaign.generator.pool_size or default
     context = GenerationContext(

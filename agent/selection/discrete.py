@@ -224,20 +224,15 @@ def select_batch(
     acquisition: str = "auto",
     seed: int = 0,
     feasibility_model: FeasibilityModel | None = None,
-    exclude: Tensor | None = None,
-    points: Sequence[dict] | None = None,
-    survivors: int | None = None,
-    mc_samples: int | None = None,
     exploit_share: float = 0.0,
 ) -> list[Pick]:
     """Choose up to ``q`` rows of ``X_pool`` (features, as the model sees them) for the next experiments.
 
     ``properties`` names the model's output columns (objectives first, then constraint-only properties);
     ``Y_observed`` has one column per property, NaN where not measured. Rows equal to a row of ``X_observed``
-    or ``X_pending``, rows flagged in ``exclude`` (a boolean mask over the pool, e.g. known fingerprints) and
-    repeated rows are never picked. Fewer than ``q`` picks come back only when fewer rows are eligible.
-    ``points`` (one dict per pool row) is copied into each :class:`Pick` for the caller's convenience.
-    ``mc_samples`` defaults to ``MC_SAMPLES`` (``MC_SAMPLES_MULTI`` for hypervolume acquisitions).
+    or ``X_pending`` and repeated rows are never picked (the loop's pool already lacks known candidates).
+    Fewer than ``q`` picks come back only when fewer rows are eligible. The joint posterior is sampled with
+    ``MC_SAMPLES`` quasi-MC draws (``MC_SAMPLES_MULTI`` for hypervolume acquisitions).
 
     ``acquisition``: ``auto`` (default: ``qlogei`` for one objective), ``qlogei``, ``qlognei``, ``ucb``,
     ``thompson``; several objectives use ``qlognehvi`` and a target band the in-band probability (see
@@ -250,8 +245,6 @@ def select_batch(
     seeds (benchmarks/RESULTS-selection.md); it is there for campaigns that want more exploitation per batch.
     """
     _check_inputs(X_pool, X_observed, Y_observed, properties, q)
-    if points is not None and len(points) != len(X_pool):
-        raise ValueError(f"points has {len(points)} entries but X_pool has {len(X_pool)} rows")
     omap = ObjectiveMap.build(objectives, constraints, properties)
     name = resolve_acquisition(acquisition, omap)
     if not 0.0 <= exploit_share < 1.0:
@@ -263,20 +256,14 @@ def select_batch(
     X_pool = X_pool.to(dtype)
     X_pending = None if X_pending is None or len(X_pending) == 0 else X_pending.to(dtype)
 
-    eligible = available_rows(X_pool, [X_observed, X_pending] if X_pending is not None else [X_observed], exclude)
+    eligible = available_rows(X_pool, [X_observed, X_pending] if X_pending is not None else [X_observed])
     if len(eligible) == 0:
         return []
     X_eligible = X_pool[eligible]
     mean, std = posterior_moments(model, X_eligible)
-    if survivors is not None:
-        keep = survivors
-    elif name == "qlognehvi":
-        keep = max(SURVIVORS_MULTI, 8 * q)
-    else:
-        keep = max(SURVIVORS_MIN, SURVIVORS_PER_PICK * q)
+    keep = max(SURVIVORS_MULTI, 8 * q) if name == "qlognehvi" else max(SURVIVORS_MIN, SURVIVORS_PER_PICK * q)
     positions = prescreen(omap, mean, std, keep, seed)
-    if mc_samples is None:
-        mc_samples = MC_SAMPLES_MULTI if name == "qlognehvi" else MC_SAMPLES
+    mc_samples = MC_SAMPLES_MULTI if name == "qlognehvi" else MC_SAMPLES
     X_surv = X_eligible[positions]
 
     if name == "thompson":
@@ -306,7 +293,7 @@ def select_batch(
         picks.append(
             Pick(
                 index=row,
-                point=dict(points[row]) if points is not None else None,
+                point=None,
                 acquisition_value=value,
                 mean=as_dicts(properties, m),
                 std=as_dicts(properties, s),

@@ -124,20 +124,17 @@ def test_pending_and_measured_rows_are_never_picked_and_pending_diversifies():
     assert [p.rank for p in second] == [0, 1, 2, 3]
 
 
-def test_duplicate_rows_and_excluded_rows_are_not_picked_twice():
+def test_duplicate_rows_and_measured_rows_are_not_picked():
     base = grid_2d(6)
     pool = torch.cat([base, base])  # every candidate twice
     X = base[::7]
     Y = bumpy(X).unsqueeze(-1)
     model = fit_gp(X, Y)
-    exclude = torch.zeros(len(pool), dtype=torch.bool)
-    exclude[:5] = True
-    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=30, X_observed=X, Y_observed=Y,
-                         exclude=exclude)
+    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=31, X_observed=X, Y_observed=Y)
     rows = [tuple(pool[p.index].tolist()) for p in picks]
     assert len(rows) == len(set(rows))
-    assert not {p.index for p in picks} & set(range(5))
-    assert len(picks) == 26  # 36 distinct rows, 6 measured, 4 more excluded (row 0 is both): the pool runs out
+    assert not set(rows) & {tuple(x) for x in X.tolist()}
+    assert len(picks) == 30  # 36 distinct rows, 6 measured: the pool runs out
 
 
 def test_several_objectives_use_hypervolume_and_spread_over_the_front():
@@ -180,11 +177,10 @@ def test_picks_carry_their_evidence():
     X = pool[::9]
     Y = bumpy(X).unsqueeze(-1)
     model = fit_gp(X, Y)
-    points = [{"x0": float(a), "x1": float(b)} for a, b in pool.tolist()]
-    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=2, X_observed=X, Y_observed=Y, points=points)
+    picks = select_batch(model, pool, objectives=MAX, properties=["y"], q=2, X_observed=X, Y_observed=Y)
     for p in picks:
         assert isinstance(p, Pick)
-        assert p.point == points[p.index]
+        assert p.features == pool[p.index].tolist()
         with torch.no_grad():
             post = model.posterior(pool[p.index : p.index + 1])
         assert p.mean["y"] == pytest.approx(float(post.mean), rel=1e-6)

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -19,7 +19,8 @@ from benchmarks.efficiency import cached_replay, replay  # noqa: E402
 def _pool(n: int = 60, best: int = 41) -> Pool:
     y = np.linspace(0.0, 1.0, n)
     y[best] = 2.0
-    return Pool("toy", torch.zeros(n, 1, dtype=torch.double), y, False, 0.05, ["x"])
+    return Pool("toy", pd.DataFrame({"x": np.arange(n, dtype=float)}), y, False, 0.05,
+                {"type": "parametric", "parameters": [{"name": "x", "type": "continuous", "bounds": [0.0, n]}]})
 
 
 class CountingChooser:
