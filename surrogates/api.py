@@ -312,7 +312,7 @@ def _fit_final(
     base, recipe = fit_gp(X, y, yvar, seed, settings, init=init, optimize=optimize)
     if recipe["variant"] != "exact":
         return base, recipe, {}, ""
-    hyper_n = n if optimize else int(plan.output(c)["hyper_n"])
+    hyper_n = n if optimize else int(plan.output(c)["hyper_n"])  # not optimising: needs_reoptimising read it
     return base, recipe, {"hyper": reuse.hyper_json(hyperparameters(base)), "hyper_n": hyper_n}, note
 
 

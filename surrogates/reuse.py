@@ -86,7 +86,10 @@ def needs_reoptimising(plan: Plan, c: int, n: int) -> tuple[bool, str]:
     previous = plan.output(c)
     if not previous.get("hyper"):
         return True, "hyperparameters fitted from the priors"
-    before = int(previous.get("hyper_n", 0))
+    try:
+        before = int(previous.get("hyper_n", 0))
+    except (TypeError, ValueError):
+        before = 0
     if plan.redecide:
         return True, f"hyperparameters re-optimised from the fit on {before} results"
     if before <= 0 or n >= before * (1 + REOPTIMISE_GROWTH) or n < before:
