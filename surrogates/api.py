@@ -26,10 +26,11 @@ import torch
 from botorch.models.model import Model, ModelList
 from torch import Tensor
 
+from surrogates import reuse
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.config import check_surrogate
 from surrogates.ensemble import fit_ensemble, rebuild_ensemble
-from surrogates.gp import fit_gp, rebuild_gp
+from surrogates.gp import build_gp, fit_gp, gp_variant, hyperparameters, rebuild_gp
 
 FORMAT = "matloop-surrogate/1"
 METRIC_KEYS = ("n", "rmse", "mae", "r2", "nll", "cov68", "cov95", "spearman_err_std")
@@ -79,6 +80,8 @@ class FittedSurrogate:
     prior_outputs: list[int] = field(default_factory=list)
     excluded_by_output: dict[str, list[int]] = field(default_factory=dict)
     outputs: list[OutputModel] = field(default_factory=list, repr=False)
+    #: what the next fit may start from (``surrogates.reuse``): plain JSON, stored with the model version
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_outputs(self) -> int:
@@ -190,6 +193,7 @@ def fit_surrogate(
     seed: int = 0,
     cv_folds: int = 5,
     settings: dict[str, Any] | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> FittedSurrogate:
     """Fit one model per column of ``Y`` on featurized ``X``, cross-validate, recalibrate.
 
@@ -199,6 +203,10 @@ def fit_surrogate(
     ``cat_dims`` (one-hot columns for a mixed GP), ``ensemble`` (dict, see
     ``ensemble.DEFAULTS``), ``recalibrate`` (default True). ``cv_folds < 2`` skips CV
     (no metrics, no recalibration; ``auto`` then picks the GP).
+
+    ``memo`` is the previous fit's ``FittedSurrogate.memo`` (or ``None``): the verdict (kind, recalibration,
+    metrics) and the GP's hyperparameters are reused or warm-started from it while the data has not grown
+    enough to change them (``surrogates.reuse``); the reason says which, and why.
     """
     settings = dict(settings or {})
     check_surrogate(kind, settings)
@@ -219,16 +227,27 @@ def fit_surrogate(
         columns.append((X[masks[c]], y, yvar))
     learnable = [c for c in range(m) if c not in prior_outputs]
 
-    # Cross-validate each candidate kind on every learnable output.
+    key = reuse.request_key(kind, cv_folds, seed, settings, m)
+    rows = {c: int(columns[c][1].shape[0]) for c in learnable}
+    plan = reuse.plan(memo, key=key, rows=rows, learnable=learnable) if kind != "prior" and learnable else None
     candidates = ["gp", "ensemble"] if kind == "auto" else ([kind] if kind != "prior" else [])
     cv: dict[str, dict[int, tuple[dict[str, float], StdMap, str]]] = {k: {} for k in candidates}
-    for k in candidates:
-        for c in learnable:
-            cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings)
-
-    chosen, reason = _choose(kind, candidates, cv, learnable, prior_outputs)
+    if plan is None or plan.redecide:
+        # Cross-validate each candidate kind on every learnable output.
+        for k in candidates:
+            for c in learnable:
+                cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings)
+        chosen, reason = _choose(kind, candidates, cv, learnable, prior_outputs)
+    else:  # the previous verdict stands: its kind, recalibration and cross-validated metrics
+        chosen = str(plan.memo["kind"])
+        cv[chosen] = {c: _kept_verdict(plan.output(c)) for c in learnable}
+        reason = f"{plan.memo['verdict'].get('reason', chosen)}; {plan.why}"
+    if plan is not None and plan.redecide and memo is not None:
+        reason += f"; re-decided: {plan.why}"
     outputs: list[OutputModel] = []
     metrics: dict[str, dict[str, float]] = {}
+    memo_outputs: dict[int, dict[str, Any]] = {}
+    hyper_notes: list[str] = []
     for c in range(m):
         Xc, y, yvar = columns[c]
         if c in prior_outputs:
@@ -236,10 +255,15 @@ def fit_surrogate(
             outputs.append(OutputModel("prior", PriorModel(mean, 1.0), {}, StdMap(), Xc, y, yvar))
             metrics[str(c)] = {k: float("nan") for k in METRIC_KEYS} | {"n": float(len(y))}
             continue
-        base, recipe = FITTERS[chosen](Xc, y, yvar, seed, settings)
-        col_metrics, std_map, _ = cv[chosen][c]
+        base, recipe, entry, note = _fit_final(chosen, plan, c, Xc, y, yvar, seed, settings)
+        col_metrics, std_map, why = cv[chosen][c]
         outputs.append(OutputModel(chosen, base, recipe, std_map, Xc, y, yvar))
         metrics[str(c)] = col_metrics
+        verdict_n = rows[c] if plan is None or plan.redecide else int(plan.output(c)["verdict_n"])
+        memo_outputs[c] = {"verdict_n": verdict_n, "metrics": col_metrics, "std_map": std_map.as_dict(),
+                           "why": why, **entry}
+        if note:
+            hyper_notes.append(note if len(learnable) == 1 else f"output {c}: {note}")
     scale_notes = [f"output {c}: {cv[chosen][c][2]}" for c in learnable
                    if chosen in cv and not cv[chosen][c][1].is_identity]
     if scale_notes:
@@ -249,6 +273,15 @@ def fit_surrogate(
         reason += f"; additive kernel over {len(additive[0])} feature groups plus their interactions"
     if chosen == "gp" and any(o.recipe.get("variant") == "sparse" for o in outputs) and Yvar is not None:
         reason += "; sparse GP ignores measured noise (learns one noise level)"
+    if hyper_notes:
+        reason += "; " + "; ".join(hyper_notes)
+    next_memo: dict[str, Any] = {}
+    if plan is not None and chosen in ("gp", "ensemble"):
+        verdict = {"reason": reason.split("; ")[0], "outputs": len(learnable),
+                   "nll": {k: sum(cv[k][c][0]["nll"] for c in learnable) for k in candidates} if kind == "auto"
+                   and (plan.redecide) else {}}
+        next_memo = reuse.make_memo(key=key, kind=chosen, redecided=plan.redecide, previous=plan,
+                                    verdict=verdict, outputs=memo_outputs)
     return FittedSurrogate(
         model=_combine(outputs),
         kind=chosen,
@@ -261,7 +294,37 @@ def fit_surrogate(
         prior_outputs=prior_outputs,
         excluded_by_output=excluded_by_output,
         outputs=outputs,
+        memo=next_memo,
     )
+
+
+def _kept_verdict(previous: dict[str, Any]) -> tuple[dict[str, float], StdMap, str]:
+    """A previous verdict's metrics, std map and its why, as ``_cross_validate`` returns them."""
+    metrics = {k: float("nan") if v is None else float(v) for k, v in previous["metrics"].items()
+               if isinstance(v, (int, float)) or v is None}
+    return metrics, StdMap.from_dict(previous["std_map"]), str(previous.get("why", ""))
+
+
+def _fit_final(
+    kind: str, plan: reuse.Plan | None, c: int, X: Tensor, y: Tensor, yvar: Tensor | None, seed: int,
+    settings: dict[str, Any],
+) -> tuple[Model, dict, dict[str, Any], str]:
+    """The model on every row of output ``c``: a GP warm-started from the memo when it can be; with its memo entry."""
+    if kind != "gp" or plan is None:
+        base, recipe = FITTERS[kind](X, y, yvar, seed, settings)
+        return base, recipe, {}, ""
+    n = int(X.shape[0])
+    init = None
+    if plan.output(c).get("hyper") and gp_variant(n, settings) == "exact":
+        with torch.random.fork_rng():  # only the parameters' names and shapes are wanted
+            shape = build_gp(X[:2], y[:2], None if yvar is None else yvar[:2], "exact", settings)
+        init = reuse.hyper_init(plan, c, hyperparameters(shape))
+    optimize, note = reuse.needs_reoptimising(plan, c, n) if init is not None else (True, "")
+    base, recipe = fit_gp(X, y, yvar, seed, settings, init=init, optimize=optimize)
+    if recipe["variant"] != "exact":
+        return base, recipe, {}, ""
+    hyper_n = n if optimize else int(plan.output(c)["hyper_n"])  # not optimising: needs_reoptimising read it
+    return base, recipe, {"hyper": reuse.hyper_json(hyperparameters(base)), "hyper_n": hyper_n}, note
 
 
 # --------------------------------------------------------------------------- helpers

@@ -207,15 +207,28 @@ def build_gp(
     raise ValueError(f"unknown GP variant {variant!r}")
 
 
-def fit_gp(X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[str, Any]) -> tuple[Model, dict]:
-    """Fit a GP to one output column; returns the model and what is needed to rebuild it."""
+def fit_gp(
+    X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[str, Any],
+    init: dict[str, Tensor] | None = None, optimize: bool = True,
+) -> tuple[Model, dict]:
+    """Fit a GP to one output column; returns the model and what is needed to rebuild it.
+
+    ``init`` (an exact GP's hyperparameters by parameter name, see :func:`hyperparameters`) starts the
+    marginal-likelihood optimisation from a previous fit's optimum instead of the priors' modes; with
+    ``optimize=False`` they are used as they are (the GP is only conditioned on the new data).
+    """
     variant = gp_variant(X.shape[0], settings)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = build_gp(X, y, yvar if variant == "exact" else None, variant, settings)
+        if variant == "exact" and init is not None:
+            params = dict(model.named_parameters())
+            with torch.no_grad():
+                for name, value in init.items():
+                    params[name].copy_(value)
         if variant == "exact":
-            mll = ExactMarginalLogLikelihood(model.likelihood, model)
-            fit_gpytorch_mll(mll)
+            if optimize or init is None:
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         else:
             mll = VariationalELBO(model.likelihood, model.model, num_data=X.shape[0])
             maxiter = int(settings.get("sparse_maxiter", SPARSE_MAXITER))
@@ -227,6 +240,11 @@ def fit_gp(X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[
               "kernel": resolved_kernel(settings) if variant == "exact" else "matern",
               "feature_groups": feature_groups(settings, X.shape[-1])}
     return model, recipe
+
+
+def hyperparameters(model: Model) -> dict[str, Tensor]:
+    """An exact GP's fitted hyperparameters by parameter name (what ``fit_gp(init=...)`` starts from)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
 def rebuild_gp(X: Tensor, y: Tensor, yvar: Tensor | None, recipe: dict, state: dict) -> Model:

@@ -4,6 +4,12 @@ The model lives in memory only; what is stored is what it was trained on
 (size, hash) and how well it cross-validated.  A resumed iteration refits
 (deterministic in the seed) and reuses the iteration's model-version record when
 the training data is the same, so resuming writes nothing twice.
+
+Each fit leaves a memo on its iteration (``info["fit_memo"]``: the model choice, the
+recalibration, the GP's hyperparameters; see ``surrogates.reuse``) and starts from
+the memo of the latest earlier iteration, read from the database: the loop holds
+nothing between iterations, so a killed and resumed run fits exactly what an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -64,20 +70,38 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
     """Fit the surrogate on all complete observations; record a model version (one transaction)."""
     with ctx.db.reading() as session:
         obs = observations(session, ctx.campaign, ctx.campaign_id)
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        memo = previous_memo(session, ctx.campaign_id, before=iteration.number)
     needed = initial_design_size(ctx)
     if obs.n_complete < needed:
         outcome = FitOutcome(observations=obs, reason=f"initial design: {obs.n_complete} of {needed} results")
         _mark(ctx, iteration_id, None, outcome.reason)
         return outcome
-    fitted, feats, X = _fit_observations(ctx, obs)
+    fitted, feats, X = _fit_observations(ctx, obs, memo)
     version_id = _record_version(ctx, iteration_id, fitted)
     _record_recommendation(ctx, iteration_id, obs, fitted, X)
     return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
                       reason=str(getattr(fitted, "reason", "")))
 
 
-def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, Any]:
-    """The campaign's surrogate fitted on ``obs``: (fitted surrogate, featurizer, features of ``obs``)."""
+def previous_memo(session: Any, campaign_id: int, before: int) -> dict[str, Any] | None:
+    """The fit memo of the latest iteration numbered below ``before`` that left one (``None``: none did)."""
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(IterationRecord.info).where(IterationRecord.campaign_id == campaign_id,
+                                           IterationRecord.number < before).order_by(IterationRecord.number.desc())
+    )
+    for (info,) in rows:
+        memo = (info or {}).get("fit_memo") if isinstance(info, dict) else None
+        if memo:
+            return memo
+    return None
+
+
+def _fit_observations(ctx: LoopContext, obs: Observations, memo: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+    """The campaign's surrogate fitted on ``obs``, from the previous fit's ``memo``: (fitted, featurizer, features)."""
     import torch
 
     from surrogates import fit_surrogate
@@ -95,7 +119,7 @@ def _fit_observations(ctx: LoopContext, obs: Observations) -> tuple[Any, Any, An
     if getattr(feats, "feature_groups", None) and "feature_groups" not in settings:
         settings["feature_groups"] = feats.feature_groups  # each parameter's columns, for the additive kernel
     fitted = fit_surrogate(X, Y, Yvar=Yvar, kind=config.type, seed=ctx.campaign.seed,
-                           settings=settings, cv_folds=config.cv_folds)
+                           settings=settings, cv_folds=config.cv_folds, memo=memo)
     return fitted, feats, X
 
 
@@ -140,12 +164,13 @@ def final_recommendation(ctx: LoopContext) -> None:
         obs = observations(session, ctx.campaign, ctx.campaign_id)
         last = latest_iteration(session, ctx.campaign_id)
         info = dict(last.info or {}) if last is not None else {}
+        memo = None if last is None else previous_memo(session, ctx.campaign_id, before=last.number + 1)
     if last is None or obs.n_complete < initial_design_size(ctx):
         return
     if (info.get("recommended_final") or {}).get("n_results") == obs.n_complete:
         return
     try:
-        fitted, _, X = _fit_observations(ctx, obs)
+        fitted, _, X = _fit_observations(ctx, obs, memo)
         pick = recommend(ctx.campaign, obs, fitted, X)
     except Exception as exc:  # noqa: BLE001 - the stop must happen; say why there is no final pick
         pick, error, fitted = None, f"{type(exc).__name__}: {exc}", None
@@ -236,6 +261,8 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
         version = _add_version(session, ctx, iteration_id, fitted, reason=str(getattr(fitted, "reason", "")),
                                artifact=artifact)
         iteration.model_version_id = version.id
+        # what the next iteration's fit starts from, committed with the version it describes
+        iteration.info = {**(iteration.info or {}), "fit_memo": getattr(fitted, "memo", None) or None}
         if iteration.step == "started":
             iteration.step = "fitted"
         return version.id

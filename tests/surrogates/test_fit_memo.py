@@ -1,0 +1,111 @@
+"""A fit starts from the previous fit's memo: the verdict is kept until the data grows, and is the same read back.
+
+The loop holds nothing between iterations, so the memo goes through the database; the ask/tell API may hold
+it in memory. Both must give the same model, which these tests compare bit for bit on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from surrogates import fit_surrogate
+from surrogates.reuse import REDECIDE_GROWTH
+
+SMALL_ENSEMBLE = {"ensemble": {"n_members": 3, "hidden": 8, "steps": 40}}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    X = torch.rand(n, 3, generator=g, dtype=torch.double)
+    y = torch.sin(5 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * torch.randn(n, generator=g, dtype=torch.double)
+    return X, y.unsqueeze(-1)
+
+
+def _same_model(a: Any, b: Any) -> bool:
+    X = torch.linspace(0, 1, 15, dtype=torch.double).unsqueeze(-1).expand(15, 3).contiguous()
+    (ma, va), (mb, vb) = a.predict(X), b.predict(X)
+    return torch.equal(ma, mb) and torch.equal(va, vb)
+
+
+def test_a_kept_verdict_skips_cross_validation_until_the_data_grows() -> None:
+    X, y = _data(40)
+    first = fit_surrogate(X[:20], y[:20], kind="auto", settings=SMALL_ENSEMBLE)
+    assert "kept" not in first.reason and first.memo["outputs"]["0"]["verdict_n"] == 20
+    assert first.metrics["0"]["n"] == 20
+
+    kept = fit_surrogate(X[:22], y[:22], kind="auto", settings=SMALL_ENSEMBLE, memo=first.memo)
+    assert kept.kind == first.kind and "kept from the verdict on 20 results" in kept.reason, kept.reason
+    assert kept.metrics["0"]["n"] == 20  # the cross-validation that stands is the one on 20 results
+    assert kept.outputs[0].recalibration == first.outputs[0].recalibration
+    assert kept.n_train == 22 and kept.memo["outputs"]["0"]["verdict_n"] == 20
+
+    n = int(20 * (1 + REDECIDE_GROWTH)) + 1
+    again = fit_surrogate(X[:n], y[:n], kind="auto", settings=SMALL_ENSEMBLE, memo=kept.memo)
+    assert f"re-decided: output 0 grew from 20 to {n} results" in again.reason, again.reason
+    assert again.metrics["0"]["n"] == n and again.memo["outputs"]["0"]["verdict_n"] == n
+
+
+def test_a_memo_for_other_settings_or_a_damaged_one_is_decided_afresh_in_one_sentence() -> None:
+    X, y = _data(24)
+    first = fit_surrogate(X[:20], y[:20], kind="gp")
+    other = fit_surrogate(X[:21], y[:21], kind="gp", settings={"kernel": "matern", "recalibrate": False},
+                          memo=first.memo)
+    assert "re-decided: previous fit not reusable (the surrogate settings changed)" in other.reason
+    broken = json.loads(json.dumps(first.memo))
+    broken["outputs"]["0"]["std_map"]["a"] = "lots"
+    damaged = fit_surrogate(X[:21], y[:21], kind="gp", memo=broken)
+    assert "re-decided: previous fit not reusable (output 0's verdict is malformed)" in damaged.reason
+    hyper = json.loads(json.dumps(first.memo))
+    hyper["outputs"]["0"]["hyper"] = {"covar_module.raw_lengthscale": [[1.0]]}  # not this GP's parameters
+    cold = fit_surrogate(X[:21], y[:21], kind="gp", memo=hyper)
+    assert "kept from the verdict" in cold.reason and "hyperparameters" not in cold.reason.split("kept")[1]
+    assert _same_model(cold, fit_surrogate(X[:21], y[:21], kind="gp", memo={**hyper, "outputs": {
+        "0": {k: v for k, v in hyper["outputs"]["0"].items() if k != "hyper"}}}))
+
+
+def test_kept_hyperparameters_are_reoptimised_once_the_data_grew_enough() -> None:
+    X, y = _data(40)
+    first = fit_surrogate(X[:30], y[:30], kind="gp")
+    conditioned = fit_surrogate(X[:31], y[:31], kind="gp", memo=first.memo)
+    assert "hyperparameters of the fit on 30 results kept" in conditioned.reason, conditioned.reason
+    assert conditioned.memo["outputs"]["0"]["hyper"] == first.memo["outputs"]["0"]["hyper"]
+    grown = fit_surrogate(X[:34], y[:34], kind="gp", memo=conditioned.memo)
+    assert "hyperparameters re-optimised from the fit on 30 results" in grown.reason, grown.reason
+    assert grown.memo["outputs"]["0"]["hyper_n"] == 34
+
+
+def test_the_memo_read_back_from_the_database_gives_the_same_model_as_in_process(migrated_db_url: str) -> None:
+    from agent.loop.fit import previous_memo
+    from agent.store import Database
+    from agent.store.campaigns import register_campaign
+    from agent.store.models import IterationRecord
+    from tests.loop.conftest import branin_spec
+
+    X, y = _data(40)
+    first = fit_surrogate(X[:24], y[:24], kind="auto", settings=SMALL_ENSEMBLE)
+    db = Database(migrated_db_url)
+    with db.transaction() as session:
+        campaign_id = register_campaign(session, branin_spec()).id
+        session.add(IterationRecord(campaign_id=campaign_id, number=1, step="complete",
+                                    info={"fit_memo": first.memo}))
+    db.dispose()
+    restarted = Database(migrated_db_url)  # a new process would open the store afresh
+    with restarted.reading() as session:
+        stored = previous_memo(session, campaign_id, before=2)
+        assert previous_memo(session, campaign_id, before=1) is None
+    restarted.dispose()
+    assert stored == first.memo
+    for n in (26, 37):  # a kept verdict, and a re-decided one (warm-started hyperparameters either way)
+        in_process = fit_surrogate(X[:n], y[:n], kind="auto", settings=SMALL_ENSEMBLE, memo=first.memo)
+        read_back = fit_surrogate(X[:n], y[:n], kind="auto", settings=SMALL_ENSEMBLE, memo=stored)
+        assert _same_model(in_process, read_back)
+        assert in_process.reason == read_back.reason and in_process.memo == read_back.memo
