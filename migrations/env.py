@@ -28,6 +28,14 @@ def run_migrations_online() -> None:
     assert url is not None
     engine = make_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table by copying it and dropping the old one; with foreign keys on, that
+            # DROP cascades (ON DELETE CASCADE) and empties every table that refers to it: a downgrade that drops
+            # a column of ``candidate`` deleted every job. Alembic's advice: keys off while migrating (the PRAGMA
+            # only works outside a transaction), and a check of every reference afterwards.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -36,6 +44,11 @@ def run_migrations_online() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            connection.commit()
+            if broken:
+                raise RuntimeError(f"the migration left {len(broken)} rows referring to missing rows: {broken[:5]}")
     engine.dispose()
 
 
