@@ -1,7 +1,8 @@
 """The ``funnel-binaries`` template run by ``matloop run`` for two iterations: real CHGNet in-process, real GPAW.
 
 Formation energy is measured at two fidelities, CHGNet (``mlip``) and GPAW through the
-local queue (``dft``); the loop of today measures each pick at both.  Real PostgreSQL,
+local queue (``dft``): the initial design at both, every later pick at the one fidelity the
+cost-aware choice stored on its batch item (``agent/selection/fidelity.py``).  Real PostgreSQL,
 a real ``matloop run`` process, a real Prefect API.
 """
 
@@ -16,7 +17,7 @@ import yaml
 from sqlalchemy import select
 
 from agent.store import Database
-from agent.store.models import CampaignRecord, JobRecord, MeasurementRecord
+from agent.store.models import BatchItemRecord, CampaignRecord, JobRecord, MeasurementRecord
 from tests.support.processes import matloop_env, run_matloop
 
 from .dft_helpers import REPO
@@ -26,7 +27,7 @@ TEMPLATE = REPO / "agent" / "templates" / "funnel-binaries.yaml"
 
 @pytest.mark.gpaw
 @pytest.mark.slow
-def test_funnel_binaries_runs_two_iterations_at_both_fidelities(
+def test_funnel_binaries_runs_two_iterations_across_both_fidelities(
     gpaw: None, prefect_api: str, pg_url: str, tmp_path: Path
 ) -> None:
     data: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text())
@@ -47,6 +48,8 @@ def test_funnel_binaries_runs_two_iterations_at_both_fidelities(
         jobs = list(session.scalars(select(JobRecord).where(JobRecord.campaign_id == record.id)))
         measurements = list(session.scalars(select(MeasurementRecord).where(MeasurementRecord.job_id.in_(
             [j.id for j in jobs]))))
+        items = {i.id: i for i in session.scalars(select(BatchItemRecord).where(BatchItemRecord.id.in_(
+            [j.batch_item_id for j in jobs])))}
     db.dispose()
 
     assert {j.adapter for j in jobs} == {"mlip", "dft"}, [(j.adapter, j.status) for j in jobs]
@@ -60,4 +63,12 @@ def test_funnel_binaries_runs_two_iterations_at_both_fidelities(
     assert by_adapter["mlip"] and by_adapter["dft"], [(j.adapter, j.status, j.error) for j in jobs]
     for values in by_adapter.values():
         assert all(math.isfinite(v) and -6.0 < v < 3.0 for v in values.values())
-    assert {j.candidate_id for j in jobs if j.adapter == "mlip"} == {j.candidate_id for j in jobs if j.adapter == "dft"}
+    fidelity_of = {"mlip": "chgnet", "dft": "gpaw-fast"}
+    for item_id, item in items.items():
+        at = {j.adapter for j in jobs if j.batch_item_id == item_id}
+        if item.fidelity is None:  # the initial design: measured at every fidelity
+            assert at == {"mlip", "dft"}, (item_id, at)
+        else:  # a later pick: at the fidelity chosen for it, and its reason says why
+            assert [fidelity_of[a] for a in at] == [item.fidelity], (item_id, at, item.fidelity)
+            assert item.fidelity in item.reason, item.reason
+    assert any(item.fidelity is not None for item in items.values()), "the second iteration chose no fidelity"
