@@ -13,15 +13,18 @@ from pymatgen.core import Lattice, Structure
 
 
 def structure_from_dict(data: dict[str, Any] | None, where: str = "candidate.structure") -> Structure:
-    """A pymatgen ``Structure`` from its ``as_dict()``, with an error that says where it was wrong."""
+    """A pymatgen ``Structure`` from its ``as_dict()``, with an error that says where it was wrong.
+
+    Every adapter that computes a crystal (the DFT queue, the in-process MLIP instrument) reads it here.
+    """
     if not data:
-        raise ValueError(f"{where} is empty: a DFT job needs a crystal structure (pymatgen Structure.as_dict())")
+        raise ValueError(f"{where} is empty: the job needs a crystal structure (pymatgen Structure.as_dict())")
     try:
         structure = Structure.from_dict(data)
     except Exception as exc:  # pymatgen raises many types for malformed dicts
         raise ValueError(f"{where} is not a pymatgen Structure dict: {exc}") from exc
     if not structure.is_ordered:
-        raise ValueError(f"{where} is disordered ({structure.composition}); DFT needs an ordered structure")
+        raise ValueError(f"{where} is disordered ({structure.composition}); the job needs an ordered structure")
     if len(structure) == 0:
         raise ValueError(f"{where} has no sites")
     return structure

@@ -139,18 +139,12 @@ class MLIPInstrument:
 
     # -- running jobs ---------------------------------------------------------------------------
     def _structure(self, job: JobRequest):  # noqa: ANN202 - pymatgen is imported here, not at import time
-        from pymatgen.core import Structure
+        from lab_adapters.dft.structure import structure_from_dict
 
-        data = job.candidate.structure
-        if not data:
-            raise AdapterError(f"{self.name}: job {job.idempotency_key} has no crystal structure to relax")
         try:
-            structure = Structure.from_dict(data)
-        except Exception as exc:  # pymatgen raises many types for malformed dicts
-            raise AdapterError(f"{self.name}: job {job.idempotency_key}: not a pymatgen Structure: {exc}") from exc
-        if not structure.is_ordered or len(structure) == 0:
-            raise AdapterError(f"{self.name}: job {job.idempotency_key}: the structure is empty or disordered")
-        return structure
+            return structure_from_dict(job.candidate.structure)
+        except ValueError as exc:
+            raise AdapterError(f"{self.name}: job {job.idempotency_key}: {exc}") from exc
 
     def _screening(self) -> Any:
         if self._screen is None:
