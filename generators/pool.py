@@ -88,6 +88,36 @@ def _grid_size(axes: list[tuple[list[str], list[tuple[Any, ...]]]]) -> int:
     return math.prod(len(values) for _, values in axes)
 
 
+def _counted_size(space: ParametricSpace, levels: int | None) -> int:
+    """How many points the grid would have, counted without listing them.
+
+    A campaign file is untrusted: a step of 1e-9 would otherwise make the grid list a billion values (or
+    stars-and-bars splits) before any size check could refuse it.
+    """
+    size = 1
+    in_simplex: set[str] = set()
+    for group in space.simplex:
+        if group.step is None:
+            continue  # _axes says why
+        units = int(round(group.total / group.step))
+        size *= math.comb(units + len(group.parameters) - 1, len(group.parameters) - 1)
+        in_simplex.update(group.parameters)
+    for p in space.parameters:
+        if p.name in in_simplex:
+            continue
+        if isinstance(p, CategoricalParameter):
+            size *= len(p.options)
+            continue
+        low, high = p.bounds
+        if isinstance(p, IntegerParameter):
+            size *= int(high) - int(low) + 1
+        elif p.step is not None:
+            size *= int(math.floor((high - low) / p.step + 1e-9)) + 1
+        elif levels is not None:
+            size *= levels
+    return size
+
+
 class GridPool:
     """Every point of the space's grid (simplex groups and steps), minus known and invalid ones."""
 
@@ -99,8 +129,10 @@ class GridPool:
 
     def propose(self, space: Any, context: GenerationContext, n: int) -> list[Candidate]:
         space = _require_parametric(space, self.name)
-        axes = _axes(space, self.levels)
-        size = _grid_size(axes)
+        size = _counted_size(space, self.levels)
+        if size <= self.max_size:
+            axes = _axes(space, self.levels)
+            size = _grid_size(axes)
         if size > self.max_size:
             raise PoolError(
                 f"the grid has {size:,} points, more than generator.max_size={self.max_size:,}; "

@@ -64,3 +64,18 @@ def test_dataset_pool_reads_rows_and_names_bad_ones(tmp_path) -> None:  # type: 
             ParametricSpace.model_validate({"parameters": [{"name": "b", "type": "continuous", "bounds": [0, 1]}]}), GenerationContext(), 1
         )
     assert isinstance(pool[0], Candidate)
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        {"parameters": [{"name": f"m{i}", "type": "continuous", "bounds": [0, 1]} for i in range(3)],
+         "simplex": [{"parameters": ["m0", "m1", "m2"], "total": 1.0, "step": 1e-6}]},
+        {"parameters": [{"name": "t", "type": "continuous", "bounds": [0, 1], "step": 1e-12}]},
+    ],
+    ids=["simplex-step", "parameter-step"],
+)
+def test_a_grid_from_a_tiny_step_is_refused_before_it_is_listed(space: dict) -> None:
+    """A simplex step of 1e-6 means ~5x10^11 points: counted and refused in one sentence, never enumerated."""
+    with pytest.raises(PoolError, match=r"the grid has [\d,]+ points, more than generator.max_size"):
+        GridPool().propose(ParametricSpace.model_validate(space), GenerationContext(), 10)
