@@ -10,7 +10,8 @@ through: an answer about a job that cannot be read (``LabAnswerError``: an
 unknown status, a malformed record) stores the job as failed with the sentence,
 instead of failing the same way on every resume; a value that is not a finite
 number of sane size, or in units that cannot be converted into the campaign's,
-is stored as a failed measurement with its reason.
+is stored as a failed measurement with its reason; a raw payload too large to keep is replaced by a note
+(:mod:`agent.loop.raw_payload`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from agent.loop.context import LoopContext
 from agent.loop.faults import checkpoint
+from agent.loop.raw_payload import bounded_raw
 from agent.policy.budget import refund_reason
 from agent.spec import Campaign, Measurement
 from agent.store.events import record_event
@@ -197,6 +199,7 @@ def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: 
     existing = set(session.scalars(select(MeasurementRecord.property).where(MeasurementRecord.job_id == job.id)))
     stored = 0
     ok = result.status is JobStatus.SUCCEEDED
+    raw = bounded_raw(result.raw)
     for prop in measurement.properties:
         if prop in existing:
             continue
@@ -218,7 +221,7 @@ def _store_result(session: Session, campaign: Campaign, job: JobRecord, result: 
                 std=None if value is None else value.std,
                 units=None if value is None else value.units,
                 fidelity=job.fidelity,
-                raw=result.raw,
+                raw=raw,
                 failed=value is None,
                 error=error,
             )

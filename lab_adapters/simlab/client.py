@@ -49,6 +49,37 @@ STATUS_MAP: dict[str, JobStatus] = {
 }
 #: Ids per poll request (keeps URLs short).
 POLL_CHUNK = 100
+#: The longest answer body read from the lab. Its pages stop at 8 MiB (``limits.MAX_PAGE_BYTES``); a longer
+#: answer is a broken or hostile lab, and reading it whole would put the flow's memory at its mercy.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+class AnswerTooLarge(LabAnswerError):
+    """The lab's answer body is longer than :data:`MAX_ANSWER_BYTES` (read no further)."""
+
+
+def read_bounded(client: httpx.Client, request: httpx.Request, max_bytes: int) -> httpx.Response:
+    """Send ``request`` and read at most ``max_bytes`` of the body, whatever Content-Length claims."""
+    response = client.send(request, stream=True)
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise AnswerTooLarge(_too_large(request, int(declared), max_bytes))
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise AnswerTooLarge(_too_large(request, None, max_bytes))
+    finally:
+        response.close()
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+
+
+def _too_large(request: httpx.Request, size: int | None, max_bytes: int) -> str:
+    told = f"{size:,} bytes" if size is not None else "more"
+    return (f"the simulated lab's answer to {request.method} {request.url.path} is {told}, longer than the "
+            f"{max_bytes:,} bytes this controller reads")
 
 
 def job_to_request(job: JobRequest) -> dict[str, Any]:
@@ -153,7 +184,8 @@ class SimLabAdapter:
 
         def attempt() -> httpx.Response:
             try:
-                response = self._client.request(method, path, **kwargs)
+                response = read_bounded(self._client, self._client.build_request(method, path, **kwargs),
+                                        MAX_ANSWER_BYTES)
             except httpx.TransportError as exc:  # connect/read/write errors and timeouts
                 raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
             if response.status_code >= 500 or response.status_code == 429:
