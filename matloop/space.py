@@ -23,11 +23,11 @@ class ContinuousParameter(BaseModel):
     """A real-valued parameter in ``[low, high]``, optionally on a grid of ``step``."""
 
     model_config = STRICT
-    name: str
-    type: Literal["continuous"] = "continuous"
-    bounds: tuple[float, float]
+    name: str = Field(description="the parameter's name, as the lab and the results call it")
+    type: Literal["continuous"] = Field(default="continuous", description="a real number in bounds")
+    bounds: tuple[float, float] = Field(description="lowest and highest value")
     step: float | None = Field(default=None, gt=0, description="grid spacing, if the lab can only make a grid")
-    units: str | None = None
+    units: str | None = Field(default=None, description="units of the value, shown in tables")
 
     @field_validator("bounds")
     @classmethod
@@ -44,10 +44,10 @@ class IntegerParameter(BaseModel):
     """An integer parameter in ``[low, high]`` inclusive."""
 
     model_config = STRICT
-    name: str
-    type: Literal["integer"]
-    bounds: tuple[int, int]
-    units: str | None = None
+    name: str = Field(description="the parameter's name, as the lab and the results call it")
+    type: Literal["integer"] = Field(description="a whole number in bounds")
+    bounds: tuple[int, int] = Field(description="lowest and highest value")
+    units: str | None = Field(default=None, description="units of the value, shown in tables")
 
     @field_validator("bounds")
     @classmethod
@@ -65,10 +65,13 @@ class CategoricalParameter(BaseModel):
     """
 
     model_config = STRICT
-    name: str
-    type: Literal["categorical"]
-    options: list[str]
-    descriptors: dict[str, dict[str, float]] | None = None
+    name: str = Field(description="the parameter's name, as the lab and the results call it")
+    type: Literal["categorical"] = Field(description="one of a list of options")
+    options: list[str] = Field(description="the choices")
+    descriptors: dict[str, dict[str, float]] | None = Field(
+        default=None,
+        description="optional numbers describing each option (option -> name -> value), used as model features",
+    )
 
     @field_validator("options")
     @classmethod
@@ -101,9 +104,9 @@ class SimplexGroup(BaseModel):
     """Fractions that must sum to ``total`` (e.g. a six-metal composition), optionally on a grid."""
 
     model_config = STRICT
-    parameters: list[str] = Field(min_length=2)
-    total: float = Field(default=1.0, gt=0)
-    step: float | None = Field(default=None, gt=0)
+    parameters: list[str] = Field(min_length=2, description="the fractions that sum to total")
+    total: float = Field(default=1.0, gt=0, description="what the fractions sum to")
+    step: float | None = Field(default=None, gt=0, description="grid step of each fraction; must divide total")
 
     @model_validator(mode="after")
     def _grid_fits(self) -> SimplexGroup:
@@ -118,19 +121,23 @@ class LinearConstraint(BaseModel):
     """``sum(coefficients[p] * p) <op> rhs`` over continuous/integer parameters."""
 
     model_config = STRICT
-    coefficients: dict[str, float] = Field(min_length=1)
-    op: Literal["<=", ">="] = "<="
-    rhs: float
+    coefficients: dict[str, float] = Field(min_length=1, description="parameter -> coefficient of the linear form")
+    op: Literal["<=", ">="] = Field(default="<=", description="the form must be <= or >= rhs")
+    rhs: float = Field(description="the right-hand side")
 
 
 class ParametricSpace(BaseModel):
     """A box of named parameters, with simplex groups and linear constraints."""
 
     model_config = STRICT
-    type: Literal["parametric"] = "parametric"
-    parameters: list[Parameter] = Field(min_length=1)
-    simplex: list[SimplexGroup] = Field(default_factory=list)
-    linear_constraints: list[LinearConstraint] = Field(default_factory=list)
+    type: Literal["parametric"] = Field(default="parametric", description="named parameters in a box")
+    parameters: list[Parameter] = Field(min_length=1, description="the parameters")
+    simplex: list[SimplexGroup] = Field(
+        default_factory=list, description="groups of fractions that sum to a total (compositions)"
+    )
+    linear_constraints: list[LinearConstraint] = Field(
+        default_factory=list, description="linear inequalities every candidate must meet"
+    )
 
     @property
     def names(self) -> list[str]:
@@ -256,10 +263,10 @@ class CompositionSpace(BaseModel):
     """Compositions over allowed elements: fractions summing to 1, at most ``max_elements`` present."""
 
     model_config = STRICT
-    type: Literal["composition"]
-    elements: list[str] = Field(min_length=2)
-    max_elements: int | None = Field(default=None, ge=1)
-    step: float | None = Field(default=None, gt=0, le=0.5)
+    type: Literal["composition"] = Field(description="compositions over a set of elements")
+    elements: list[str] = Field(min_length=2, description="the elements that may appear")
+    max_elements: int | None = Field(default=None, ge=1, description="at most this many elements per composition")
+    step: float | None = Field(default=None, gt=0, le=0.5, description="grid step of the fractions")
 
     @field_validator("elements")
     @classmethod
@@ -280,7 +287,7 @@ class CrystalSpace(BaseModel):
     """
 
     model_config = STRICT
-    type: Literal["crystal"]
+    type: Literal["crystal"] = Field(description="crystal structures from prototypes with substituted sites")
     elements: list[str] = Field(default_factory=list, description="allowed elements")
     chemical_systems: list[str] = Field(default_factory=list, description="e.g. 'Ba-Ti-O'")
     prototypes: list[str] = Field(default_factory=list, description="named prototypes")
@@ -292,9 +299,11 @@ class CrystalSpace(BaseModel):
         default_factory=dict,
         description="sublattice label -> allowed compositions of the whole sublattice (e.g. X: [O3, O2N, ON2])",
     )
-    max_atoms: int = Field(default=20, ge=1, le=500)
-    oxidation_states: dict[str, list[int]] | None = None
-    charge_balance: bool = True
+    max_atoms: int = Field(default=20, ge=1, le=500, description="at most this many atoms per cell")
+    oxidation_states: dict[str, list[int]] | None = Field(
+        default=None, description="element -> allowed oxidation states (default: pymatgen's common ones)"
+    )
+    charge_balance: bool = Field(default=True, description="keep only charge-balanced compositions")
 
     @field_validator("elements")
     @classmethod
@@ -381,9 +390,11 @@ class MicrostructureSpace(BaseModel):
     """
 
     model_config = STRICT
-    type: Literal["microstructure"]
+    type: Literal["microstructure"] = Field(description="two-phase microstructures")
     size: int = Field(default=64, ge=8, le=256, description="pixels per side")
-    volume_fraction: tuple[float, float] = (0.1, 0.9)
+    volume_fraction: tuple[float, float] = Field(
+        default=(0.1, 0.9), description="lowest and highest volume fraction of the second phase"
+    )
     length_scale: tuple[float, float] = Field(default=(2.0, 8.0), description="feature size range of the pool, px")
 
     @field_validator("volume_fraction")

@@ -108,12 +108,16 @@ class Budget(BaseModel):
     """
 
     model_config = STRICT
-    max_experiments: int | None = Field(default=None, ge=1)
+    max_experiments: int | None = Field(
+        default=None, ge=1, description="stop after this many experiments (dispatched jobs)"
+    )
     max_cost: float | None = Field(
         default=None, gt=0, allow_inf_nan=False, description="the most the ledger may spend, in `currency`"
     )
-    max_iterations: int | None = Field(default=None, ge=1)
-    wall_clock: timedelta | None = None
+    max_iterations: int | None = Field(default=None, ge=1, description="stop after this many iterations of the loop")
+    wall_clock: timedelta | None = Field(
+        default=None, description="stop after this much time since the campaign started, e.g. '48h' or '2d'"
+    )
     currency: str = Field(
         default=DEFAULT_CURRENCY, min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$",
         description="what every measurement's `cost` and `max_cost` are counted in (one per campaign), "
@@ -136,7 +140,10 @@ class Approval(BaseModel):
     """Who lets a batch go out: nobody (``auto``), a person (``manual``), or a cost rule."""
 
     model_config = STRICT
-    policy: Literal["auto", "manual", "auto_below_cost"] = "auto"
+    policy: Literal["auto", "manual", "auto_below_cost"] = Field(
+        default="auto", description="auto: batches go out at once; manual: a person approves each (UI or CLI); "
+        "auto_below_cost: only batches costing more than cost_limit wait"
+    )
     cost_limit: float | None = Field(default=None, gt=0, description="for auto_below_cost: batch cost limit")
 
     @model_validator(mode="after")
@@ -184,10 +191,15 @@ class Measurement(BaseModel):
     """
 
     model_config = STRICT
-    properties: list[str] = Field(min_length=1)
-    adapter: str
-    fidelity: str = "default"
-    cost: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    properties: list[str] = Field(min_length=1, description="the properties one job of this measurement returns")
+    adapter: str = Field(description="the name of the adapter (under `adapters`) that runs these jobs")
+    fidelity: str = Field(
+        default="default", description="the name of this fidelity; measurements of one property at several fidelities "
+        "form a funnel"
+    )
+    cost: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False, description="what one job costs, in the budget's currency"
+    )
     target: bool = Field(default=False, description="this fidelity's answer is the truth the campaign optimises")
     options: dict[str, Any] = Field(default_factory=dict, description="passed with each job (e.g. scenario)")
     units: dict[str, str] = Field(
@@ -202,8 +214,13 @@ class Stopping(BaseModel):
 
     model_config = STRICT
     target_met: bool = Field(default=True, description="stop when every target objective is met")
-    no_improvement_iterations: int | None = Field(default=None, ge=1)
-    min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    no_improvement_iterations: int | None = Field(
+        default=None, ge=1, description="stop when the best has not improved for this many iterations"
+    )
+    min_improvement: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False,
+        description="what counts as an improvement of the best (in the objective's units)"
+    )
     min_results_fraction: float = Field(
         default=1.0, gt=0, le=1, allow_inf_nan=False, description="start the next iteration when this share of a batch is back"
     )
@@ -257,21 +274,34 @@ class Campaign(BaseModel):
     """A whole campaign: what may be made, what is wanted, what it may cost."""
 
     model_config = STRICT
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    description: str = ""
-    seed: int = 0
-    space: DesignSpace
-    objectives: list[Objective] = Field(min_length=1)
-    constraints: list[OutcomeConstraint] = Field(default_factory=list)
-    budget: Budget
-    batch_size: int = Field(default=4, ge=1, le=1000)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="the campaign's name: letters, digits, '.', '_' and '-' (the history and the UI key on it)",
+    )
+    description: str = Field(default="", description="free text shown with the campaign")
+    seed: int = Field(default=0, description="seed of every random choice, so a rerun makes the same choices")
+    space: DesignSpace = Field(description="what may be made: parameters, compositions, crystals or microstructures")
+    objectives: list[Objective] = Field(
+        min_length=1, description="what is wanted: properties to maximise, minimise or bring to a target"
+    )
+    constraints: list[OutcomeConstraint] = Field(
+        default_factory=list, description="bounds a result must meet to count (e.g. stability <= 0.1)"
+    )
+    budget: Budget = Field(
+        description="limits on experiments, cost, iterations and time; the first reached stops the campaign"
+    )
+    batch_size: int = Field(default=4, ge=1, le=1000, description="candidates picked per iteration")
     initial_design_size: int | None = Field(default=None, ge=1, description="space-filling points before modelling")
-    approval: Approval = Field(default_factory=Approval)
+    approval: Approval = Field(default_factory=Approval, description="who lets a batch go out")
     adapters: dict[str, Annotated[AdapterConfig, BeforeValidator(normalise_adapter)]] = Field(
         min_length=1, description="the executors measurements may use, by name"
     )
-    measurements: list[Measurement] = Field(min_length=1)
-    stopping: Stopping = Field(default_factory=Stopping)
+    measurements: list[Measurement] = Field(
+        min_length=1, description="how each property is measured: adapter, fidelity and cost"
+    )
+    stopping: Stopping = Field(
+        default_factory=Stopping, description="rules that stop a campaign early when it stops improving"
+    )
     generator: GeneratorConfig = Field(default_factory=AutoGenerator)
     surrogate: SurrogateConfig = Field(default_factory=AutoSurrogate)
     acquisition: AcquisitionConfig = Field(default_factory=GreedyShareAcquisition)

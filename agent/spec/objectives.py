@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,11 +41,14 @@ class Objective(BaseModel):
     """Maximize, minimize, or land within ``target ± tolerance``."""
 
     model_config = STRICT
-    property: str
-    goal: Literal["maximize", "minimize", "target"]
-    target: float | None = None
-    tolerance: float | None = Field(default=None, gt=0)
-    units: str | None = None
+    # Annotated, not "= Field(...)": a class attribute named ``property`` would hide the builtin decorator below.
+    property: Annotated[str, Field(description="the measured property this objective is about")]
+    goal: Literal["maximize", "minimize", "target"] = Field(description="maximize, minimize, or bring to target")
+    target: float | None = Field(default=None, description="for goal=target: the value wanted")
+    tolerance: float | None = Field(default=None, gt=0, description="for goal=target: how close counts as on target")
+    units: str | None = Field(
+        default=None, description="the units the property is wanted in; a lab's value in compatible units is converted"
+    )
     reference: float | None = Field(
         default=None, description="reference (worst acceptable) value for hypervolume with several objectives"
     )
@@ -78,9 +81,9 @@ class OutcomeConstraint(BaseModel):
     """``property op bound`` on a measured outcome, e.g. ``heat_of_formation < 0``."""
 
     model_config = STRICT
-    property: str
-    op: Literal["<", "<=", ">", ">="]
-    bound: float
+    property: Annotated[str, Field(description="the measured property the bound is on")]
+    op: Literal["<", "<=", ">", ">="] = Field(description="how the property compares with the bound")
+    bound: float = Field(description="the bound, in the property's units")
 
     @classmethod
     def parse(cls, text: str) -> OutcomeConstraint:

@@ -31,8 +31,10 @@ class Smearing(BaseModel):
     """Occupation smearing; ``width`` in eV."""
 
     model_config = STRICT
-    kind: Literal["fermi-dirac", "marzari-vanderbilt", "methfessel-paxton"] = "fermi-dirac"
-    width: float = Field(default=0.05, gt=0, le=2.0)
+    kind: Literal["fermi-dirac", "marzari-vanderbilt", "methfessel-paxton"] = Field(
+        default="fermi-dirac", description="occupation smearing scheme"
+    )
+    width: float = Field(default=0.05, gt=0, le=2.0, description="smearing width, eV")
 
 
 class RecipeSettings(BaseModel):
@@ -44,27 +46,29 @@ class RecipeSettings(BaseModel):
     """
 
     model_config = STRICT
-    code: Literal["gpaw", "qe", "vasp"] = "gpaw"
-    task: Literal["static", "relax"] = "static"
-    xc: str = "PBE"
+    code: Literal["gpaw", "qe", "vasp"] = Field(default="gpaw", description="DFT code that runs the calculation")
+    task: Literal["static", "relax"] = Field(
+        default="static", description="static: one SCF at the given geometry; relax: relax first"
+    )
+    xc: str = Field(default="PBE", description="exchange-correlation functional, as the code names it")
     ecut: float = Field(default=400.0, gt=0, description="plane-wave cutoff, eV")
     kpoint_density: float = Field(
         default=3.5, gt=0, description="k-points per Å⁻¹ along each reciprocal vector (n = ceil(2π|b|·density))"
     )
-    smearing: Smearing = Field(default_factory=Smearing)
+    smearing: Smearing = Field(default_factory=Smearing, description="occupation smearing of the electrons")
     spin: bool = Field(default=False, description="spin-polarised, starting from 1 μB per atom")
     relax_cell: bool = Field(default=True, description="for task=relax: relax the cell as well as positions")
     fmax: float = Field(default=0.05, gt=0, description="for task=relax: force criterion, eV/Å")
-    max_relax_steps: int = Field(default=60, ge=1)
+    max_relax_steps: int = Field(default=60, ge=1, description="for task=relax: optimiser steps before giving up")
     mixing_beta: float | None = Field(default=None, gt=0, le=1, description="density mixing; None = code default")
-    max_scf_iterations: int = Field(default=200, ge=1)
+    max_scf_iterations: int = Field(default=200, ge=1, description="SCF iterations before a calculation fails")
     scf_energy_tolerance: float = Field(
         default=5e-4,
         gt=0,
         description="SCF energy criterion, eV (GPAW: per valence electron; QE and VASP: per cell)",
     )
     empty_bands: int = Field(default=8, ge=0, description="unoccupied bands added for the band gap (GPAW)")
-    gpaw_setups: str = "paw"
+    gpaw_setups: str = Field(default="paw", description="GPAW: the setups (PAW datasets) to use")
     python: str = Field(default="/usr/bin/python3", description="the Python that has GPAW (and ASE) on the node")
     command: str | None = Field(default=None, description="QE/VASP launch command, e.g. 'srun pw.x'; default pw.x / vasp_std")
     pseudo_dir: str | None = Field(default=None, description="QE: directory of the UPF files (on the cluster)")
@@ -124,13 +128,13 @@ class Resources(BaseModel):
     """What one job asks of the scheduler."""
 
     model_config = STRICT
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    partition: str | None = Field(default=None, description="SLURM partition (--partition); default: the queue's")
+    account: str | None = Field(default=None, description="SLURM account charged (--account)")
+    qos: str | None = Field(default=None, description="SLURM quality of service (--qos)")
     time: float = Field(default=3600.0, description="walltime, seconds (accepts '90m', '2h', '01:30:00')")
-    nodes: int = Field(default=1, ge=1)
-    ntasks: int = Field(default=1, ge=1)
-    cpus_per_task: int = Field(default=1, ge=1)
+    nodes: int = Field(default=1, ge=1, description="nodes per job (--nodes)")
+    ntasks: int = Field(default=1, ge=1, description="MPI ranks per job (--ntasks)")
+    cpus_per_task: int = Field(default=1, ge=1, description="threads per MPI rank (--cpus-per-task)")
     mem: str | None = Field(default=None, description="e.g. '4G' (SLURM --mem)")
     extra_sbatch: list[str] = Field(default_factory=list, description="further sbatch options, e.g. ['--constraint=cpu']")
 
@@ -151,8 +155,8 @@ class FidelitySettings(BaseModel):
     """Overrides for one fidelity: recipe fields and resources."""
 
     model_config = STRICT
-    recipe: dict[str, Any] = Field(default_factory=dict)
-    resources: dict[str, Any] = Field(default_factory=dict)
+    recipe: dict[str, Any] = Field(default_factory=dict, description="recipe fields that differ at this fidelity")
+    resources: dict[str, Any] = Field(default_factory=dict, description="resources that differ at this fidelity")
 
 
 class RetryPolicy(BaseModel):
@@ -164,15 +168,15 @@ class RetryPolicy(BaseModel):
     """
 
     model_config = STRICT
-    scf_not_converged: int = Field(default=1, ge=0)
-    timeout: int = Field(default=1, ge=0)
-    node_failure: int = Field(default=1, ge=0)
-    missing_output: int = Field(default=1, ge=0)
-    out_of_memory: int = Field(default=0, ge=0)
-    mixing_factor: float = Field(default=0.5, gt=0, lt=1)
-    scf_iterations_factor: float = Field(default=2.0, ge=1)
-    time_factor: float = Field(default=2.0, ge=1)
-    memory_factor: float = Field(default=2.0, ge=1)
+    scf_not_converged: int = Field(default=1, ge=0, description="retries of an SCF that did not converge")
+    timeout: int = Field(default=1, ge=0, description="retries of a job that hit its walltime")
+    node_failure: int = Field(default=1, ge=0, description="retries of a job whose node failed")
+    missing_output: int = Field(default=1, ge=0, description="retries of a job that ended without its output")
+    out_of_memory: int = Field(default=0, ge=0, description="retries of a job killed for memory")
+    mixing_factor: float = Field(default=0.5, gt=0, lt=1, description="SCF retry: density mixing multiplied by this")
+    scf_iterations_factor: float = Field(default=2.0, ge=1, description="SCF retry: iterations multiplied by this")
+    time_factor: float = Field(default=2.0, ge=1, description="timeout retry: walltime multiplied by this")
+    memory_factor: float = Field(default=2.0, ge=1, description="out-of-memory retry: memory multiplied by this")
 
 
 class DFTSettings(BaseModel):

@@ -26,6 +26,11 @@ def test_deployment_exposes_a_typed_campaign_parameter() -> None:
     assert schema["properties"]["approval"]["default"] == "campaign"
     for name, prop in schema["properties"].items():  # every parameter is explained in the run form
         assert len(prop.get("description") or "") > 20, name
+    definitions = schema.get("definitions") or schema.get("$defs") or {}
+    assert {"Campaign", "Measurement", "Budget", "ParametricSpace", "RecipeSettings", "Resources"} <= set(definitions)
+    unexplained = [f"{model}.{field}" for model, d in definitions.items()
+                   for field, prop in (d.get("properties") or {}).items() if not prop.get("description")]
+    assert unexplained == []  # and so is every field of the campaign spec nested inside it
 
 
 def test_campaign_source_and_approval_input_validate() -> None:
