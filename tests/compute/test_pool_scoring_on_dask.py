@@ -1,6 +1,6 @@
 """Scoring a large pool on a real Dask LocalCluster (2 single-threaded workers) picks what the in-process run picks.
 
-One campaign state (a parametric space, 40 measured points with an objective and a constrained property, a GP per
+One campaign state (a parametric space, 30 measured points with an objective and a constrained property, a GP per
 property with its recalibration, a pool of 40,000 candidates and two pending jobs) goes through the select step's
 pool-scoring path twice: the pool's features and the pre-screen's posterior moments in chunks, once in this
 process and once as tasks on the cluster's workers. The features, the picks, their acquisition values and their
@@ -50,10 +50,10 @@ def _measure(X: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def state() -> dict[str, Any]:
     feats = featurizer_for(SPACE)
-    measured = [Candidate.point(p, origin="test") for p in _points(40, 1)]
+    measured = [Candidate.point(p, origin="test") for p in _points(30, 1)]
     X_obs = feats.transform(points_of(measured))
     Y_obs = _measure(X_obs)
-    fitted = fit_surrogate(X_obs, Y_obs, kind="gp", seed=3, cv_folds=3)
+    fitted = fit_surrogate(X_obs, Y_obs, kind="gp", seed=3, cv_folds=2)
     pool = [Candidate.point(p, origin="test") for p in _points(40_000, 2)]
     pending = feats.transform(points_of(pool[:2]))
     return {"feats": feats, "fitted": fitted, "pool": pool, "X_obs": X_obs, "Y_obs": Y_obs, "pending": pending}
