@@ -31,8 +31,9 @@ from matloop.compute import current_fan_out
 from surrogates.moments import CHUNK as MOMENTS_CHUNK
 from surrogates.moments import marginal_moments
 
-#: Rows per chunk of posterior moments: a multiple of the moments' inner chunk (see above); ~0.1-1 s of work for
-#: a GP on a few thousand observations, so a 10^5 pool makes seven tasks and a 10^6 pool sixty-two.
+#: Rows per chunk of posterior moments: a multiple of the moments' inner chunk (see above). A 10^5 pool makes seven
+#: tasks, a 10^6 pool sixty-two; one chunk of a 2,000-observation GP took 2.3 s on one thread of the loaded
+#: 2-core development box (benchmarks/RESULTS-selection.md), more than a task's own overhead many times over.
 SCORE_CHUNK = 8 * MOMENTS_CHUNK
 #: Candidates per chunk of features (parameter dicts: ~10 ms; crystal structures with their symmetry: seconds).
 FEATURE_CHUNK = 4096
