@@ -7,6 +7,14 @@ random pools. The naive baseline is BoTorch's ``optimize_acqf_discrete`` over th
 whole pool, run in a child process with a time limit ("> limit" when it does not finish). Ends with
 ``summary: pool=100000 n_obs=2000 q=16 seconds=<s> vs_naive=<ratio>`` (naive seconds over ours; a ">" ratio
 is a lower bound).
+
+``--dask``: the same selection in this process and with the pool's scoring fanned out (as a campaign run with
+``MATLOOP_COMPUTE`` of ``type: local_cluster`` does: :mod:`agent.selection.scoring` over ``flows.compute``'s Dask
+task runner) on a LocalCluster of 1 and of 2 single-threaded worker processes, each started once and warmed up on a
+small pool first, as a run's first step would. It times the pre-screen's posterior moments of the whole pool on
+their own and the whole ``select_batch``, checks that the picks are the in-process ones, and ends with
+``summary: pool=100000 n_obs=2000 moments_s=<in-process> one_worker=<ratio> two_workers=<ratio>`` (in-process
+seconds over Dask seconds, for the moments).
 """
 
 from __future__ import annotations
@@ -60,6 +68,67 @@ def time_matloop(pool_size: int, n_obs: int, q: int, threads: int) -> float:
     return seconds
 
 
+def _select(model, X, y, pool, q: int):
+    from agent.selection import select_batch
+    from agent.spec.objectives import Objective
+
+    return select_batch(model, pool, objectives=[Objective(property="y", goal="maximize")], properties=["y"], q=q,
+                        X_observed=X, Y_observed=y)
+
+
+def time_scoring(pool_size: int, n_obs: int, q: int) -> tuple[float, float, list]:
+    """Seconds of the pool's posterior moments alone, of the whole selection, and the picks, on the current
+    executor (this process unless inside ``fanning_out``)."""
+    from agent.selection.scoring import pool_moments
+
+    model, X, y = _model(n_obs, 0)
+    pool = _pool(pool_size, 0)
+    start = time.perf_counter()
+    pool_moments(model, pool)
+    moments = time.perf_counter() - start
+    model, X, y = _model(n_obs, 0)  # a fresh model: no cache left from the timing above
+    start = time.perf_counter()
+    picks = _select(model, X, y, pool, q)
+    return moments, time.perf_counter() - start, [(p.index, p.acquisition_value) for p in picks]
+
+
+def run_dask(args) -> int:
+    """In-process against Dask LocalClusters of 1 and 2 worker processes (see the module docstring)."""
+    from agent.selection.scoring import SCORE_CHUNK
+    from flows.compute import open_fan_out
+    from matloop.compute import LocalDaskCluster, fanning_out
+
+    torch.set_num_threads(args.threads)
+    load = " ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    print(f"# pool scoring on Dask: n_obs={args.n_obs} q={args.q} d={D}; in-process with {args.threads} torch "
+          f"thread(s); Dask workers 1 thread each; load average {load}")
+    print(f"{'pool':>9} {'where':>14} {'moments_s':>10} {'select_s':>9} {'moments x':>10} {'select x':>9} same")
+    warm = SCORE_CHUNK + 1  # two chunks: every code path of a fanned-out step, imports included
+    time_scoring(warm, 50, 2)
+    here = {n: time_scoring(n, args.n_obs, args.q) for n in args.pools}
+    for n, (moments, select, _) in here.items():
+        print(f"{n:>9} {'in-process':>14} {moments:>10.2f} {select:>9.2f} {'1.00':>10} {'1.00':>9} -", flush=True)
+    ratios: dict[int, dict[int, float]] = {}
+    for workers in (1, 2):
+        with open_fan_out(LocalDaskCluster(n_workers=workers, threads_per_worker=1)) as fan_out, \
+                fanning_out(fan_out):
+            time_scoring(warm, 50, 2)
+            for n in args.pools:
+                moments, select, picks = time_scoring(n, args.n_obs, args.q)
+                same = picks == here[n][2]
+                ratios.setdefault(n, {})[workers] = here[n][0] / moments
+                print(f"{n:>9} {f'{workers} worker(s)':>14} {moments:>10.2f} {select:>9.2f} "
+                      f"{here[n][0] / moments:>10.2f} {here[n][1] / select:>9.2f} {'yes' if same else 'NO'}",
+                      flush=True)
+                if not same:
+                    print(f"error: the picks on {workers} Dask worker(s) differ from the in-process ones", flush=True)
+                    return 1
+    n = 100_000 if 100_000 in ratios else max(ratios)
+    print(f"summary: pool={n} n_obs={args.n_obs} moments_s={here[n][0]:.2f} one_worker={ratios[n][1]:.2f} "
+          f"two_workers={ratios[n][2]:.2f}", flush=True)
+    return 0
+
+
 def _naive_child(pool_size: int, n_obs: int, q: int, threads: int, out) -> None:
     warnings.filterwarnings("ignore")
     from botorch.acquisition.logei import qLogExpectedImprovement
@@ -92,14 +161,24 @@ def time_naive(pool_size: int, n_obs: int, q: int, threads: int, limit: float) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="pools 1,000 and 3,000 with 500 observations, q=4")
+    parser.add_argument("--quick", action="store_true",
+                        help="pools 1,000 and 3,000 with 500 observations, q=4 (with --dask: 40,000)")
     parser.add_argument("--pools", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--n-obs", type=int, default=2000)
     parser.add_argument("--q", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--naive-limit", type=float, default=300.0, help="seconds before the naive run is stopped")
     parser.add_argument("--naive-max-pool", type=int, default=100_000, help="skip the naive run on larger pools")
+    parser.add_argument("--dask", action="store_true",
+                        help="in-process against Dask LocalClusters of 1 and 2 workers (default pool: 100,000)")
     args = parser.parse_args(argv)
+    if args.dask:
+        if args.quick:
+            args.pools, args.n_obs, args.q = [40_000], 500, 4
+        elif args.pools == parser.get_default("pools"):
+            args.pools = [100_000]
+        warnings.filterwarnings("ignore")
+        return run_dask(args)
     if args.quick:
         args.pools, args.n_obs, args.q, args.naive_limit = [1_000, 3_000], 500, 4, 20.0
     warnings.filterwarnings("ignore")

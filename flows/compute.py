@@ -23,6 +23,7 @@ from matloop.compute import IN_PROCESS, Compute, DaskScheduler, FanOut, LocalDas
 
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,25 @@ class DaskFanOut:
         finally:
             for future in futures:
                 future.release()
+
+    def map_shared(self, fn: Callable[[S, T], R], shared: S, items: Sequence[T], *, name: str = "chunk") -> list[R]:
+        """``shared`` is scattered to every worker once (``broadcast``: with it on one worker only, the scheduler
+        would queue every task there for locality), then each task reads it from its worker's memory."""
+        if not items:
+            return []
+        client = self.runner.client
+        run = uuid.uuid4().hex[:8]
+        [handle] = client.scatter([shared], broadcast=True, hash=False)
+        try:
+            futures = client.map(fn, [handle] * len(items), list(items),
+                                 key=[f"matloop-{name}-{run}-{i}" for i in range(len(items))], pure=False)
+            try:
+                return list(client.gather(futures))
+            finally:
+                for future in futures:
+                    future.release()
+        finally:
+            handle.release()
 
 
 def _runner(compute: LocalDaskCluster | DaskScheduler) -> Any:

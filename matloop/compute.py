@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
 
 #: Schemes a Dask scheduler listens on (``distributed.comm``); a bare ``host:port`` means ``tcp``.
 DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
@@ -115,6 +116,11 @@ class FanOut(Protocol):
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, name: str = "chunk") -> list[R]: ...
 
+    def map_shared(self, fn: Callable[[S, T], R], shared: S, items: Sequence[T], *, name: str = "chunk") -> list[R]:
+        """``fn(shared, item)`` for every item; ``shared`` (a fitted model, a featurizer) reaches each worker once,
+        not once per item."""
+        ...
+
 
 class InProcessFanOut:
     """The chunks one after the other, in this process: the default, and the reference a cluster must equal."""
@@ -123,6 +129,9 @@ class InProcessFanOut:
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, name: str = "chunk") -> list[R]:
         return [fn(item) for item in items]
+
+    def map_shared(self, fn: Callable[[S, T], R], shared: S, items: Sequence[T], *, name: str = "chunk") -> list[R]:
+        return [fn(shared, item) for item in items]
 
 
 IN_PROCESS = InProcessFanOut()

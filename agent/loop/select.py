@@ -78,9 +78,10 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     import torch
 
     from agent.selection import select_batch
+    from agent.selection.scoring import pool_features
 
     feats = fit.featurizer
-    X_pool = feats.transform(points_of(pool)).to(torch.double)
+    X_pool = pool_features(feats, pool, read=points_of).to(torch.double)  # in chunks, on the run's executor
     obs = fit.observations
     X_obs = feats.transform(points_of(obs.candidates)).to(torch.double)
     Y_obs = torch.tensor(obs.values, dtype=torch.double)
@@ -151,12 +152,13 @@ def _initial_from_pool(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate],
     import torch
 
     from agent.selection.grid import maximin_subset
+    from agent.selection.scoring import pool_features
     from surrogates.featurize import featurizer_for
 
     if not pool:
         raise NothingToSelect("no pool to draw the initial design from")
     feats = featurizer_for(ctx.campaign.space)
-    X = feats.transform(points_of(pool)).to(torch.double)
+    X = pool_features(feats, pool, read=points_of).to(torch.double)
     measured = fit.observations.candidates + fit.observations.pending
     X_fixed = feats.transform(points_of(measured)).to(torch.double) if measured else None
     both = X if X_fixed is None else torch.cat([X, X_fixed])

@@ -2,7 +2,8 @@
 
 A pool of 10^6 candidates cannot go through a q-batch acquisition (each evaluation needs a joint posterior
 with the incumbent set). The marginal posterior of every row, evaluated in chunks by the surrogate's own
-``marginal_moments`` (:mod:`surrogates.moments`), is cheap; an optimistic score on it (UCB, in-band probability, random Chebyshev scalarisations
+``marginal_moments`` (:mod:`surrogates.moments`) and spread over the run's executor (:mod:`agent.selection.scoring`),
+is cheap; an optimistic score on it (UCB, in-band probability, random Chebyshev scalarisations
 for several objectives) keeps the few hundred rows any sensible batch acquisition would consider, and the
 exact greedy batch is then chosen among those survivors.
 """
@@ -16,9 +17,9 @@ import torch
 from torch import Tensor
 
 from agent.selection.objectives import ObjectiveMap
+from agent.selection.scoring import pool_moments
 from surrogates.moments import marginal_moments
 
-CHUNK = 2048
 #: Optimism of the pre-screen, in posterior standard deviations (wider than the acquisition's own).
 SCREEN_SIGMAS = 3.0
 
@@ -47,14 +48,19 @@ def available_rows(X_pool: Tensor, taken: list[Tensor], exclude: Tensor | None =
     return torch.from_numpy(np.flatnonzero(ok))
 
 
-def posterior_moments(model, X: Tensor, chunk: int = CHUNK) -> tuple[Tensor, Tensor]:
+def posterior_moments(model, X: Tensor, chunk: int | None = None) -> tuple[Tensor, Tensor]:
     """Marginal posterior mean and std (``n x m``) of every row, in chunks.
 
     The fast paths (exact-GP caches, ensemble members, recalibration) belong to the models and live in
     :func:`surrogates.moments.marginal_moments`; a GP's variance there may be over-stated for large training sets,
     which keeps the pre-screen optimistic (the exact batch acquisition afterwards uses the full posterior).
+    By default a large ``X`` is scored in chunks of rows on the run's executor (:mod:`agent.selection.scoring`:
+    a Dask cluster when the run has one); ``chunk`` scores it here, ``chunk`` rows at a time.
     """
-    mean, var = marginal_moments(model, X, chunk=chunk)
+    if chunk is None:
+        mean, var = pool_moments(model, X)
+    else:
+        mean, var = marginal_moments(model, X, chunk=chunk)
     return mean, var.clamp_min(0).sqrt()
 
 

@@ -29,6 +29,10 @@ class Recorder:
         self.names.append(name)
         return self.inner.map(fn, items, name=name)
 
+    def map_shared(self, fn: Any, shared: Any, items: Any, *, name: str = "chunk") -> Any:
+        self.names.append(name)
+        return self.inner.map_shared(fn, shared, items, name=name)
+
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[Any]:
