@@ -147,7 +147,7 @@ def run(problem: Problem, multi: bool, seed: int, n0: int, q: int, cap: float) -
     start = [int(i) for i in rng.choice(n, size=n0, replace=False)]
     cost = 0.0
     for rank, i in enumerate(start):  # the campaign's initial design: which fidelities each point goes to
-        at = initial_design_fidelity(rank, problem.fidelities) if multi else problem.fidelities[top]
+        at = initial_design_fidelity(rank, n0, problem.fidelities) if multi else problem.fidelities[top]
         for f in range(len(problem.values)) if at is None else [problem.fidelities.index(at)]:
             measured[f].add(i)
             cost += problem.costs[f]

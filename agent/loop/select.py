@@ -65,7 +65,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
             from agent.selection.fidelity import initial_design_fidelity, initial_design_reason
 
             for pick in picks:
-                pick["fidelity"] = initial_design_fidelity(pick["rank"], ctx.campaign.fidelities)
+                pick["fidelity"] = initial_design_fidelity(pick["rank"], len(picks), ctx.campaign.fidelities)
                 pick["reason"] += "; " + initial_design_reason(pick["fidelity"], ctx.campaign.target_fidelity)
         return picks
 

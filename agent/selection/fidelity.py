@@ -12,7 +12,7 @@ The rule, in two steps:
    fidelity the candidate was already measured at removes (almost) nothing more and is not offered again.
 
 **The initial design** (before any model): every other point (ranks 0, 2, ...) is measured at every fidelity
-and the rest at the cheapest only (:func:`initial_design_fidelity`). The paired points teach the model how the
+and the rest at the cheapest only (:func:`initial_design_fidelity`; a batch of two or fewer is all paired). The paired points teach the model how the
 fidelities relate; the screened-only ones spread the cheap map at a fraction of the cost, so half as much of
 the expensive budget goes to a blind design. On the development problems of ``benchmarks/multifidelity.py`` it
 measured about even with pairing every point (better where the cheap fidelity is well correlated, worse where
@@ -38,9 +38,11 @@ import torch
 from torch import Tensor
 
 
-def initial_design_fidelity(rank: int, fidelities: Sequence[str]) -> str | None:
-    """An initial-design pick's fidelity: ``None`` (every fidelity) for even ranks, the cheapest for odd ones."""
-    return None if rank % 2 == 0 else fidelities[0]
+def initial_design_fidelity(rank: int, size: int, fidelities: Sequence[str]) -> str | None:
+    """An initial-design pick's fidelity in a batch of ``size``: ``None`` (every fidelity) for even ranks, the
+    cheapest for odd ones; every fidelity for all picks of a batch of two or fewer (the model needs two paired
+    answers to learn how the fidelities relate)."""
+    return None if rank % 2 == 0 or size <= 2 else fidelities[0]
 
 
 def initial_design_reason(fidelity: str | None, target: str) -> str:
@@ -51,9 +53,9 @@ def initial_design_reason(fidelity: str | None, target: str) -> str:
 
 
 def initial_target_results(size: int) -> int:
-    """Target-fidelity results the initial design of ``size`` points yields (its even ranks): the model starts
-    once there are as many."""
-    return max(1, math.ceil(size / 2))
+    """Target-fidelity results an initial design of ``size`` points yields (:func:`initial_design_fidelity`):
+    the model starts once there are as many."""
+    return size if size <= 2 else math.ceil(size / 2)
 
 
 @dataclass
