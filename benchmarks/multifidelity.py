@@ -273,7 +273,7 @@ def main() -> None:
     if extra is None and not BINARIES.is_file():
         print(f"binaries: {BINARIES.relative_to(ROOT)} absent; skipped")
     report += [extra] if extra is not None else []
-    dev = [branin(96 if args.quick else 256), hartmann_shifted(128 if args.quick else 384)]
+    dev = [branin(64 if args.quick else 256), hartmann_shifted(64 if args.quick else 384)]
     wanted = set(args.problems.split(",")) if args.problems else None
     sets = [("report", [p for p in report if wanted is None or p.name in wanted]),
             ("dev", [p for p in dev if wanted is None or p.name in wanted])]
