@@ -2,8 +2,9 @@
 
 Each problem is a pool with every candidate's answer known at every fidelity (a replay: a strategy sees only
 what it has chosen). Both strategies start from the same random initial points (same seeds): the
-multi-fidelity one measures them at every fidelity (as a campaign's initial design does), the single-fidelity
-one at the top fidelity only. Then batches of ``q``, chosen by the campaign's own code — the single-fidelity
+multi-fidelity one sends them where a campaign's initial design does
+(:func:`agent.selection.fidelity.initial_design_fidelity`), the single-fidelity one to the top fidelity. Then
+batches of ``q``, chosen by the campaign's own code — the single-fidelity
 strategy by :func:`agent.selection.select_batch` on :func:`surrogates.fit_surrogate` (a GP), the multi-fidelity
 one by :func:`agent.selection.fidelity.select_with_fidelities` on :func:`surrogates.multifidelity.fit_multifidelity`
 (its default model) — until a *top-fidelity* measurement lies within the stated tolerance of the pool's best,
@@ -19,23 +20,32 @@ Problems:
     (columns ``formula, chgnet, gpaw`` and optional numeric feature columns ``f_*``), cost 0.01 vs 1;
     skipped, with a line saying so, when the table is absent.
 
-Ends with ``summary: problems=<n> cost_ratio_mean=<r> wins=<k>/<n>``: per problem the ratio of mean costs
-(multi- over single-fidelity, over seeds), their mean, and how many problems the multi-fidelity strategy needs
-less. Model fits skip cross-validation (``cv_folds=0``, a campaign setting) in both strategies: the metrics do
+Development problems (``dev``; every change to the multi-fidelity strategy is decided on these, the three
+above are the issue's report set):
+  * ``branin``: BoTorch's augmented Branin (minimise) on a Sobol pool; cheap s = 0.5 at cost 0.1 (biased).
+  * ``hartmann-shifted``: Hartmann-6 whose cheap fidelity is the landscape displaced by 0.12 (correlation 0.79).
+
+Ends with a ``dev:`` line over the development problems, then
+``summary: problems=<n> cost_ratio_mean=<r> wins=<k>/<n>`` over the report set: per problem the ratio of mean
+costs (multi- over single-fidelity, over seeds), their mean, and how many problems the multi-fidelity strategy
+needs less. Model fits skip cross-validation (``cv_folds=0``, a campaign setting) in both strategies: the metrics do
 not change the picks' model except through recalibration, which both then skip alike.
 
-    python benchmarks/multifidelity.py [--quick] [--seeds N]
+    python benchmarks/multifidelity.py [--quick] [--seeds N] [--jobs N] [--problems a,b]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.selection import select_batch  # noqa: E402
-from agent.selection.fidelity import select_with_fidelities  # noqa: E402
+from agent.selection.fidelity import initial_design_fidelity, select_with_fidelities  # noqa: E402
 from agent.spec.objectives import Objective  # noqa: E402
 from surrogates import fit_surrogate  # noqa: E402
 from surrogates.multifidelity import FidelityData, fit_multifidelity  # noqa: E402
@@ -136,9 +146,11 @@ def run(problem: Problem, multi: bool, seed: int, n0: int, q: int, cap: float) -
     measured: list[set[int]] = [set() for _ in problem.values]
     start = [int(i) for i in rng.choice(n, size=n0, replace=False)]
     cost = 0.0
-    for f in (range(len(problem.values)) if multi else [top]):
-        measured[f].update(start)
-        cost += problem.costs[f] * n0
+    for rank, i in enumerate(start):  # the campaign's initial design: which fidelities each point goes to
+        at = initial_design_fidelity(rank, n0, problem.fidelities) if multi else problem.fidelities[top]
+        for f in range(len(problem.values)) if at is None else [problem.fidelities.index(at)]:
+            measured[f].add(i)
+            cost += problem.costs[f]
     it = 0
     while True:
         found = [i for i in measured[top] if problem.utility(problem.values[top][[i]])[0] >= problem.best
@@ -196,6 +208,37 @@ def compare_models(problems: list[Problem], n_cheap: int, n_target: int) -> None
                   f"{low['rmse']:.4f} | {time.perf_counter() - t0:.1f} |", flush=True)
 
 
+def branin(n: int) -> Problem:
+    """Development problem: BoTorch's augmented Branin (minimise) on a Sobol pool in [0, 1]^2; cheap fidelity
+    s = 0.5 at cost 0.1 (biased: its minima sit elsewhere than the truth's), truth s = 1 at cost 1."""
+    from botorch.test_functions import AugmentedBranin
+    from torch.quasirandom import SobolEngine
+
+    f = AugmentedBranin()
+    lo, hi = f.bounds[0, :2].to(torch.double), f.bounds[1, :2].to(torch.double)
+    X = SobolEngine(2, scramble=True, seed=11).draw(n).to(torch.double)
+    Z = lo + (hi - lo) * X
+    vals = [f(torch.cat([Z, torch.full((n, 1), s, dtype=torch.double)], -1)).numpy() for s in (0.5, 1.0)]
+    span = float(vals[1].max() - vals[1].min())
+    return Problem("branin", X, vals, [0.1, 1.0], ["s=0.5", "s=1"], Objective(property="y", goal="minimize"),
+                   0.01 * span)
+
+
+def hartmann_shifted(n: int) -> Problem:
+    """Development problem: Hartmann-6 (maximise) whose cheap fidelity is biased the way a coarse model often is:
+    the same landscape with its features displaced (evaluated at ``x + 0.12``, clipped; correlation 0.79 over the pool), so the cheap optimum is
+    not the true one; cost 0.1 vs 1, a pool drawn with another seed; tolerance 2 % of the range."""
+    from botorch.test_functions import Hartmann
+    from torch.quasirandom import SobolEngine
+
+    f = Hartmann(dim=6, negate=True)
+    X = SobolEngine(6, scramble=True, seed=23).draw(n).to(torch.double)
+    vals = [f((X + 0.12).clamp(0, 1)).numpy(), f(X).numpy()]
+    span = float(vals[1].max() - vals[1].min())
+    return Problem("hartmann-shifted", X, vals, [0.1, 1.0], ["shifted", "true"],
+                   Objective(property="y", goal="maximize"), 0.02 * span)
+
+
 def noisy_hartmann(n: int) -> Problem:
     """Augmented Hartmann whose cheap fidelity is replaced by noise of the same spread (uncorrelated)."""
     p = hartmann(n)
@@ -204,12 +247,20 @@ def noisy_hartmann(n: int) -> Problem:
     return Problem("hartmann-noise", p.X, [noise, p.values[1]], p.costs, p.fidelities, p.objective, p.tolerance)
 
 
+def _quiet() -> None:
+    """A worker process as the main one: no warnings, one thread."""
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small pools, one seed (< 60 s)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per problem (default 10, quick 1)")
     parser.add_argument("--models", action="store_true",
                         help="instead: cross-validate the multi-fidelity models against each other")
+    parser.add_argument("--problems", default=None, help="comma-separated problem names to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes (same costs)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -217,32 +268,50 @@ def main() -> None:
         compare_models([hartmann(512), noisy_hartmann(512), microstructure((21, 13))], 48, 16)
         return
     seeds = args.seeds or (1 if args.quick else 10)
-    problems = [hartmann(128 if args.quick else 512), microstructure((9, 5) if args.quick else (21, 13))]
+    report = [hartmann(128 if args.quick else 512), microstructure((9, 5) if args.quick else (21, 13))]
     extra = binaries()
     if extra is None and not BINARIES.is_file():
         print(f"binaries: {BINARIES.relative_to(ROOT)} absent; skipped")
-    problems += [extra] if extra is not None else []
+    report += [extra] if extra is not None else []
+    dev = [branin(64 if args.quick else 256), hartmann_shifted(64 if args.quick else 384)]
+    wanted = set(args.problems.split(",")) if args.problems else None
+    sets = [("report", [p for p in report if wanted is None or p.name in wanted]),
+            ("dev", [p for p in dev if wanted is None or p.name in wanted])]
     n0, q = (4, 4)
-    print("| problem | pool | strategy | mean cost | found | runs | seconds |\n|---|---|---|---|---|---|---|")
-    ratios = []
-    for problem in problems:
-        cap = 0.5 * len(problem.X) * problem.costs[-1] if not args.quick else 24.0
-        means = {}
-        for multi in (False, True):
-            t0 = time.perf_counter()
-            results = [run(problem, multi, s, n0, q, cap) for s in range(seeds)]
-            costs = [c for c, _ in results]
-            found = sum(ok for _, ok in results)
-            means[multi] = float(np.mean(costs))
-            label = "multi-fidelity" if multi else "top fidelity only"
-            mark = "" if found == len(results) else ">"
-            print(f"| {problem.name} | {len(problem.X)} | {label} | {mark}{means[multi]:.2f} | {found}/{seeds} | "
-                  f"{seeds} | {time.perf_counter() - t0:.1f} |", flush=True)
-        ratios.append(means[True] / means[False])
-        print(f"{problem.name}: cost ratio (multi / single) {ratios[-1]:.3f}", flush=True)
-    wins = sum(r < 1.0 for r in ratios)
-    print(f"summary: problems={len(ratios)} cost_ratio_mean={float(np.mean(ratios)):.3f} wins={wins}/{len(ratios)}")
+    print("| problem | set | pool | strategy | mean cost | found | runs | seconds |\n|---|---|---|---|---|---|---|---|")
+    ratios: dict[str, list[float]] = {"report": [], "dev": []}
+    with ProcessPoolExecutor(args.jobs, initializer=_quiet) if args.jobs > 1 else contextlib.nullcontext() as pool:
+        for kind, problems in sets:
+            for problem in problems:
+                ratios[kind].append(compare(problem, kind, seeds, n0, q, args.quick, pool))
+    for kind, line in (("dev", "dev"), ("report", "summary")):
+        if ratios[kind]:
+            r = ratios[kind]
+            print(f"{line}: problems={len(r)} cost_ratio_mean={float(np.mean(r)):.3f} wins={sum(x < 1.0 for x in r)}/"
+                  f"{len(r)}")
 
+
+def compare(problem: Problem, kind: str, seeds: int, n0: int, q: int, quick: bool, pool: Any = None) -> float:
+    """Both strategies on one problem over the seeds (in ``pool``'s processes if given: the same runs, the
+    same costs); prints their rows and returns the cost ratio."""
+    cap = 0.5 * len(problem.X) * problem.costs[-1] if not quick else 24.0
+    means = {}
+    for multi in (False, True):
+        t0 = time.perf_counter()
+        if pool is None:
+            results = [run(problem, multi, s, n0, q, cap) for s in range(seeds)]
+        else:
+            results = list(pool.map(run, *zip(*[(problem, multi, s, n0, q, cap) for s in range(seeds)], strict=True)))
+        costs = [c for c, _ in results]
+        found = sum(ok for _, ok in results)
+        means[multi] = float(np.mean(costs))
+        label = "multi-fidelity" if multi else "top fidelity only"
+        mark = "" if found == len(results) else ">"
+        print(f"| {problem.name} | {kind} | {len(problem.X)} | {label} | {mark}{means[multi]:.2f} | {found}/{seeds} | "
+              f"{seeds} | {time.perf_counter() - t0:.1f} |", flush=True)
+    ratio = means[True] / means[False]
+    print(f"{problem.name}: cost ratio (multi / single) {ratio:.3f}", flush=True)
+    return ratio
 
 if __name__ == "__main__":
     main()

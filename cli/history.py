@@ -78,20 +78,21 @@ def show(name: str = typer.Argument(..., help="campaign name")) -> None:
 
 HISTORY_COLUMNS = [
     "iteration", "rank", "candidate", "dropped", "acquisition_value", "posterior_mean", "posterior_std", "reason",
-    "decision", "approver", "note", "batch_status", "model_version", "job_status", "property", "value", "error",
+    "decision", "approver", "note", "batch_status", "model_version", "job_status", "fidelity", "property", "value",
+    "error",
 ]
 #: In a narrow terminal: what was tried and what came of it first, then why it was chosen, then who
 #: decided on it (and what they said) with which model, then the bookkeeping.
 HISTORY_LAYOUT = TableLayout(
     order=HISTORY_COLUMNS,
-    priority=["iteration", "rank", "candidate", "property", "value", "error", "dropped", "posterior_mean",
+    priority=["iteration", "rank", "candidate", "fidelity", "property", "value", "error", "dropped", "posterior_mean",
               "posterior_std", "reason", "decision", "approver", "note", "model_version", "job_status",
               "acquisition_value", "batch_status"],
     labels={"iteration": "iter", "acquisition_value": "acq", "posterior_mean": "mean", "posterior_std": "std",
             "model_version": "model", "batch_status": "batch", "job_status": "job"},
     folding={"candidate": 24, "error": 16, "reason": 20, "note": 16},
     always=("iteration", "candidate"),
-    drop_when_empty=("error", "dropped", "note"),
+    drop_when_empty=("error", "dropped", "note", "fidelity"),
 )
 CAMPAIGNS_LAYOUT = TableLayout(
     order=["name", "status", "stop_reason", "iterations", "experiments", "measurements", "created_at", "updated_at"],
@@ -127,10 +128,12 @@ def history(
     with plain_store_errors(), db.reading() as session:
         if fmt is OutputFormat.table and not all_rows:
             rows, total = recent_history(session, name, limit or DEFAULT_TABLE_ROWS, prop=prop, since_iteration=since)
-            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, total)
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, total,
+                                store_history.has_fidelities(session, name))
         elif fmt is OutputFormat.table:
             rows = list(iter_history(session, name, prop=prop, since_iteration=since))
-            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows))
+            print_history_table(pd.DataFrame(rows, columns=store_history.HISTORY_COLUMNS), name, len(rows),
+                                store_history.has_fidelities(session, name))
         elif fmt is OutputFormat.csv and not limit:  # every row as CSV text the database mostly renders itself
             write_csv_lines(sys.stdout, store_history.HISTORY_COLUMNS,
                             iter_history_csv_lines(session, name, prop=prop, since_iteration=since))
@@ -140,9 +143,15 @@ def history(
             (write_csv if fmt is OutputFormat.csv else write_json)(sys.stdout, store_history.HISTORY_COLUMNS, stream)
 
 
-def print_history_table(frame: pd.DataFrame, name: str, total: int) -> None:
-    """The history table, then how many rows it leaves out and how to see them."""
+def print_history_table(frame: pd.DataFrame, name: str, total: int, fidelities: bool = False) -> None:
+    """The history table, then how many rows it leaves out and how to see them.
+
+    The ``fidelity`` column only where the campaign measures at several fidelities (``fidelities``): a
+    single-fidelity campaign's one fidelity name says nothing a reader needs.
+    """
     frame = frame.assign(dropped=frame["dropped"].map(lambda d: "dropped" if d else ""))
+    if not fidelities:
+        frame = frame.assign(fidelity=None)
     print_frame(console, frame, f"history of {name} ({total:,} rows)", HISTORY_LAYOUT)
     if len(frame) < total:
         console.print(f"showing the newest {len(frame):,} of {total:,} rows; --limit N, --all or --format csv "

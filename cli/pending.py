@@ -23,14 +23,14 @@ from cli.common import console, open_database, plain_store_errors
 from cli.history import OutputFormat, emit
 from cli.tables import TableLayout
 
-PENDING_COLUMNS = ["campaign", "batch", "size", "cost", "waiting_since", "flow_run_id", "approve"]
+PENDING_COLUMNS = ["campaign", "batch", "size", "cost", "fidelity", "waiting_since", "flow_run_id", "approve"]
 PENDING_LAYOUT = TableLayout(
     order=PENDING_COLUMNS,
-    priority=["campaign", "batch", "approve", "size", "cost", "waiting_since", "flow_run_id"],
+    priority=["campaign", "batch", "approve", "size", "cost", "fidelity", "waiting_since", "flow_run_id"],
     labels={"waiting_since": "waiting since (UTC)", "flow_run_id": "flow run", "approve": "to decide"},
-    folding={"campaign": 16, "approve": 30, "flow_run_id": 12},
+    folding={"campaign": 16, "approve": 30, "flow_run_id": 12, "fidelity": 16},
     always=("campaign", "batch"),
-    drop_when_empty=("flow_run_id",),
+    drop_when_empty=("flow_run_id", "fidelity"),
 )
 
 
@@ -56,6 +56,7 @@ def waiting_batches(session: Session) -> pd.DataFrame:
         fidelities = [item.fidelity for item in batch.items if not item.dropped]
         out.append({
             "campaign": campaign.name, "batch": batch.id, "size": len(fidelities), "cost": _cost(campaign, fidelities),
+            "fidelity": _fidelities(campaign, fidelities),
             "waiting_since": asked.created_at, "flow_run_id": (asked.payload or {}).get("flow_run_id"),
             "approve": f"matloop approve {campaign.name} --by NAME",
         })
@@ -69,6 +70,23 @@ def _cost(campaign: CampaignRecord, fidelities: list[str | None]) -> float | Non
         return load_spec(campaign).batch_cost(fidelities)
     except ValidationError:
         return None
+
+
+def _fidelities(campaign: CampaignRecord, fidelities: list[str | None]) -> str | None:
+    """How many picks go to each fidelity (``"coarse 3, fine 1"``), cheapest first; None for a single-fidelity
+    campaign (or a stored spec this version cannot read). An initial-design pick names no fidelity: it is
+    measured at every one."""
+    try:
+        spec = load_spec(campaign)
+    except ValidationError:
+        return None
+    if not spec.is_multifidelity:
+        return None
+    counts = {f: fidelities.count(f) for f in spec.fidelities if fidelities.count(f)}
+    parts = [f"{f} {n}" for f, n in counts.items()]
+    if None in fidelities:
+        parts.append(f"every fidelity {fidelities.count(None)}")
+    return ", ".join(parts)
 
 
 def _approval_request(session: Session, campaign_id: int, batch_id: int) -> EventRecord | None:

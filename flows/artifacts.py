@@ -115,6 +115,8 @@ def batch_table(ctx: LoopContext, batch_id: int) -> tuple[list[dict[str, str]], 
                 std = (predictions.get(p) or {}).get("std", item.posterior_std if p == first else None)
                 row[_header(p, units[p], "predicted")] = fmt(mean)
                 row["±" + (f" ({units[p]})" if units[p] else "") + ("" if len(props) == 1 else f" {p}")] = fmt(std)
+            if ctx.campaign.is_multifidelity:  # where the pick is measured; the initial design's, at every fidelity
+                row["fidelity"] = item.fidelity or "every fidelity"
             row["acquisition"] = fmt(item.acquisition_value)
             row["reason"] = item.reason or "–"
             row["candidate"] = candidate_from_record(item.candidate).label(120)

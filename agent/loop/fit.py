@@ -43,6 +43,17 @@ def initial_design_size(ctx: LoopContext) -> int:
     return ctx.campaign.initial_design_size or max(ctx.campaign.batch_size, 2)
 
 
+def results_to_model(ctx: LoopContext) -> int:
+    """Results the model needs before it takes over from the initial design. With several fidelities, results
+    at the target: the initial design measures only every other point there (agent/selection/fidelity.py)."""
+    size = initial_design_size(ctx)
+    if ctx.campaign.is_multifidelity:
+        from agent.selection.fidelity import initial_target_results
+
+        return initial_target_results(size)
+    return size
+
+
 def featurizer(ctx: LoopContext) -> Any:
     from surrogates.featurize import featurizer_for
 
@@ -73,7 +84,7 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
         memo = previous_memo(session, ctx.campaign_id, before=iteration.number)
-    needed = initial_design_size(ctx)
+    needed = results_to_model(ctx)
     if obs.n_complete < needed:
         outcome = FitOutcome(observations=obs, reason=f"initial design: {obs.n_complete} of {needed} results")
         _mark(ctx, iteration_id, None, outcome.reason)
@@ -165,7 +176,7 @@ def final_recommendation(ctx: LoopContext) -> None:
         last = latest_iteration(session, ctx.campaign_id)
         info = dict(last.info or {}) if last is not None else {}
         memo = None if last is None else previous_memo(session, ctx.campaign_id, before=last.number + 1)
-    if last is None or obs.n_complete < initial_design_size(ctx):
+    if last is None or obs.n_complete < results_to_model(ctx):
         return
     if (info.get("recommended_final") or {}).get("n_results") == obs.n_complete:
         return

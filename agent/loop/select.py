@@ -59,22 +59,16 @@ def _by_property(values: dict[str, float] | None) -> dict[str, float | None]:
 def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, iteration_number: int) -> list[dict]:
     """The picks as plain dicts: candidate, acquisition value, mean, std, reason."""
     seed = ctx.campaign.seed * 1_000 + iteration_number
-    if fit.fitted is None and not isinstance(ctx.campaign.space, ParametricSpace):
-        return _initial_from_pool(ctx, fit, pool, q, seed)
     if fit.fitted is None:
-        try:
-            from agent.selection import initial_design
-        except ImportError:  # selection's space-filling design not available: a greedy maximin over the pool
-            initial_design = _maximin_design
-        points = initial_design(ctx.campaign.space, q, seed, pool=[c.params for c in pool] if pool else None)
-        by_fp = {c.fingerprint: c for c in pool}
-        picks = []
-        for rank, point in enumerate(points):
-            candidate = point if isinstance(point, Candidate) else Candidate.point(point, origin="initial_design")
-            candidate = by_fp.get(candidate.fingerprint, candidate)
-            picks.append({"candidate": candidate, "rank": rank, "acquisition_value": None, "mean": None,
-                          "std": None, "reason": f"initial design (space-filling); {fit.reason}"})
+        picks = _initial(ctx, fit, pool, q, seed)
+        if ctx.campaign.is_multifidelity:  # paired and screened-only points: agent/selection/fidelity.py
+            from agent.selection.fidelity import initial_design_fidelity, initial_design_reason
+
+            for pick in picks:
+                pick["fidelity"] = initial_design_fidelity(pick["rank"], len(picks), ctx.campaign.fidelities)
+                pick["reason"] += "; " + initial_design_reason(pick["fidelity"], ctx.campaign.target_fidelity)
         return picks
+
     import torch
 
     from agent.selection import select_batch
@@ -111,6 +105,25 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
          "mean": p.mean, "std": p.std, "reason": str(p.reason)}
         for p in chosen
     ]
+
+
+def _initial(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, seed: int) -> list[dict]:
+    """The space-filling initial design (no model yet): over the space's box, or over the pool's features."""
+    if not isinstance(ctx.campaign.space, ParametricSpace):
+        return _initial_from_pool(ctx, fit, pool, q, seed)
+    try:
+        from agent.selection import initial_design
+    except ImportError:  # selection's space-filling design not available: a greedy maximin over the pool
+        initial_design = _maximin_design
+    points = initial_design(ctx.campaign.space, q, seed, pool=[c.params for c in pool] if pool else None)
+    by_fp = {c.fingerprint: c for c in pool}
+    picks = []
+    for rank, point in enumerate(points):
+        candidate = point if isinstance(point, Candidate) else Candidate.point(point, origin="initial_design")
+        candidate = by_fp.get(candidate.fingerprint, candidate)
+        picks.append({"candidate": candidate, "rank": rank, "acquisition_value": None, "mean": None,
+                      "std": None, "reason": f"initial design (space-filling); {fit.reason}"})
+    return picks
 
 
 def _property_moment(value: Any, prop: str) -> dict[str, float] | None:

@@ -159,7 +159,7 @@ def _typed_columns(model: Any) -> list[Any]:
         model.kind,
         JobRecord.status,
         JobRecord.adapter,
-        JobRecord.fidelity,
+        _fidelity(),
         JobRecord.idempotency_key,
         MeasurementRecord.property,
         MeasurementRecord.value,
@@ -169,6 +169,12 @@ def _typed_columns(model: Any) -> list[Any]:
         MeasurementRecord.error,
         MeasurementRecord.created_at,
     ]
+
+
+def _fidelity() -> Any:
+    """Where the row's measurement went: the job's fidelity, or before dispatch the pick's (a multi-fidelity
+    campaign's select step names one per pick; its initial design's picks go to every fidelity, one job each)."""
+    return func.coalesce(JobRecord.fidelity, BatchItemRecord.fidelity)
 
 
 _ORDER = (IterationRecord.number, BatchRecord.id, BatchItemRecord.rank, MeasurementRecord.property)
@@ -233,6 +239,19 @@ def iter_history(
     result = session.connection().execution_options(yield_per=STREAM_CHUNK).execute(query)
     for row in result:
         yield to_row(row)
+
+
+def has_fidelities(session: Session, name: str) -> bool:
+    """Whether campaign ``name`` measures at more than one fidelity (its stored spec's measurements name several).
+
+    Read from the stored JSON, not the spec's models: ``matloop history`` does not import those (see
+    :func:`_campaign_id`); a spec this version cannot read counts as single-fidelity.
+    """
+    spec = session.scalar(select(CampaignRecord.spec).where(CampaignRecord.name == name))
+    measurements = spec.get("measurements") if isinstance(spec, dict) else None
+    if not isinstance(measurements, list):
+        return False
+    return len({str(m.get("fidelity", "default")) for m in measurements if isinstance(m, dict)}) > 1
 
 
 def count_history(session: Session, name: str, *, prop: str | None = None, since_iteration: int | None = None) -> int:

@@ -41,6 +41,7 @@ from agent.store.history import (
     _decision,
     _decoded,
     _edited_batches,
+    _fidelity,
     _history_select,
     describe_candidate,
 )
@@ -133,7 +134,7 @@ def _text_values(dialect: Dialect, model: Any) -> list[list[Any]]:
         [_word(BatchItemRecord.reason),
          case((BatchItemRecord.dropped, "True"), else_="False"),  # the typed row says bool(dropped)
          _whole(model.id), _word(model.kind), _word(JobRecord.status), _word(JobRecord.adapter),
-         _word(JobRecord.fidelity), _word(JobRecord.idempotency_key), _word(MeasurementRecord.property)],
+         _word(_fidelity()), _word(JobRecord.idempotency_key), _word(MeasurementRecord.property)],
         [_word(MeasurementRecord.units),
          case((failed.is_(None), ""), (failed, "True"), else_="False"),  # no measurement: empty
          _word(MeasurementRecord.error),

@@ -45,7 +45,10 @@ def test_funnel_microstructure_runs_to_its_end_with_picks_at_both_fidelities(sql
         items = list(session.scalars(select(BatchItemRecord).order_by(BatchItemRecord.id)))
         jobs = list(session.scalars(select(JobRecord)))
         first = items[:4]
-        assert all(i.fidelity is None for i in first)  # the initial design: every fidelity
+        # the initial design: every other point at every fidelity, the rest screened on the coarse mesh only
+        assert [i.fidelity for i in first] == [None, "coarse_mesh", None, "coarse_mesh"]
+        assert all("initial design" in i.reason and ("at every fidelity" if i.fidelity is None else
+                                                      "at coarse_mesh only") in i.reason for i in first)
         later = items[4:]
         assert later and all(i.fidelity in ("coarse_mesh", "fine_mesh") for i in later)
         assert all(("at " + i.fidelity) in i.reason for i in later)
@@ -56,12 +59,12 @@ def test_funnel_microstructure_runs_to_its_end_with_picks_at_both_fidelities(sql
         # only fine-mesh results are results; the coarse ones feed the model
         obs = observations(session, spec, ctx.campaign_id)
         fine = session.scalars(select(MeasurementRecord).where(MeasurementRecord.fidelity == "fine_mesh")).all()
-        assert len(obs.candidates) == len(fine) and len(obs.cheaper["coarse_mesh"][0]) >= 4
+        assert len(obs.candidates) == len(fine) >= 2 and len(obs.cheaper["coarse_mesh"][0]) >= 4
         snapshot = progress(session, spec, ctx.campaign_id)
         assert snapshot.results == len(fine)
         assert snapshot.cost == pytest.approx(sum(j.cost for j in jobs))
         version = session.scalars(select(ModelVersionRecord).order_by(ModelVersionRecord.id)).first()
         assert version is not None and version.kind in ("multitask", "mfgp", "delta")
         assert set(version.metrics) == {"0", "thermal_conductivity@coarse_mesh"}
-        assert version.metrics["0"]["n"] >= 4 and "rmse" in version.metrics["thermal_conductivity@coarse_mesh"]
+        assert version.metrics["0"]["n"] >= 2 and "rmse" in version.metrics["thermal_conductivity@coarse_mesh"]
     ctx.db.dispose()
