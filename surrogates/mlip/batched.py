@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from surrogates.mlip.bfgs import bfgs_step
 from surrogates.mlip.fire import FireState, filter_forces, fire_step
 from surrogates.mlip.relax import RelaxResult, limit_threads, one_blas_thread
 
@@ -68,6 +69,10 @@ def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarra
             enumerate(zip(energy.cpu().numpy(), stress.cpu().numpy(), strict=True))]
 
 
+#: the batched optimisers by name: ASE's FIRE or BFGS over the Fréchet cell filter
+OPTIMIZERS = {"fire": fire_step, "bfgs": bfgs_step}
+
+
 @dataclass
 class _Run:
     """One structure's relaxation in flight: its species, optimiser state and where it stands."""
@@ -97,6 +102,7 @@ class BatchedCHGNetRelaxer:
         threads: int | None = 1,
         batch_size: int = 32,
         device: str | None = None,
+        optimizer: str = "bfgs",
     ) -> None:
         limit_threads(threads)
         import torch
@@ -109,6 +115,9 @@ class BatchedCHGNetRelaxer:
         self.fmax = fmax
         self.steps = steps
         self.batch_size = max(1, int(batch_size))
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}: one of {', '.join(OPTIMIZERS)}")
+        self._step_all = OPTIMIZERS[optimizer]
         # the same potential as CHGNetRelaxer: energies agree within the optimiser's tolerance, so they share
         # the elemental-reference cache
         self.name = f"chgnet-{self.model.version or 'default'}"
@@ -209,7 +218,7 @@ class BatchedCHGNetRelaxer:
             owner = torch.repeat_interleave(torch.arange(len(live)), sizes_t).to(atom_rows.device)
             pick = torch.tensor(moving, device=atom_rows.device)
             atom_pick = torch.isin(owner, pick)
-            fire_step([states[i] for i in moving], atom_rows[atom_pick], cell_rows[pick])  # type: ignore[misc]
+            self._step_all([states[i] for i in moving], atom_rows[atom_pick], cell_rows[pick])  # type: ignore[misc]
 
     def _fail(self, run: _Run, exc: Exception) -> None:
         run.error = f"CHGNet relaxation failed: {type(exc).__name__}: {exc}"

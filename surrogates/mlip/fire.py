@@ -41,6 +41,9 @@ class FireState:
     dt: float = DT
     a: float = ASTART
     n_positive: int = 0  # ASE's ``Nsteps``: steps since the last uphill reset
+    hessian: torch.Tensor | None = None  # BFGS (surrogates/mlip/bfgs.py): its Hessian and last point and forces
+    x0: torch.Tensor | None = None
+    f0: torch.Tensor | None = None
 
     @classmethod
     def start(cls, lattice: torch.Tensor, positions: torch.Tensor, relax_cell: bool) -> FireState:
