@@ -2,9 +2,8 @@
 
 The same degrees of freedom and filter forces as the batched FIRE (:mod:`surrogates.mlip.fire`); the step is
 ``ase.optimize.BFGS``'s: a quasi-Newton step through the eigen-decomposition of a Hessian that starts at
-``70 · I`` (ASE's
-``alpha``, eV/Å²), updated by BFGS from the last step, with the largest row of the step capped at 0.2 Å
-(ASE's ``maxstep``).  Each structure keeps its own Hessian (3(n+3) square: tiny for the cells screened), so
+``70 · I`` (ASE's ``alpha``, eV/Å²), updated by BFGS from the last step, with the largest row of the step
+capped at 0.2 Å (ASE's ``maxstep``).  Each structure keeps its own Hessian (3(n+3) square: tiny for the cells screened), so
 the step is a loop of small ``eigh`` calls; the model evaluation that feeds it is the batched part.  A
 quasi-Newton step reaches the same ``fmax`` in fewer force evaluations than FIRE's damped dynamics on these
 near-harmonic cells (benchmarks/RESULTS-mlip.md), and the evaluation is what a step costs.
