@@ -6,12 +6,18 @@ Relaxes rattled and strained perovskite cells with CHGNet on the CPU (1 torch th
 the same code the screening funnel runs (``make_relaxer`` with ``MLIPSettings``' defaults, ``relax_all``):
 
 1. one at a time: ``MLIPSettings(batch_size=1)``, CHGNet's own ``StructOptimizer`` per structure (the baseline);
-2. batched: the default ``MLIPSettings()``, one batched optimiser over the pool (``surrogates/mlip/batched.py``);
+2. batched: the default ``MLIPSettings()``, one batched optimiser over the pool (``surrogates/mlip/batched.py``,
+   BFGS over the Fréchet cell filter);
+3. batched, FIRE: ``MLIPSettings(optimizer="fire")``, the same optimiser as the baseline, batched;
+4. (full run, 5-atom cells) batched with 2 torch threads in one process (``MLIPSettings(threads=2)``);
 
 for 5-atom cells (cubic ABO3) and 20-atom cells (2x2x1 supercells of them), then the batched relaxer on a
 ``distributed.LocalCluster`` of 1 and of 2 single-threaded worker processes, the pool split evenly between
 the workers (each worker loads CHGNet once; that start-up is inside the measured time, as in a campaign).
 ``--quick`` (under a minute on an idle 2-core box): 5-atom cells only, a few of them, fmax 0.2.
+Each row gives wall-clock relaxations per second, the process's CPU seconds per relaxation (less inflated by a
+busy machine), the mean optimiser steps, and the largest energy difference from the one-at-a-time results on the
+cells both relaxed.
 
 Ends with ``summary: relax_per_s=<batched, all cells> vs_serial=<batched/one at a time>
 two_workers_speedup=<2 workers/1 worker>``.
@@ -58,39 +64,47 @@ def settings(quick: bool, **kw) -> MLIPSettings:
     return MLIPSettings(fmax=0.2 if quick else 0.1, **kw)
 
 
-def relax_rate(structures: list[Structure], s: MLIPSettings) -> tuple[float, list]:
-    relaxer = make_relaxer(s.model_path, fmax=s.fmax, steps=s.steps, threads=s.threads, batch_size=s.batch_size)
-    start = time.perf_counter()
+def build(s: MLIPSettings):
+    """The relaxer a campaign's screen builds from these settings."""
+    return make_relaxer(s.model_path, fmax=s.fmax, steps=s.steps, threads=s.threads, batch_size=s.batch_size,
+                        optimizer=s.optimizer)
+
+
+def relax_rate(structures: list[Structure], s: MLIPSettings) -> tuple[float, float, list]:
+    """Relaxations per second (wall) and process CPU seconds per relaxation (all of its threads)."""
+    relaxer = build(s)
+    start, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = relax_all(relaxer, structures)
-    return len(structures) / (time.perf_counter() - start), results
+    n = len(structures)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n, results
 
 
 _WORKER_RELAXER: dict = {}
 
 
-def _relax_on_worker(settings_json: str, structures_json: list[str]) -> list[float | None]:
+def _relax_on_worker(settings_json: str, structures_json: list[str]) -> tuple[list[float | None], float]:
     """Runs in a Dask worker: the worker's relaxer is built once and kept, as a long-lived worker would."""
     import warnings
 
     from pymatgen.core import Structure
 
-    from surrogates.mlip import MLIPSettings, make_relaxer, relax_all
+    from surrogates.mlip import MLIPSettings, relax_all
 
+    cpu = time.process_time()
     if settings_json not in _WORKER_RELAXER:
         s = MLIPSettings.model_validate_json(settings_json)
-        _WORKER_RELAXER[settings_json] = make_relaxer(
-            s.model_path, fmax=s.fmax, steps=s.steps, threads=s.threads, batch_size=s.batch_size
-        )
+        _WORKER_RELAXER[settings_json] = build(s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = relax_all(_WORKER_RELAXER[settings_json], [Structure.from_str(j, fmt="json") for j in structures_json])
-    return [r.energy_per_atom for r in results]
+    return [r.energy_per_atom for r in results], time.process_time() - cpu
 
 
-def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> float:
-    """Relaxations per second on a fresh LocalCluster, cluster start-up excluded, worker model loading included."""
+def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> tuple[float, float]:
+    """Relaxations per second on a fresh LocalCluster, cluster start-up excluded, worker model loading included;
+    and the workers' CPU seconds per relaxation (model loading included)."""
     from distributed import Client, LocalCluster
 
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -99,11 +113,12 @@ def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> flo
         chunks = [[x.to_json() for x in structures[i::workers]] for i in range(workers)]
         start = time.perf_counter()
         futures = [client.submit(_relax_on_worker, s.model_dump_json(), chunk, pure=False) for chunk in chunks]
-        energies = [e for f in futures for e in f.result()]
+        answers = [f.result() for f in futures]
         elapsed = time.perf_counter() - start
+    energies = [e for a in answers for e in a[0]]
     if any(e is None for e in energies):
         raise SystemExit("a relaxation failed on a Dask worker")
-    return len(structures) / elapsed
+    return len(structures) / elapsed, sum(a[1] for a in answers) / len(structures)
 
 
 def main() -> None:
@@ -117,29 +132,33 @@ def main() -> None:
     sizes = [(5, False)] if q else [(5, False), (20, True)]
     n_batched = {5: 4 if q else 16, 20: 6}
     n_serial = {5: 1 if q else 3, 20: 1}
-    rows, batched_total, batched_time, serial_total, serial_time = [], 0, 0.0, 0, 0.0
-    print(f"CHGNet on the CPU, 1 torch thread per process, fmax {settings(q).fmax} eV/Å, "
-          f"batch_size {settings(q).batch_size}")
-    print(f"{'atoms':>5} {'mode':<22} {'n':>3} {'relax/s':>8} {'mean steps':>10}")
+    modes = [("one at a time", {"batch_size": 1}), ("batched", {}), ("batched, FIRE", {"optimizer": "fire"})]
+    batched_total, batched_time, serial_total, serial_time = 0, 0.0, 0, 0.0
+    print(f"CHGNet on the CPU, 1 torch thread per process unless said, fmax {settings(q).fmax} eV/Å, "
+          f"batch_size {settings(q).batch_size}, batched optimiser {settings(q).optimizer}")
+    print(f"{'atoms':>5} {'mode':<25} {'n':>3} {'relax/s':>8} {'cpu s/relax':>11} {'mean steps':>10} {'max dE meV/atom':>15}")
     for atoms, supercell in sizes:
         structures = pool(n_batched[atoms], supercell, seed=atoms)
-        rate_s, res_s = relax_rate(structures[: n_serial[atoms]], settings(q, batch_size=1))
-        rate_b, res_b = relax_rate(structures, settings(q))
-        if not all(r.ok for r in res_s + res_b):
-            raise SystemExit(f"a relaxation failed: {[r.error for r in res_s + res_b if not r.ok]}")
-        for mode, rate, res in (("one at a time", rate_s, res_s), ("batched", rate_b, res_b)):
+        reference: list = []
+        # one process with 2 torch threads against 2 processes (the Dask rows): measured on the small cells only
+        for mode, kw in modes + ([("batched, 2 torch threads", {"threads": 2})] if not q and atoms == 5 else []):
+            cells = structures[: n_serial[atoms]] if kw.get("batch_size") == 1 else structures
+            rate, cpu, res = relax_rate(cells, settings(q, **kw))
+            if not all(r.ok for r in res):
+                raise SystemExit(f"a relaxation failed: {[r.error for r in res if not r.ok]}")
+            reference = reference or res
+            d_e = 1000 * max(abs(r.energy_per_atom - s.energy_per_atom) for r, s in zip(res, reference, strict=False))
             steps = float(np.mean([r.steps for r in res]))
-            rows.append((atoms, mode, len(res), rate, steps))
-            print(f"{atoms:>5} {mode:<22} {len(res):>3} {rate:>8.3f} {steps:>10.1f}", flush=True)
-        batched_total += len(res_b)
-        batched_time += len(res_b) / rate_b
-        serial_total += len(res_s)
-        serial_time += len(res_s) / rate_s
+            print(f"{atoms:>5} {mode:<25} {len(res):>3} {rate:>8.3f} {cpu:>11.2f} {steps:>10.1f} {d_e:>15.2f}", flush=True)
+            if mode == "one at a time":
+                serial_total, serial_time = serial_total + len(res), serial_time + len(res) / rate
+            elif mode == "batched":
+                batched_total, batched_time = batched_total + len(res), batched_time + len(res) / rate
     dask_pool = pool(2 if q else n_batched[5], False, seed=5)
-    rate_1 = dask_rate(dask_pool, settings(q), 1)
-    print(f"{5:>5} {'batched, 1 Dask worker':<22} {len(dask_pool):>3} {rate_1:>8.3f}", flush=True)
-    rate_2 = dask_rate(dask_pool, settings(q), 2)
-    print(f"{5:>5} {'batched, 2 Dask workers':<22} {len(dask_pool):>3} {rate_2:>8.3f}", flush=True)
+    rate_1, cpu_1 = dask_rate(dask_pool, settings(q), 1)
+    print(f"{5:>5} {'batched, 1 Dask worker':<25} {len(dask_pool):>3} {rate_1:>8.3f} {cpu_1:>11.2f}", flush=True)
+    rate_2, cpu_2 = dask_rate(dask_pool, settings(q), 2)
+    print(f"{5:>5} {'batched, 2 Dask workers':<25} {len(dask_pool):>3} {rate_2:>8.3f} {cpu_2:>11.2f}", flush=True)
     relax_per_s = batched_total / batched_time
     vs_serial = relax_per_s / (serial_total / serial_time)
     print(f"summary: relax_per_s={relax_per_s:.3f} vs_serial={vs_serial:.2f} two_workers_speedup={rate_2 / rate_1:.2f}")

@@ -1,21 +1,16 @@
-"""Relaxing many structures at once: one batched CHGNet prediction per optimiser step for the whole batch.
+"""Relaxing many structures at once: one batched CHGNet prediction and one batched FIRE step per step.
 
 Relaxing one structure at a time pays the model's fixed cost (graph batching,
 autograd for forces and stress, Python overhead of the layers) once per
 structure per step; a 10-atom cell is far too small to keep even one CPU core
-busy.  Here every still-running structure of a batch is evaluated in one
-``CHGNet.predict_graph`` call per step, and each structure then takes its own
-FIRE step — the scheme of batched relaxers such as torch-sim.
-
-The optimiser is ASE's own: one ``ase.optimize.FIRE`` over one
-``ase.filters.FrechetCellFilter`` per structure (the same pair CHGNet's
-``StructOptimizer`` runs), fed with the batched energies, forces and stresses
-through a ``SinglePointCalculator``.  So each structure follows ASE's FIRE
-semantics exactly (its own time step, mixing and velocity; positions and cell),
-and it leaves the batch on its own convergence test (max row of the filter's
-forces below ``fmax``) or step limit.  The optimiser's arithmetic is a few
-dozen numbers per structure and stays in numpy; the model runs on the GPU when
-``torch.cuda.is_available()``.
+busy.  Here every still-running structure of a batch is evaluated in one CHGNet
+forward and backward pass per step, and all of them then take one FIRE step
+together (:mod:`surrogates.mlip.fire`: ASE's FIRE over ASE's
+``FrechetCellFilter``, batched in torch) — the scheme of batched relaxers such
+as torch-sim.  Each structure keeps its own time step, mixing and velocity, and
+leaves the batch on its own convergence test (max row of the filter's forces
+below ``fmax``) or step limit; the freed places are topped up from the queue.
+Everything runs on the model's device (the GPU when ``torch.cuda.is_available()``).
 
 torch-sim itself would be the library for this, but its releases for Python 3.11
 (up to 0.3.0) have no CHGNet model; the ones that do need Python 3.12.
@@ -23,7 +18,6 @@ torch-sim itself would be the library for this, but its releases for Python 3.11
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,11 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from surrogates.mlip.bfgs import bfgs_step
+from surrogates.mlip.fire import FireState, filter_forces, fire_step
 from surrogates.mlip.relax import RelaxResult, limit_threads, one_blas_thread
 
 
-def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """Energy per atom (eV), forces (eV/Å) and stress (eV/Å³, ASE's sign) of each graph, from one backward pass.
+def efs_tensors(model, graphs: list):
+    """Energy per atom (eV, (k,)), all atoms' forces (eV/Å, (N, 3)) and stresses (eV/Å³, ASE's sign, (k, 3, 3)).
 
     ``CHGNet.predict_graph(task="efs")`` takes two backward passes (forces, then stress), each building a
     graph for higher derivatives that training needs and relaxation does not; that is most of its cost.
@@ -43,36 +39,47 @@ def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarra
     with respect to the graphs' own inputs, fractional coordinates ``s`` and lattice ``L`` (rows):
     with ``r = s L``, forces are ``-dE/ds · L⁻ᵀ``, and for a strain ``ε`` (``L → L(1+ε)`` at fixed ``s``)
     the stress is ``Lᵀ · dE/dL / V``, which is CHGNet's own definition (tested against ``predict_graph``).
+    Returned in float64 on the model's device.
     """
     import torch
 
     out = model(graphs, task="e")
-    n_atoms = torch.tensor([len(g.atomic_number) for g in graphs], dtype=out["e"].dtype, device=out["e"].device)
-    total = (out["e"] * n_atoms).sum()  # CHGNet's energy is per atom
+    energy = out["e"]
+    n_atoms = torch.tensor([len(g.atomic_number) for g in graphs], device=energy.device)
+    total = (energy * n_atoms.to(energy.dtype)).sum()  # CHGNet's energy is per atom
     inputs = [g.atom_frac_coord for g in graphs] + [g.lattice for g in graphs]
     grads = torch.autograd.grad(total, inputs)
     k = len(graphs)
-    energies = out["e"].detach().cpu().double().numpy()
-    results = []
-    for i, g in enumerate(graphs):
-        lattice = g.lattice.detach().cpu().double().numpy()
-        d_frac = grads[i].detach().cpu().double().numpy()
-        d_lattice = grads[k + i].detach().cpu().double().numpy()
-        forces = -d_frac @ np.linalg.inv(lattice).T
-        stress = lattice.T @ d_lattice / abs(np.linalg.det(lattice))
-        results.append((float(energies[i]), forces, 0.5 * (stress + stress.T)))
-    return results
+    lattice = torch.stack([g.lattice.detach() for g in graphs]).double()
+    d_frac = torch.cat(grads[:k]).double()
+    d_lattice = torch.stack(grads[k:]).double()
+    owner = torch.repeat_interleave(torch.arange(k, device=energy.device), n_atoms)
+    inv_t = torch.linalg.inv(lattice).transpose(1, 2)
+    forces = -torch.bmm(d_frac[:, None, :], inv_t[owner]).squeeze(1)
+    stress = lattice.transpose(1, 2) @ d_lattice / torch.linalg.det(lattice).abs()[:, None, None]
+    return energy.detach().double(), forces, 0.5 * (stress + stress.transpose(1, 2))
+
+
+def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """:func:`efs_tensors` per graph, as numpy: (energy per atom, forces, 3x3 stress)."""
+    energy, forces, stress = efs_tensors(model, graphs)
+    split = forces.cpu().numpy()
+    bounds = np.cumsum([0] + [len(g.atomic_number) for g in graphs])
+    return [(float(e), split[bounds[i]:bounds[i + 1]], s) for i, (e, s) in
+            enumerate(zip(energy.cpu().numpy(), stress.cpu().numpy(), strict=True))]
+
+
+#: the batched optimisers by name: ASE's FIRE or BFGS over the Fréchet cell filter
+OPTIMIZERS = {"fire": fire_step, "bfgs": bfgs_step}
 
 
 @dataclass
 class _Run:
-    """One structure's relaxation in flight: its atoms, the optimiser over them, and where it stands."""
+    """One structure's relaxation in flight: its species, optimiser state and where it stands."""
 
     index: int
-    atoms: object  # ase.Atoms
-    target: object  # the filter (positions and cell) or the atoms themselves
-    optimizer: object  # ase.optimize.FIRE
     species: list[str]
+    state: FireState | None
     steps: int = 0
     energy_per_atom: float | None = None
     converged: bool = False
@@ -95,6 +102,7 @@ class BatchedCHGNetRelaxer:
         threads: int | None = 1,
         batch_size: int = 32,
         device: str | None = None,
+        optimizer: str = "bfgs",
     ) -> None:
         limit_threads(threads)
         import torch
@@ -107,6 +115,9 @@ class BatchedCHGNetRelaxer:
         self.fmax = fmax
         self.steps = steps
         self.batch_size = max(1, int(batch_size))
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}: one of {', '.join(OPTIMIZERS)}")
+        self._step_all = OPTIMIZERS[optimizer]
         # the same potential as CHGNetRelaxer: energies agree within the optimiser's tolerance, so they share
         # the elemental-reference cache
         self.name = f"chgnet-{self.model.version or 'default'}"
@@ -117,7 +128,8 @@ class BatchedCHGNetRelaxer:
 
     def relax_many(self, structures: Sequence[Structure], relax_cell: bool = True) -> list[RelaxResult]:
         """Relax all ``structures``; one result per structure, in order (a failure is a result, not a raise)."""
-        with one_blas_thread():
+        with one_blas_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return self._relax_many(structures, relax_cell)
 
     def _relax_many(self, structures: Sequence[Structure], relax_cell: bool) -> list[RelaxResult]:
@@ -132,42 +144,34 @@ class BatchedCHGNetRelaxer:
                     results[i] = self._result(run)
                 else:
                     running.append(run)
-            if not running:
-                continue
-            self._evaluate(running)
-            for run in running:
-                if not run.done:
-                    self._advance(run)
+            if running:
+                self._step(running)
             for run in [r for r in running if r.done]:
                 results[run.index] = self._result(run)
             running = [r for r in running if not r.done]
         return results  # type: ignore[return-value]
 
-    # -- one structure --------------------------------------------------------
+    # -- one batch step -------------------------------------------------------
     def _start(self, index: int, structure: Structure, relax_cell: bool) -> _Run:
-        from ase.filters import FrechetCellFilter
-        from ase.optimize import FIRE
-        from pymatgen.io.ase import AseAtomsAdaptor
+        import torch
 
         try:
-            atoms = AseAtomsAdaptor.get_atoms(structure)
-            target = FrechetCellFilter(atoms) if relax_cell else atoms
-            optimizer = FIRE(target, logfile=None)
+            species = [site.specie.symbol for site in structure]
+            as_tensor = {"dtype": torch.float64, "device": self.device}
+            state = FireState.start(torch.tensor(structure.lattice.matrix, **as_tensor),
+                                    torch.tensor(structure.cart_coords, **as_tensor), relax_cell)
         except Exception as exc:  # an unreadable structure fails alone
-            return _Run(index, None, None, None, [], done=True,
-                        error=f"CHGNet relaxation failed: {type(exc).__name__}: {exc}")
-        species = [site.specie.symbol for site in structure]
-        return _Run(index, atoms, target, optimizer, species)
+            return _Run(index, [], None, done=True, error=f"CHGNet relaxation failed: {type(exc).__name__}: {exc}")
+        return _Run(index, species, state)
 
     def _structure(self, run: _Run) -> Structure:
-        """The atoms' current geometry as the pymatgen structure CHGNet's graph converter reads."""
-        atoms = run.atoms
-        return Structure(Lattice(atoms.cell[:]), run.species, atoms.positions, coords_are_cartesian=True)  # type: ignore[attr-defined]
+        """The run's current geometry as the pymatgen structure CHGNet's graph converter reads."""
+        cell, positions = run.state.geometry()  # type: ignore[union-attr]
+        return Structure(Lattice(cell.cpu().numpy()), run.species, positions.cpu().numpy(), coords_are_cartesian=True)
 
-    def _evaluate(self, runs: list[_Run]) -> None:
-        """Energies, forces and stresses of every unfinished run in one batched model call."""
-        from ase.calculators.singlepoint import SinglePointCalculator
-        from ase.stress import full_3x3_to_voigt_6_stress
+    def _step(self, runs: list[_Run]) -> None:
+        """Evaluate every run in one model call, test convergence, and move the rest one FIRE step together."""
+        import torch
 
         graphs, live = [], []
         for run in runs:
@@ -179,34 +183,42 @@ class BatchedCHGNetRelaxer:
         if not live:
             return
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                predictions = energies_forces_stresses(self.model, graphs)
+            energy, forces, stress = efs_tensors(self.model, graphs)
         except Exception as exc:
             for run in live:
                 self._fail(run, exc)
             return
-        for run, (e, forces, stress) in zip(live, predictions, strict=True):
-            if not (math.isfinite(e) and np.all(np.isfinite(forces)) and np.all(np.isfinite(stress))):
-                self._fail(run, ValueError("the potential gave a non-finite energy, force or stress"))
-                continue
-            n = len(run.species)
+        sizes = [len(r.species) for r in live]
+        finite = (torch.isfinite(energy) & torch.isfinite(stress).flatten(1).all(dim=1)
+                  & torch.stack([f.isfinite().all() for f in forces.split(sizes)])).tolist()
+        if not all(finite):
+            for run, ok in zip(live, finite, strict=True):
+                if not ok:
+                    self._fail(run, ValueError("the potential gave a non-finite energy, force or stress"))
+            keep = torch.tensor(finite, device=forces.device)
+            forces = torch.cat([f for f, ok in zip(forces.split(sizes), finite, strict=True) if ok])
+            energy, stress = energy[keep], stress[keep]
+            live = [r for r, ok in zip(live, finite, strict=True) if ok]
+            if not live:
+                return
+        states = [r.state for r in live]
+        atom_rows, cell_rows, fmax = filter_forces(states, forces, stress)  # type: ignore[arg-type]
+        moving = []
+        for i, (run, e, f) in enumerate(zip(live, energy.tolist(), fmax.tolist(), strict=True)):
             run.energy_per_atom = e
-            run.atoms.calc = SinglePointCalculator(  # type: ignore[attr-defined]
-                run.atoms, energy=e * n, free_energy=e * n, forces=forces, stress=full_3x3_to_voigt_6_stress(stress)
-            )
-
-    def _advance(self, run: _Run) -> None:
-        """ASE's ``Optimizer.irun`` for one step: test convergence at the evaluated point, else step."""
-        forces = run.target.get_forces()  # type: ignore[attr-defined]
-        if float(np.sqrt((forces**2).sum(axis=1)).max()) < self.fmax:
-            run.converged, run.done = True, True
-            return
-        if run.steps >= self.steps:
-            run.done = True
-            return
-        run.optimizer.step()  # type: ignore[attr-defined]
-        run.steps += 1
+            if f < self.fmax:
+                run.converged, run.done = True, True
+            elif run.steps >= self.steps:
+                run.done = True
+            else:
+                moving.append(i)
+                run.steps += 1
+        if moving:
+            sizes_t = torch.tensor([len(r.species) for r in live])
+            owner = torch.repeat_interleave(torch.arange(len(live)), sizes_t).to(atom_rows.device)
+            pick = torch.tensor(moving, device=atom_rows.device)
+            atom_pick = torch.isin(owner, pick)
+            self._step_all([states[i] for i in moving], atom_rows[atom_pick], cell_rows[pick])  # type: ignore[misc]
 
     def _fail(self, run: _Run, exc: Exception) -> None:
         run.error = f"CHGNet relaxation failed: {type(exc).__name__}: {exc}"

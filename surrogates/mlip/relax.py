@@ -153,16 +153,19 @@ def make_relaxer(
     threads: int | None = 1,
     trust_model_file: bool = False,
     batch_size: int = 32,
+    optimizer: str = "bfgs",
 ) -> Relaxer:
     """MACE when a model file is configured, CHGNet otherwise: batched unless ``batch_size`` is 1.
 
     ``batch_size=1`` keeps CHGNet's own one-structure ``StructOptimizer`` (the reference the batched
-    relaxer is tested against); MACE models from a file are relaxed one at a time.
+    relaxer is tested against); MACE models from a file are relaxed one at a time. ``optimizer`` is the
+    batched relaxer's (``"bfgs"`` or ``"fire"``).
     """
     if model_path:
         return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads, trust_model_file=trust_model_file)
     if batch_size > 1:
         from surrogates.mlip.batched import BatchedCHGNetRelaxer
 
-        return BatchedCHGNetRelaxer(fmax=fmax, steps=steps, threads=threads, batch_size=batch_size)
+        return BatchedCHGNetRelaxer(fmax=fmax, steps=steps, threads=threads, batch_size=batch_size,
+                                    optimizer=optimizer)
     return CHGNetRelaxer(fmax=fmax, steps=steps, threads=threads)

@@ -6,7 +6,7 @@ import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.analysis.phase_diagram import PDEntry
@@ -41,6 +41,12 @@ class MLIPSettings(BaseModel):
         default=32, ge=1, le=4096,
         description="CHGNet structures relaxed together, one batched model call per optimiser step "
         "(surrogates/mlip/batched.py); 1 relaxes one at a time with CHGNet's StructOptimizer",
+    )
+    optimizer: Literal["bfgs", "fire"] = Field(
+        default="bfgs",
+        description="the batched CHGNet relaxer's optimiser over positions and cell (ASE's BFGS or FIRE over the "
+        "Fréchet cell filter, surrogates/mlip/bfgs.py and fire.py); BFGS reaches fmax in about half the force "
+        "evaluations (benchmarks/RESULTS-mlip.md). batch_size 1 and MACE relax with FIRE",
     )
     cache_dir: str | None = None
 
@@ -129,7 +135,8 @@ _WORKER_LOCK = threading.Lock()
 def build_relaxer(settings: MLIPSettings) -> Relaxer:
     """The relaxer the settings name (MACE from a model file, else CHGNet)."""
     return make_relaxer(settings.model_path, fmax=settings.fmax, steps=settings.steps, threads=settings.threads,
-                        trust_model_file=settings.trust_model_file, batch_size=settings.batch_size)
+                        trust_model_file=settings.trust_model_file, batch_size=settings.batch_size,
+                        optimizer=settings.optimizer)
 
 
 def _worker_handle(settings_json: str) -> RelaxerHandle:
