@@ -74,3 +74,44 @@ def test_a_query_on_a_connection_the_restart_killed_is_plainly_unreachable(serve
             server.outage(1.0)
             session.execute(text("SELECT 2")).scalar_one()  # same transaction, dead connection
     assert _rows(db) == []
+
+
+def test_a_run_ending_while_the_database_restarts_waits_and_releases_its_lease(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The end of a run (its lease released) met a restart in the 3-campaign soak: it logged the driver's traceback
+    and left the lease to lapse. It now waits for the database briefly and releases it."""
+    import threading
+
+    from sqlalchemy import select
+
+    from agent.run import CampaignRun
+    from agent.store.migrate import upgrade
+    from agent.store.models import CampaignRecord
+    from tests.loop.conftest import branin_spec
+    from tests.support.processes import wait_for
+
+    url = server.create_database("end")
+    upgrade(url)
+    probe = Database(url)
+    run = CampaignRun(branin_spec(name="ends-in-outage"), database_url=url, resume=False, flow_run_id="run-a")
+    run.__enter__()
+    down = threading.Thread(target=server.outage, args=(3.0,))
+    down.start()
+
+    def is_down() -> bool:
+        try:
+            probe.engine.dispose()
+            probe.ping()
+        except DatabaseUnreachable:
+            return True
+        return False
+
+    wait_for(is_down, 60, "the server to go down")
+    run.__exit__(None, None, None)  # the run's work is done; its end meets the outage
+    down.join()
+    with probe.reading() as session:
+        record = session.scalar(select(CampaignRecord).where(CampaignRecord.name == "ends-in-outage"))
+    probe.dispose()
+    assert record is not None and record.lock_owner is None  # released, not left to lapse
+    assert "could not record the end of the run" not in caplog.text
