@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from agent.loop.outage import through_outage
 from agent.spec import Campaign
 from agent.store import Database, DatabaseBusy
 from agent.store.campaigns import (
@@ -43,12 +44,16 @@ from agent.store.campaigns import (
     release_run_lock,
     suspend_run_lock,
 )
-from agent.store.errors import CampaignFinished, LeaseHeld
+from agent.store.errors import CampaignFinished, LeaseHeld, StoreError
 from agent.store.events import record_event
 from agent.store.lease import LeaseHeartbeat
 from agent.store.models import CampaignRecord, EventRecord
 
 log = logging.getLogger(__name__)
+
+#: How long the end of a run waits for a database that is restarting (~42 s): less than the steps' schedule, since
+#: nothing is lost if it gives up.
+END_OF_RUN_RETRY_DELAYS = (2, 10, 30)
 
 #: The run lease's time to live; the heartbeat renews it every third of that.
 LOCK_TTL = timedelta(minutes=10)
@@ -288,9 +293,10 @@ class CampaignRun:
     ) -> None:
         assert self.db is not None and self._heartbeat is not None
         self._heartbeat.__exit__(exc_type, exc, tb)
-        try:
-            suspended = exc is not None and _is_suspension(exc)
-            lost = isinstance(exc, LeaseHeld)
+        suspended = exc is not None and _is_suspension(exc)
+        lost = isinstance(exc, LeaseHeld)
+
+        def record_end() -> None:
             if exc is not None and not suspended and not lost:
                 self._record_failure(exc)
             with self.db.transaction() as session:
@@ -299,6 +305,14 @@ class CampaignRun:
                     suspend_run_lock(session, record, self.owner, SUSPENDED_TTL)
                 elif record is not None:
                     release_run_lock(session, record, self.owner)
+
+        try:
+            # A database restarting as the run ends is waited for, briefly (the writes are idempotent but for the
+            # failure's audit event): the lease otherwise stays until it lapses or Prefect says the run is over.
+            through_outage(record_end, END_OF_RUN_RETRY_DELAYS)
+        except StoreError as exc_end:  # one sentence: the run's own outcome is what matters
+            log.error("could not record the end of the run of %s (its lease lapses by itself): %s",
+                      self.spec.name, exc_end)
         except Exception:  # noqa: BLE001 - the run's own error matters more; the lease then expires by itself
             log.exception("could not record the end of the run of %s", self.spec.name)
         finally:

@@ -39,6 +39,7 @@ from flows.artifacts import ArtifactPublisher
 from flows.compute import ComputeUnavailable, open_fan_out
 from flows.inputs import CampaignSource
 from flows.logs import step_finished
+from flows.refusal import quiet_refusal
 from flows.runs import prefect_run_is_over
 from matloop.compute import Compute, fanning_out
 from matloop.settings import ComputeSettingError, get_compute, get_settings
@@ -271,6 +272,7 @@ def _refused(exc: Exception) -> Any:
     from prefect.states import Failed
 
     print(f"refused: {exc}")
+    quiet_refusal(exc)  # a worker's engine process would log the refusal again, as a traceback (flows/refusal.py)
     return Failed(message=str(exc), data=exc)
 
 

@@ -116,6 +116,34 @@ class Database:
     def display_url(self) -> str:
         return redact(self.url)
 
+    def _translated(self, exc: BaseException) -> Exception | None:
+        """The plain error for a driver error that means the server is gone or busy (None for other errors).
+
+        An :class:`OperationalError` is always the server's state (down, restarting, locked); another
+        :class:`DBAPIError` only when SQLAlchemy found the connection dead (``connection_invalidated``): a
+        constraint violation stays what it is.
+        """
+        if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return explain(exc, self.url)
+        return None
+
+    @staticmethod
+    def _end(session: Session, *, rollback: bool) -> None:
+        """Roll back (when asked) and close ``session`` without ever raising a driver error.
+
+        Ending a session talks to the server too (a ``ROLLBACK``, also when closing a read); if the server went
+        away after the work was done, that raised ``consuming input failed`` past the caller's error handling,
+        a raw driver error the outage retries do not know.  Nothing is lost by not rolling back on a dead
+        connection (the server drops an unfinished transaction with it), so the session's connections are
+        invalidated instead: the pool opens fresh ones once the server is back.
+        """
+        try:
+            if rollback:
+                session.rollback()
+            session.close()
+        except DBAPIError:
+            session.invalidate()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together at the end, or not at all."""
@@ -123,16 +151,13 @@ class Database:
         try:
             yield session
             session.commit()
-        except (OperationalError, DBAPIError) as exc:
-            session.rollback()
-            if isinstance(exc, OperationalError) or exc.connection_invalidated:
-                raise explain(exc, self.url) from exc
+        except BaseException as exc:
+            self._end(session, rollback=True)
+            plain = self._translated(exc)
+            if plain is not None:
+                raise plain from exc
             raise
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        self._end(session, rollback=False)  # committed: ending it can no longer lose or fail the work
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
@@ -140,10 +165,15 @@ class Database:
         session = self._sessions()
         try:
             yield session
-        except OperationalError as exc:
-            raise explain(exc, self.url) from exc
-        finally:
-            session.close()  # ends the read transaction; loaded objects stay readable (detached)
+        except BaseException as exc:
+            self._end(session, rollback=False)
+            plain = self._translated(exc)
+            if plain is not None:
+                raise plain from exc
+            raise
+        # ends the read transaction; loaded objects stay readable (detached). A server gone since the last
+        # query does not undo what was read, so it is not an error here (the next read or write meets it).
+        self._end(session, rollback=False)
 
     def ping(self) -> None:
         """Raise :class:`DatabaseUnreachable` unless a connection can be made."""
@@ -156,10 +186,13 @@ class Database:
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at (None when never migrated)."""
         self.ping()
-        with self.engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, DBAPIError) as exc:  # gone again since the ping
+            raise explain(exc, self.url) from exc
 
     def require_current(self) -> None:
         """Refuse to work on a database that is not at this matloop's head revision."""

@@ -22,5 +22,7 @@ def test_soak_quick_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None
     assert re.search(r"SIGKILL worker-\d with its \d+ flow run", out), out  # the restarts did happen
     assert "matloop's PostgreSQL stops abruptly" in out and "PostgreSQL is back" in out, out
     assert "campaigns 3 (3 stopped)" in out, out
+    # no driver error reached a run past the outage retries, and no run ended in a traceback (a refusal included)
+    assert re.search(r"raw driver errors 0, tracebacks 0$", out, re.MULTILINE), out
     line = out.strip().splitlines()[-1]
     assert re.fullmatch(r"summary: campaigns=3 lost=0 duplicated=0 p95_step_s=[0-9.]+ mem_growth_mb=-?\d+", line), out

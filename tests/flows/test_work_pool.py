@@ -185,6 +185,10 @@ def _exercise(workers: Workers, slow_spec: Any, fast_spec: Any, slow_lab: Any, m
         assert done.is_completed(), done
         assert _worker(resumed, "the resumed run") == refuser
         _nothing_lost_nothing_twice(db, slow_lab)
+        # the refused twin ended with its one sentence in the worker's output, not Prefect's traceback of it
+        log = workers.processes[refuser].log.read_text(errors="replace")
+        assert "refused: campaign 'pool-a' is being run by flow run" in log, log[-4000:]
+        assert "exited with unexpected exception" not in log and "Traceback" not in log, log[-6000:]
     finally:
         db.dispose()
 
