@@ -23,8 +23,9 @@ def test_quick_mlip_throughput_benchmark() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    for mode in ("one at a time", "batched", "batched, 1 Dask worker", "batched, 2 Dask workers"):
-        assert any(line.split(maxsplit=1)[1].startswith(mode) for line in lines if line[:5].strip() == "5"), mode
+    for cells, mode in (("5", "one at a time"), ("5", "batched"), ("all", "batched, 1 Dask worker"),
+                        ("all", "batched, 2 Dask workers")):
+        assert any(line.split(maxsplit=1)[1].startswith(mode) for line in lines if line[:5].strip() == cells), mode
     match = SUMMARY.match(lines[-1])
     assert match, lines[-1]
     assert all(float(v) > 0 for v in match.groups())
