@@ -14,7 +14,8 @@ the same code the screening funnel runs (``make_relaxer`` with ``MLIPSettings``'
 for 5-atom cells (cubic ABO3) and 20-atom cells (2x2x1 supercells of them), then the batched relaxer on a
 ``distributed.LocalCluster`` of 1 and of 2 single-threaded worker processes over the same cells of both sizes,
 split evenly between the workers, through the screen's own chunk function (each worker loads CHGNet once and
-keeps it, as a campaign's long-lived workers do; that load is outside the measured time).
+keeps it, as a campaign's long-lived workers do; that load is outside the measured time), with the malloc
+settings matloop gives its workers (``matloop.compute.glibc_malloc_in_workers``).
 ``--quick`` (under a minute on an idle 2-core box): 5-atom cells only, a few of them, fmax 0.2.
 Each row gives wall-clock relaxations per second, the process's CPU seconds per relaxation (less inflated by a
 busy machine), the mean optimiser steps, and the largest energy difference from the one-at-a-time results on the
@@ -104,11 +105,13 @@ def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> tup
     """
     from distributed import Client, LocalCluster
 
+    from matloop.compute import glibc_malloc_in_workers
     from surrogates.mlip.screen import RelaxerHandle, build_relaxer
 
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     handle = RelaxerHandle(build_relaxer(s), s)  # pickles as its settings: the worker builds the potential
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+    with glibc_malloc_in_workers(), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         addresses = list(client.scheduler_info()["workers"])
         warm = [client.submit(_relax_chunk_timed, handle, structures[:1], workers=[a], pure=False) for a in addresses]

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from matloop.compute import IN_PROCESS, Compute, DaskScheduler, FanOut, LocalDaskCluster
+from matloop.compute import IN_PROCESS, Compute, DaskScheduler, FanOut, LocalDaskCluster, glibc_malloc_in_workers
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,7 +93,7 @@ def open_fan_out(compute: Compute) -> Iterator[FanOut]:
     """The executor for ``compute``, started (cluster up, or scheduler reached) before the block runs."""
     if isinstance(compute, (LocalDaskCluster, DaskScheduler)):
         runner = _runner(compute)
-        with runner:
+        with glibc_malloc_in_workers(), runner:  # also for workers the cluster restarts during the run
             try:
                 client = runner.client  # starts the LocalCluster, or connects: fail here, before any step
                 workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))

@@ -77,6 +77,22 @@ class DaskScheduler(BaseModel):
 Compute = Annotated[InProcess | LocalDaskCluster | DaskScheduler, Field(discriminator="type")]
 
 
+@contextlib.contextmanager
+def glibc_malloc_in_workers() -> Iterator[None]:
+    """Dask worker processes started in this block keep glibc's own malloc tuning.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker it spawns, to hand freed memory back to
+    the OS. Setting that variable at all switches off glibc's dynamic mmap threshold, so each large tensor of a
+    heavy step (an MLIP's batched graphs, a GP's kernel blocks) is mapped and unmapped afresh: a CHGNet
+    relaxation measured 1.6x slower in such a worker, half its time in the kernel (benchmarks/RESULTS-mlip.md).
+    ``None`` is Dask's way to leave a variable out; one the user exported still reaches the workers.
+    """
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        yield
+
+
 def normalise_address(value: str) -> str:
     """``scheme://host:port`` for a scheduler address, or a ``ValueError`` with one sentence saying what is wrong.
 

@@ -125,3 +125,14 @@ def test_ensemble_members_trained_on_dask_equal_in_process_ones(on_dask: Any) ->
     assert not torch.equal(other.members.weights[0], here.members.weights[0])  # the seed does matter
     member_means = here.member_predictions(X)[0]
     assert member_means.std(dim=0).mean() > 0  # and the members differ from each other
+
+
+def _malloc_environment(_: int) -> tuple[str | None, str | None]:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_matloop_workers_keep_glibc_malloc_tuning(on_dask: Any) -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_ slowed CHGNet 1.6x in a worker; matloop's workers start without it."""
+    assert on_dask.map(_malloc_environment, [0, 1], name="environment") == [(None, "1"), (None, "1")]
