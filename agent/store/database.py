@@ -147,32 +147,34 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together at the end, or not at all."""
-        session = self._sessions()
-        try:
+        with self._session(commit=True) as session:
             yield session
-            session.commit()
-        except BaseException as exc:
-            self._end(session, rollback=True)
-            plain = self._translated(exc)
-            if plain is not None:
-                raise plain from exc
-            raise
-        self._end(session, rollback=False)  # committed: ending it can no longer lose or fail the work
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for queries; nothing it does is committed."""
+        with self._session(commit=False) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _session(self, *, commit: bool) -> Iterator[Session]:
+        """One session, committed at the end when ``commit``; a failure is rolled back and raised as its plain error.
+
+        Once the block is done (and committed), ending the session can no longer lose or fail the work: a server
+        gone since the last query does not undo what was read or written, so it is not an error here (the next
+        read or write meets it).
+        """
         session = self._sessions()
         try:
             yield session
+            if commit:
+                session.commit()
         except BaseException as exc:
-            self._end(session, rollback=False)
+            self._end(session, rollback=commit)
             plain = self._translated(exc)
             if plain is not None:
                 raise plain from exc
             raise
-        # ends the read transaction; loaded objects stay readable (detached). A server gone since the last
-        # query does not undo what was read, so it is not an error here (the next read or write meets it).
         self._end(session, rollback=False)
 
     def ping(self) -> None:
