@@ -88,8 +88,6 @@ def test_a_read_between_steps_waits_for_the_database(own_postgres: Any) -> None:
     The server goes down (``pg_ctl -m immediate``) for 6 s; a read that starts while it is down is tried again on
     its schedule and answers once the server is back, instead of ending the run.
     """
-    import threading
-
     from sqlalchemy import text
 
     from agent.loop.outage import read_through_outage
@@ -98,26 +96,15 @@ def test_a_read_between_steps_waits_for_the_database(own_postgres: Any) -> None:
     url = own_postgres.create_database("between")
     db = Database(url)
     db.ping()
-    down = threading.Thread(target=own_postgres.outage, args=(6.0,))
-    down.start()
-
-    def is_down() -> bool:
-        try:
-            db.engine.dispose()
-            db.ping()
-        except DatabaseUnreachable:
-            return True
-        return False
-
-    wait_for(is_down, 60, "the server to go down")
     tries: list[int] = []
 
     def read(session: Any) -> int:
         tries.append(1)
         return session.execute(text("SELECT 41 + 1")).scalar_one()
 
-    assert read_through_outage(db, read, delays=(1, 2, 4, 8, 16)) == 42
-    down.join()
+    with own_postgres.down_for(6.0):
+        db.engine.dispose()  # no pooled connection from the ping: the read starts on a server that refuses it
+        assert read_through_outage(db, read, delays=(1, 2, 4, 8, 16)) == 42
     assert len(tries) >= 2  # it was down for the first try
     with pytest.raises(DatabaseUnreachable):  # an outage longer than the schedule still ends in the plain error
         own_postgres.stop()

@@ -119,3 +119,35 @@ class TamperingTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def run_tampered_campaign(db_url: str, transport: TamperingTransport, *, name: str, experiments: int,
+                          units: dict[str, str] | None = None) -> tuple[Any, int, Any]:
+    """A Branin campaign of ``experiments`` run to its end on a real simulated lab behind ``transport``.
+
+    Returns the campaign's database, its id and the loop's outcome.
+    """
+    from agent.loop import Backoff, LoopContext, run_campaign
+    from agent.store import Database
+    from agent.store.campaigns import register_campaign
+    from agent.store.migrate import upgrade
+    from lab_adapters.simlab.client import SimLabAdapter
+    from lab_adapters.simlab.inprocess import running_simlab
+    from tests.loop.conftest import branin_spec
+
+    measurement: dict[str, Any] = {"properties": ["y"], "adapter": "lab", "fidelity": "branin",
+                                   "options": {"scenario": "branin"}}
+    if units is not None:
+        measurement["units"] = units
+    upgrade(db_url)
+    db = Database(db_url)
+    with running_simlab(scenarios=["branin"], time_scale=1e-5) as lab:
+        spec = branin_spec(lab.url, lab.token, name=name, budget={"max_experiments": experiments},
+                           measurements=[measurement])
+        with db.transaction() as session:
+            campaign_id = register_campaign(session, spec).id
+        with SimLabAdapter(lab.url, lab.token, name="lab", transport=transport, backoff=0.01) as adapter:
+            ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={"lab": adapter},
+                              backoff=Backoff(initial=0.02, maximum=0.1))
+            outcome = run_campaign(ctx)
+    return db, campaign_id, outcome

@@ -11,16 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from agent.loop import Backoff, LoopContext, run_campaign
 from agent.loop.raw_payload import MAX_RAW_BYTES, bounded_raw
-from agent.store import Database
-from agent.store.campaigns import register_campaign
-from agent.store.migrate import upgrade
 from agent.store.models import CampaignRecord, JobRecord, MeasurementRecord
-from lab_adapters.simlab.client import MAX_ANSWER_BYTES, SimLabAdapter
-from lab_adapters.simlab.inprocess import running_simlab
-from tests.lab_adapters.tampering import TamperingTransport
-from tests.loop.conftest import branin_spec
+from lab_adapters.simlab.client import MAX_ANSWER_BYTES
+from tests.lab_adapters.tampering import TamperingTransport, run_tampered_campaign
 
 
 def _padded(size: int):
@@ -46,18 +40,7 @@ def test_a_small_raw_payload_is_kept_as_it_is_and_a_large_one_becomes_a_note() -
 def test_padded_answers_are_stored_without_their_padding_or_fail_in_one_sentence(db_url: str) -> None:
     """Experiment 1: 1 MB of raw (value kept, raw a note); 2: 17 MB (job failed, unread); the rest untouched."""
     transport = TamperingTransport([("1 MB raw", _padded(1_000_000)), ("17 MB raw", _padded(MAX_ANSWER_BYTES + 10**6))])
-    upgrade(db_url)
-    db = Database(db_url)
-    with running_simlab(scenarios=["branin"], time_scale=1e-5) as lab:
-        spec = branin_spec(lab.url, lab.token, name="branin-oversized", budget={"max_experiments": 4},
-                           measurements=[{"properties": ["y"], "adapter": "lab", "fidelity": "branin",
-                                          "options": {"scenario": "branin"}}])
-        with db.transaction() as session:
-            campaign_id = register_campaign(session, spec).id
-        with SimLabAdapter(lab.url, lab.token, name="lab", transport=transport, backoff=0.01) as adapter:
-            ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={"lab": adapter},
-                              backoff=Backoff(initial=0.02, maximum=0.1))
-            outcome = run_campaign(ctx)
+    db, campaign_id, outcome = run_tampered_campaign(db_url, transport, name="branin-oversized", experiments=4)
     assert outcome.status == "stopped", outcome
     by_name = {name: external_id for external_id, name in transport.assigned.items()}
     with db.reading() as session:

@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.loop import Backoff, LoopContext, run_campaign
 from agent.store import Database
-from agent.store.campaigns import register_campaign
 from agent.store.events import record_event
 from agent.store.models import (
     CampaignRecord,
@@ -39,8 +37,7 @@ from matloop.types import (
 )
 from matloop.units import UnitsError, convert
 from tests.lab_adapters.conftest import branin_job
-from tests.lab_adapters.tampering import TAMPERINGS, TamperingTransport
-from tests.loop.conftest import branin_spec
+from tests.lab_adapters.tampering import TAMPERINGS, TamperingTransport, run_tampered_campaign
 
 #: What the stored reason must say for each bad answer.
 REASONS = {
@@ -170,20 +167,8 @@ def test_an_unknown_status_is_an_adapter_error_that_is_not_transient() -> None:
 def test_every_bad_answer_is_a_failed_measurement_with_its_reason_and_the_campaign_ends(db_url: str) -> None:
     """Twelve experiments, the first eleven answered badly each in its own way: the campaign runs to its budget."""
     transport = TamperingTransport(list(TAMPERINGS.items()))
-    with running_simlab(scenarios=["branin"], time_scale=1e-5) as lab:
-        spec = branin_spec(lab.url, lab.token, name="branin-untrusted", budget={"max_experiments": 12},
-                           measurements=[{"properties": ["y"], "adapter": "lab", "fidelity": "branin",
-                                          "options": {"scenario": "branin"}, "units": {"y": "1"}}])
-        from agent.store.migrate import upgrade
-
-        upgrade(db_url)
-        db = Database(db_url)
-        with db.transaction() as session:
-            campaign_id = register_campaign(session, spec).id
-        with SimLabAdapter(lab.url, lab.token, name="lab", transport=transport, backoff=0.01) as adapter:
-            ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={"lab": adapter},
-                              backoff=Backoff(initial=0.02, maximum=0.1))
-            outcome = run_campaign(ctx)
+    db, campaign_id, outcome = run_tampered_campaign(db_url, transport, name="branin-untrusted", experiments=12,
+                                                     units={"y": "1"})
     assert outcome.status == "stopped", outcome
     assert set(transport.assigned.values()) == set(TAMPERINGS)  # every tampering was sent
     with db.reading() as session:

@@ -81,35 +81,20 @@ def test_a_run_ending_while_the_database_restarts_waits_and_releases_its_lease(
 ) -> None:
     """The end of a run (its lease released) met a restart in the 3-campaign soak: it logged the driver's traceback
     and left the lease to lapse. It now waits for the database briefly and releases it."""
-    import threading
-
     from sqlalchemy import select
 
     from agent.run import CampaignRun
     from agent.store.migrate import upgrade
     from agent.store.models import CampaignRecord
     from tests.loop.conftest import branin_spec
-    from tests.support.processes import wait_for
 
     url = server.create_database("end")
     upgrade(url)
     probe = Database(url)
     run = CampaignRun(branin_spec(name="ends-in-outage"), database_url=url, resume=False, flow_run_id="run-a")
     run.__enter__()
-    down = threading.Thread(target=server.outage, args=(3.0,))
-    down.start()
-
-    def is_down() -> bool:
-        try:
-            probe.engine.dispose()
-            probe.ping()
-        except DatabaseUnreachable:
-            return True
-        return False
-
-    wait_for(is_down, 60, "the server to go down")
-    run.__exit__(None, None, None)  # the run's work is done; its end meets the outage
-    down.join()
+    with server.down_for(3.0):
+        run.__exit__(None, None, None)  # the run's work is done; its end meets the outage
     with probe.reading() as session:
         record = session.scalar(select(CampaignRecord).where(CampaignRecord.name == "ends-in-outage"))
     probe.dispose()

@@ -7,13 +7,16 @@ the tests run as root (``initdb`` refuses root).  Stopped at session end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,31 @@ class PostgresServer:
         time.sleep(seconds)
         _run([pg_ctl, "-D", data, "-o", _server_options(self.port, self.root), "-l", str(self.root / "log"), "-w",
               "-t", "60", "start"], self.run_as)
+
+    @contextlib.contextmanager
+    def down_for(self, seconds: float) -> Iterator[None]:
+        """The block runs while an outage of ``seconds`` (:meth:`outage`, in the background) is under way: it starts
+        once the server refuses connections, and the server is back when the block has ended."""
+        import psycopg
+
+        from tests.support.processes import wait_for
+
+        down = threading.Thread(target=self.outage, args=(seconds,))
+        down.start()
+
+        def refused() -> bool:
+            try:
+                conninfo = f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres"
+                psycopg.connect(conninfo, connect_timeout=2).close()
+            except psycopg.OperationalError:
+                return True
+            return False
+
+        try:
+            wait_for(refused, 60, "the server to go down")
+            yield
+        finally:
+            down.join()
 
     def stop(self) -> None:
         pg_ctl = find_pg_binary("pg_ctl")
