@@ -177,7 +177,9 @@ def _fidelity() -> Any:
     return func.coalesce(JobRecord.fidelity, BatchItemRecord.fidelity)
 
 
-_ORDER = (IterationRecord.number, BatchRecord.id, BatchItemRecord.rank, MeasurementRecord.property)
+#: Rows in the order a campaign made them: an item's jobs (a multi-fidelity pick measured at several fidelities, a
+#: job re-dispatched after a loss) by job id, so the same history reads the same twice on either database.
+_ORDER = (IterationRecord.number, BatchRecord.id, BatchItemRecord.rank, MeasurementRecord.property, JobRecord.id)
 
 
 def _edited_batches(session: Session, campaign_id: int) -> set[int]:

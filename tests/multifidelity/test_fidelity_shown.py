@@ -83,14 +83,20 @@ def test_each_pick_shows_its_fidelity(sqlite_url: str, cli) -> None:  # noqa: F8
     for row in rows:
         by_batch.setdefault(row["batch_id"], []).append(row)
     assert {r["fidelity"] for r in by_batch[first]} == FIDELITIES
+    with ctx.db.reading() as session:
+        dispatched = [tuple(r) for r in session.execute(
+            select(BatchItemRecord.candidate_id, JobRecord.fidelity)
+            .join(JobRecord, JobRecord.batch_item_id == BatchItemRecord.id)
+            .where(BatchItemRecord.batch_id == first).order_by(BatchItemRecord.rank, JobRecord.id))]
+    assert [(r["candidate_id"], r["fidelity"]) for r in by_batch[first]] == dispatched
     assert sorted((r["candidate_id"], r["fidelity"]) for r in by_batch[waiting]) == sorted(picks.items())
     for fmt_args in ([], ["--limit", "100"]):  # the database-rendered CSV and the typed rows' CSV
         result = cli(sqlite_url, "history", ctx.campaign.name, "--format", "csv", *fmt_args)
         assert result.exit_code == 0, result.output
         read = list(csv.DictReader(io.StringIO(result.stdout)))
-        # (an item's two jobs come in either order: rows are ordered by item and property only)
-        assert sorted((int(r["batch_id"]), int(r["candidate_id"]), r["fidelity"]) for r in read) == \
-            sorted((r["batch_id"], r["candidate_id"], r["fidelity"]) for r in rows)
+        # the same rows in the same order: an item's two jobs by job id, the order they were dispatched in
+        assert [(int(r["batch_id"]), int(r["candidate_id"]), r["fidelity"]) for r in read] == \
+            [(r["batch_id"], r["candidate_id"], r["fidelity"]) for r in rows]
 
     # the table has a fidelity column for this campaign
     result = cli(sqlite_url, "history", ctx.campaign.name)
