@@ -11,15 +11,18 @@ evaluation is what a step costs.
 Two starting Hessians:
 
 - ``bfgs``: ASE's, ``70 · I`` (``alpha``, eV/Å²) for every degree of freedom;
-- ``bfgs-elastic``: ASE's 70 eV/Å² for the atoms, and for the cell the curvature an elastic solid actually has
-  along the filter's cell coordinates.  The filter moves the cell through ``x = n · log F`` (``n`` atoms), so
-  ``E ≈ ½ V ε:C:ε`` with ``ε = x / n`` has curvature ``V C / n²`` there: about 0.6-2.6 eV for 5-20-atom oxide
-  cells with ``C ~ 1 eV/Å³`` (160 GPa), against ASE's 70.  Starting the cell at 70 makes its first steps some 30-100x
-  too short and leaves BFGS to learn each strain direction from its updates; with the elastic guess a 20-atom
-  cell needs about a third fewer force evaluations for the same fmax (benchmarks/RESULTS-mlip.md).  It is the
-  cell block of ASE's preconditioners (``mu_c``, ``ase.optimize.precon``) without their extra evaluations to
-  estimate it; ASE's ``PreconLBFGS`` with the ``Exp`` preconditioner itself took more evaluations than BFGS on
-  these small cells (its line search, and the ``Exp`` atom block gains nothing below ~100 atoms).
+- ``bfgs-elastic`` (the default): for the cell, the curvature an elastic solid actually has along the filter's
+  cell coordinates, and 35 eV/Å² (half ASE's ``alpha``) for the atoms.  The filter moves the cell through
+  ``x = n · log F`` (``n`` atoms), so ``E ≈ ½ V ε:C:ε`` with ``ε = x / n`` has curvature ``V C / n²`` there:
+  about 0.6-2.6 eV for 5-20-atom oxide cells with ``C ~ 1 eV/Å³`` (160 GPa), against ASE's 70.  Starting the
+  cell at 70 makes its first steps some 30-100x too short and leaves BFGS to learn each strain direction from its
+  updates; with this start a 20-atom cell needs about a third fewer force evaluations for the same fmax, a 5-atom
+  cell almost half (benchmarks/RESULTS-mlip.md, where the atoms' 35 measured better than 70 with this cell block).
+  The catch of any quicker optimiser: a cell that starts near a saddle can reach fmax there before its
+  instability has grown (1 of 24 measured cells stopped 21 meV/atom higher).  This is the cell block of ASE's
+  preconditioners (``mu_c``, ``ase.optimize.precon``) without their extra evaluations to estimate it; ASE's
+  ``PreconLBFGS`` with the ``Exp`` preconditioner itself took more evaluations than plain BFGS on these cells (its
+  line search; ASE switches ``Exp`` off by default below 100 atoms).
 """
 
 from __future__ import annotations

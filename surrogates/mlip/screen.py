@@ -46,10 +46,11 @@ class MLIPSettings(BaseModel):
         default="bfgs-elastic",
         description="the batched CHGNet relaxer's optimiser over positions and cell (ASE's BFGS or FIRE over the "
         "Fréchet cell filter, surrogates/mlip/bfgs.py and fire.py). The default, BFGS whose starting Hessian has "
-        "an elastic solid's curvature for the cell (ASE's 70 eV/Å² for the atoms), is the fastest measured: "
-        "for 20-atom cells it needs about a third fewer force evaluations than ASE's plain BFGS (70 for "
-        "everything), which needs about half those of FIRE, at the same fmax and minima within 1 meV/atom on "
-        "average (benchmarks/RESULTS-mlip.md). batch_size 1 and MACE relax with FIRE",
+        "an elastic solid's curvature for the cell, is the fastest measured: 24 force evaluations per 20-atom "
+        "cell against 37 for ASE's plain BFGS (70 eV/Å² for everything) and 41 for FIRE, 9 against 17 and 30 "
+        "for 5-atom cells, at the same fmax; energies agree within ~1 meV/atom, except that a cell starting near "
+        "a saddle can stop there sooner (1 of 24 measured, 21 meV/atom higher; benchmarks/RESULTS-mlip.md). "
+        "batch_size 1 and MACE relax with FIRE",
     )
     cache_dir: str | None = None
 
