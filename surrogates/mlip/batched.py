@@ -1,14 +1,14 @@
-"""Relaxing many structures at once: one batched CHGNet prediction and one batched FIRE step per step.
+"""Relaxing many structures at once: one batched CHGNet prediction and one optimiser step of all per step.
 
 Relaxing one structure at a time pays the model's fixed cost (graph batching,
 autograd for forces and stress, Python overhead of the layers) once per
 structure per step; a 10-atom cell is far too small to keep even one CPU core
 busy.  Here every still-running structure of a batch is evaluated in one CHGNet
-forward and backward pass per step, and all of them then take one FIRE step
-together (:mod:`surrogates.mlip.fire`: ASE's FIRE over ASE's
-``FrechetCellFilter``, batched in torch) — the scheme of batched relaxers such
-as torch-sim.  Each structure keeps its own time step, mixing and velocity, and
-leaves the batch on its own convergence test (max row of the filter's forces
+forward and backward pass per step, and all of them then take one optimiser
+step together over ASE's ``FrechetCellFilter`` coordinates (:mod:`surrogates.mlip.fire`
+for the filter and FIRE, :mod:`surrogates.mlip.bfgs` for BFGS, the default) — the
+scheme of batched relaxers such as torch-sim.  Each structure keeps its own
+optimiser state (FIRE's time step and velocity, BFGS's Hessian), and leaves the batch on its own convergence test (max row of the filter's forces
 below ``fmax``) or step limit; the freed places are topped up from the queue.
 Everything runs on the model's device (the GPU when ``torch.cuda.is_available()``).
 
