@@ -153,13 +153,13 @@ def make_relaxer(
     threads: int | None = 1,
     trust_model_file: bool = False,
     batch_size: int = 32,
-    optimizer: str = "bfgs",
+    optimizer: str = "bfgs-elastic",
 ) -> Relaxer:
     """MACE when a model file is configured, CHGNet otherwise: batched unless ``batch_size`` is 1.
 
     ``batch_size=1`` keeps CHGNet's own one-structure ``StructOptimizer`` (the reference the batched
     relaxer is tested against); MACE models from a file are relaxed one at a time. ``optimizer`` is the
-    batched relaxer's (``"bfgs"`` or ``"fire"``).
+    batched relaxer's (``"bfgs-elastic"``, ``"bfgs"`` or ``"fire"``: ``surrogates.mlip.batched.OPTIMIZERS``).
     """
     if model_path:
         return MACERelaxer(model_path, fmax=fmax, steps=steps, threads=threads, trust_model_file=trust_model_file)

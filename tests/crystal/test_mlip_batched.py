@@ -96,6 +96,7 @@ def test_each_structure_leaves_the_batch_on_its_own(batched):
 def test_the_screen_relaxes_its_pool_in_batches(tmp_path):
     screen = MLIPScreen(MLIPSettings(cache_dir=str(tmp_path), fmax=0.2, steps=40))
     assert isinstance(screen.relaxer, BatchedCHGNetRelaxer)
-    assert screen.relaxer._step_all is OPTIMIZERS["bfgs"]
+    assert screen.relaxer._step_all is OPTIMIZERS["bfgs-elastic"]  # the default (surrogates/mlip/bfgs.py)
+    assert MLIPScreen(MLIPSettings(optimizer="bfgs", cache_dir=str(tmp_path))).relaxer._step_all is OPTIMIZERS["bfgs"]
     assert MLIPScreen(MLIPSettings(optimizer="fire", cache_dir=str(tmp_path))).relaxer._step_all is OPTIMIZERS["fire"]
     assert isinstance(MLIPScreen(MLIPSettings(batch_size=1, cache_dir=str(tmp_path))).relaxer, CHGNetRelaxer)

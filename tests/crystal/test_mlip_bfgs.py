@@ -1,0 +1,110 @@
+"""The batched BFGS over the Fréchet cell filter against ASE's own ``BFGS(FrechetCellFilter(atoms))``.
+
+Step by step on a force field that depends on the geometry (harmonic springs, as ``test_mlip_fire``), from ASE's
+starting Hessian and from the elastic one (given to ASE's BFGS as its ``H0``); then with real CHGNet, the default
+optimiser's relaxed energies against ASE's BFGS reference relaxation at the same fmax, and its final forces as
+ASE's filter sees them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+from ase.stress import full_3x3_to_voigt_6_stress
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from surrogates.mlip import BatchedCHGNetRelaxer, MLIPSettings
+from surrogates.mlip.bfgs import bfgs_step, initial_hessian
+from surrogates.mlip.fire import FireState, filter_forces
+from surrogates.mlip.relax import one_blas_thread
+from tests.crystal.conftest import make_perovskite
+from tests.crystal.test_mlip_fire import springs
+
+
+@pytest.mark.parametrize("elastic", [False, True], ids=["ase-hessian", "elastic-hessian"])
+def test_batched_bfgs_follows_ases_bfgs_over_the_frechet_filter(elastic):
+    with one_blas_thread():
+        _compare_with_ase(elastic)
+
+
+def _compare_with_ase(elastic: bool) -> None:
+    rng = np.random.default_rng(1)
+    systems = []
+    for n, relax_cell in ((5, True), (8, True), (3, False)):
+        cell_ref = 4.0 * np.eye(3) + 0.2 * rng.standard_normal((3, 3))
+        pos_ref = rng.uniform(0, 4, (n, 3))
+        cell = cell_ref @ (np.eye(3) + 0.04 * rng.standard_normal((3, 3)))
+        pos = pos_ref + 0.15 * rng.standard_normal((n, 3))
+        atoms = Atoms("H" * n, positions=pos, cell=cell, pbc=True)
+        target = FrechetCellFilter(atoms) if relax_cell else atoms
+        state = FireState.start(torch.tensor(cell), torch.tensor(pos), relax_cell)
+        opt = BFGS(target, logfile=None)
+        hessian = initial_hessian(state, elastic).numpy()
+        if relax_cell:
+            opt.H0 = hessian
+        else:  # positions only: ASE's BFGS has no cell coordinates
+            opt.H0 = hessian[: 3 * n, : 3 * n]
+        systems.append((atoms, target, opt, state, cell_ref, pos_ref))
+    assert elastic == (systems[0][2].H0[-1, -1] < 10)  # the elastic cell block is ~V/n², far below ASE's 70
+    for _ in range(12):
+        all_forces, all_stress = [], []
+        for atoms, _target, _opt, state, cell_ref, pos_ref in systems:
+            cell, pos = (t.numpy() for t in state.geometry())
+            assert np.abs(cell - atoms.cell[:]).max() < 1e-9
+            assert np.abs(pos - atoms.positions).max() < 1e-9
+            forces, stress = springs(cell, pos, cell_ref, pos_ref)
+            atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=forces,
+                                               stress=full_3x3_to_voigt_6_stress(stress))
+            all_forces.append(torch.tensor(forces))
+            all_stress.append(torch.tensor(stress))
+        states = [s[3] for s in systems]
+        atom_rows, cell_rows, _ = filter_forces(states, torch.cat(all_forces), torch.stack(all_stress))
+        for _, _, opt, *_rest in systems:
+            opt.step()
+        bfgs_step(states, atom_rows, cell_rows, elastic=elastic)
+    assert all(s[3].x_cell.abs().max() > 0.01 for s in systems[:2])  # the cells did move
+    assert systems[2][3].x_cell.abs().max() == 0  # positions only: the cell stays
+
+
+def _chgnet_reference(structure: Structure, model, fmax: float) -> float:
+    """ASE's BFGS over the Fréchet filter with CHGNet's calculator: energy per atom at fmax."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = CHGNetCalculator(model=model, use_device="cpu")
+    assert BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=200)
+    return float(atoms.get_potential_energy()) / len(atoms)
+
+
+def test_default_optimizer_reaches_ases_bfgs_minima():
+    """Within 1 meV/atom of ASE's BFGS relaxation at the same fmax, and converged by ASE's own filter forces."""
+    assert MLIPSettings().optimizer == "bfgs-elastic"
+    rng = np.random.default_rng(7)
+    structures = []
+    for a, b, lattice in (("Sr", "Ti", 3.95), ("Ba", "Zr", 4.3), ("K", "Nb", 4.1)):
+        s = make_perovskite(a, b, "O", lattice)
+        s = Structure(s.lattice.matrix @ (np.eye(3) + 0.03 * rng.standard_normal((3, 3))), s.species,
+                      s.frac_coords)
+        structures.append(Structure(s.lattice, s.species, s.cart_coords + 0.05 * rng.standard_normal((5, 3)),
+                                    coords_are_cartesian=True))
+    relaxer = BatchedCHGNetRelaxer(fmax=0.05, steps=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = relaxer.relax_many(structures)
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        for s, r in zip(structures, results, strict=True):
+            assert r.ok and r.converged
+            assert r.energy_per_atom == pytest.approx(_chgnet_reference(s, relaxer.model, 0.05), abs=1e-3)
+            atoms = AseAtomsAdaptor.get_atoms(r.structure)
+            atoms.calc = CHGNetCalculator(model=relaxer.model, use_device="cpu")
+            assert np.linalg.norm(FrechetCellFilter(atoms).get_forces(), axis=1).max() < 0.05 * 1.1
+            assert float(atoms.get_potential_energy()) / len(atoms) == pytest.approx(r.energy_per_atom, abs=1e-4)
