@@ -45,7 +45,7 @@ def initial_design_size(ctx: LoopContext) -> int:
 
 def results_to_model(ctx: LoopContext) -> int:
     """Results the model needs before it takes over from the initial design. With several fidelities, results
-    at the target: the initial design measures only every other point there (agent/selection/fidelity.py)."""
+    at the target: the initial design measures only its first point there (agent/selection/fidelity.py)."""
     size = initial_design_size(ctx)
     if ctx.campaign.is_multifidelity:
         from agent.selection.fidelity import initial_target_results

@@ -11,12 +11,13 @@ The rule, in two steps:
    from one measurement at ``f`` (see :mod:`surrogates.multifidelity`), divided by what it costs. A
    fidelity the candidate was already measured at removes (almost) nothing more and is not offered again.
 
-**The initial design** (before any model): every other point (ranks 0, 2, ...) is measured at every fidelity
-and the rest at the cheapest only (:func:`initial_design_fidelity`; a batch of two or fewer is all paired). The paired points teach the model how the
-fidelities relate; the screened-only ones spread the cheap map at a fraction of the cost, so half as much of
-the expensive budget goes to a blind design. On the development problems of ``benchmarks/multifidelity.py`` it
-measured about even with pairing every point (better where the cheap fidelity is well correlated, worse where
-it is biased; ``benchmarks/RESULTS-multifidelity.md``).
+**The initial design** (before any model): the first point (rank 0) is measured at every fidelity and the rest
+at the cheapest only (:func:`initial_design_fidelity`). The multi-fidelity model shares strength across
+fidelities, so one target answer anchors the target's level and scale while the cheap answers spread the map;
+how the fidelities relate is then learnt from the target results the model itself asks for, where they matter,
+rather than from blind pairs. On the development problems of ``benchmarks/multifidelity.py`` one paired point
+needed less cost than pairing every other point on both (``benchmarks/RESULTS-multifidelity.md``); the
+single-fidelity baseline pays a whole batch at the target before its model starts.
 
 Why this simpler rule instead of BoTorch's ``qMultiFidelityKnowledgeGradient`` / ``qMultiFidelityMaxValueEntropy``:
 those score a (point, fidelity) jointly by the value of information about the *maximum*, which needs a
@@ -30,7 +31,6 @@ used, a cheap fidelity that is uncorrelated noise (the model learns zero correla
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,23 +39,23 @@ from torch import Tensor
 
 
 def initial_design_fidelity(rank: int, size: int, fidelities: Sequence[str]) -> str | None:
-    """An initial-design pick's fidelity in a batch of ``size``: ``None`` (every fidelity) for even ranks, the
-    cheapest for odd ones; every fidelity for all picks of a batch of two or fewer (the model needs two paired
-    answers to learn how the fidelities relate)."""
-    return None if rank % 2 == 0 or size <= 2 else fidelities[0]
+    """An initial-design pick's fidelity in a batch of ``size``: ``None`` (every fidelity) for the first, the
+    cheapest for the others (module docstring: one target answer anchors the model, the cheap ones spread it)."""
+    del size  # the rule is the same at every size: one paired point
+    return None if rank == 0 else fidelities[0]
 
 
 def initial_design_reason(fidelity: str | None, target: str) -> str:
     """Why an initial-design pick goes where :func:`initial_design_fidelity` sends it."""
     if fidelity is None:
-        return "at every fidelity: paired answers teach the model how the fidelities relate"
-    return f"at {fidelity} only: a cheap screen; every other initial point is measured at {target} too"
+        return f"at every fidelity: one paired point anchors the {target} model to the cheaper answers"
+    return f"at {fidelity} only: a cheap screen; the first initial point is measured at {target} too"
 
 
 def initial_target_results(size: int) -> int:
     """Target-fidelity results an initial design of ``size`` points yields (:func:`initial_design_fidelity`):
     the model starts once there are as many."""
-    return size if size <= 2 else math.ceil(size / 2)
+    return min(size, 1)
 
 
 @dataclass

@@ -60,11 +60,11 @@ def test_a_cheap_fidelity_that_is_noise_is_ignored() -> None:
     assert all("at truth (the target)" in p.reason for p in picks)
 
 
-def test_the_initial_design_pairs_every_other_point_and_screens_the_rest() -> None:
+def test_the_initial_design_pairs_the_first_point_and_screens_the_rest() -> None:
     from agent.selection.fidelity import initial_design_fidelity, initial_target_results
 
-    assert [initial_design_fidelity(r, 4, ["cheap", "truth"]) for r in range(4)] == [None, "cheap", None, "cheap"]
-    assert [initial_design_fidelity(r, 2, ["cheap", "truth"]) for r in range(2)] == [None, None]  # two paired
+    assert [initial_design_fidelity(r, 4, ["cheap", "truth"]) for r in range(4)] == [None, "cheap", "cheap", "cheap"]
+    assert [initial_design_fidelity(r, 1, ["cheap", "truth"]) for r in range(1)] == [None]
     for size in range(1, 9):  # the model waits for exactly the target results one initial batch yields
         paired = [initial_design_fidelity(r, size, ["a", "b", "c"]) for r in range(size)].count(None)
-        assert paired == initial_target_results(size) >= min(size, 2), size
+        assert paired == initial_target_results(size) == 1, size
