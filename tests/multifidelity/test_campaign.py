@@ -45,8 +45,9 @@ def test_funnel_microstructure_runs_to_its_end_with_picks_at_both_fidelities(sql
         items = list(session.scalars(select(BatchItemRecord).order_by(BatchItemRecord.id)))
         jobs = list(session.scalars(select(JobRecord)))
         first = items[:4]
-        # the initial design: the first point at every fidelity, the rest screened on the coarse mesh only
-        assert [i.fidelity for i in first] == [None, "coarse_mesh", "coarse_mesh", "coarse_mesh"]
+        # the initial design of a target-value objective: every other point at every fidelity, the rest screened
+        # on the coarse mesh only (a maximum or minimum pairs only the first: test_fidelity_choice.py)
+        assert [i.fidelity for i in first] == [None, "coarse_mesh", None, "coarse_mesh"]
         assert all("initial design" in i.reason and ("at every fidelity" if i.fidelity is None else
                                                       "at coarse_mesh only") in i.reason for i in first)
         later = items[4:]
@@ -66,6 +67,5 @@ def test_funnel_microstructure_runs_to_its_end_with_picks_at_both_fidelities(sql
         version = session.scalars(select(ModelVersionRecord).order_by(ModelVersionRecord.id)).first()
         assert version is not None and version.kind in ("multitask", "mfgp", "delta")
         assert set(version.metrics) == {"0", "thermal_conductivity@coarse_mesh"}
-        # the first model starts from the one paired point's target answer (and the cheap screens)
-        assert version.metrics["0"]["n"] == 1 and "rmse" in version.metrics["thermal_conductivity@coarse_mesh"]
+        assert version.metrics["0"]["n"] >= 2 and "rmse" in version.metrics["thermal_conductivity@coarse_mesh"]
     ctx.db.dispose()

@@ -60,14 +60,21 @@ def test_a_cheap_fidelity_that_is_noise_is_ignored() -> None:
     assert all("at truth (the target)" in p.reason for p in picks)
 
 
-def test_the_initial_design_pairs_the_first_point_and_screens_the_rest() -> None:
-    from agent.selection.fidelity import initial_design_fidelity, initial_target_results
+def test_the_initial_design_pairs_one_point_for_an_optimum_and_every_other_for_a_target_value() -> None:
+    from agent.selection.fidelity import initial_design_fidelity, initial_target_results, one_anchor
 
-    assert [initial_design_fidelity(r, 4, ["cheap", "truth"]) for r in range(4)] == [None, "cheap", "cheap", "cheap"]
-    assert [initial_design_fidelity(r, 1, ["cheap", "truth"]) for r in range(1)] == [None]
-    for size in range(1, 9):  # the model waits for exactly the target results one initial batch yields
-        paired = [initial_design_fidelity(r, size, ["a", "b", "c"]) for r in range(size)].count(None)
-        assert paired == initial_target_results(size) == 1, size
+    fids = ["cheap", "truth"]
+    assert one_anchor([Objective(property="y", goal="maximize")])
+    assert one_anchor([Objective(property="y", goal="minimize"), Objective(property="z", goal="maximize")])
+    assert not one_anchor([Objective(property="y", goal="target", target=5.0, tolerance=0.1)])
+    assert [initial_design_fidelity(r, 4, fids, True) for r in range(4)] == [None, "cheap", "cheap", "cheap"]
+    assert [initial_design_fidelity(r, 4, fids, False) for r in range(4)] == [None, "cheap", None, "cheap"]
+    assert [initial_design_fidelity(r, 2, fids, False) for r in range(2)] == [None, None]  # two paired
+    for anchor in (True, False):
+        for size in range(1, 9):  # the model waits for exactly the target results one initial batch yields
+            paired = [initial_design_fidelity(r, size, ["a", "b", "c"], anchor) for r in range(size)].count(None)
+            assert paired == initial_target_results(size, anchor) == (1 if anchor else max(min(size, 2),
+                                                                                          (size + 1) // 2)), size
 
 
 def test_the_model_starts_on_the_initial_designs_one_target_answer() -> None:

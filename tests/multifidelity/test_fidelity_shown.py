@@ -71,8 +71,8 @@ def test_each_pick_shows_its_fidelity(sqlite_url: str, cli) -> None:  # noqa: F8
             select(BatchItemRecord).where(BatchItemRecord.batch_id == waiting))}
         jobs = {(j.batch_item_id, j.fidelity) for j in session.scalars(select(JobRecord))}
         first = session.scalar(select(BatchRecord.id).where(BatchRecord.id != waiting))
-    # the initial design: one point at both fidelities, three on the coarse mesh only
-    assert len(picks) == 4 and set(picks.values()) <= FIDELITIES and len(jobs) == 5
+    # the initial design: two points at both fidelities, two on the coarse mesh only
+    assert len(picks) == 4 and set(picks.values()) <= FIDELITIES and len(jobs) == 6
 
     # history as JSON and CSV: the dispatched initial design's rows at the job's fidelity (each candidate at
     # both), the waiting batch's rows at the fidelity each pick names
@@ -108,11 +108,11 @@ def test_each_pick_shows_its_fidelity(sqlite_url: str, cli) -> None:  # noqa: F8
     counts = {f: list(picks.values()).count(f) for f in sorted(FIDELITIES) if f in picks.values()}
     assert row["fidelity"] == ", ".join(f"{f} {n}" for f, n in counts.items())
 
-    # the batch artifact: one fidelity per row; the initial design's paired point "every fidelity"
+    # the batch artifact: one fidelity per row; the initial design's paired points "every fidelity"
     table, _ = batch_table(ctx, waiting)
     assert {int(r["candidate id"]): r["fidelity"] for r in table} == picks
     table, _ = batch_table(ctx, first)
-    assert [r["fidelity"] for r in table] == ["every fidelity", "coarse_mesh", "coarse_mesh", "coarse_mesh"]
+    assert [r["fidelity"] for r in table] == ["every fidelity", "coarse_mesh", "every fidelity", "coarse_mesh"]
     ctx.db.dispose()
 
 
