@@ -45,12 +45,12 @@ def initial_design_size(ctx: LoopContext) -> int:
 
 def results_to_model(ctx: LoopContext) -> int:
     """Results the model needs before it takes over from the initial design. With several fidelities, results
-    at the target: the initial design measures only every other point there (agent/selection/fidelity.py)."""
+    at the target: the initial design pairs only some points (agent/selection/fidelity.py)."""
     size = initial_design_size(ctx)
     if ctx.campaign.is_multifidelity:
-        from agent.selection.fidelity import initial_target_results
+        from agent.selection.fidelity import initial_target_results, one_anchor
 
-        return initial_target_results(size)
+        return initial_target_results(size, one_anchor(ctx.campaign.objectives))
     return size
 
 

@@ -62,11 +62,12 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     if fit.fitted is None:
         picks = _initial(ctx, fit, pool, q, seed)
         if ctx.campaign.is_multifidelity:  # paired and screened-only points: agent/selection/fidelity.py
-            from agent.selection.fidelity import initial_design_fidelity, initial_design_reason
+            from agent.selection.fidelity import initial_design_fidelity, initial_design_reason, one_anchor
 
+            anchor = one_anchor(ctx.campaign.objectives)
             for pick in picks:
-                pick["fidelity"] = initial_design_fidelity(pick["rank"], len(picks), ctx.campaign.fidelities)
-                pick["reason"] += "; " + initial_design_reason(pick["fidelity"], ctx.campaign.target_fidelity)
+                pick["fidelity"] = initial_design_fidelity(pick["rank"], len(picks), ctx.campaign.fidelities, anchor)
+                pick["reason"] += "; " + initial_design_reason(pick["fidelity"], ctx.campaign.target_fidelity, anchor)
         return picks
 
     import torch

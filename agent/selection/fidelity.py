@@ -11,12 +11,15 @@ The rule, in two steps:
    from one measurement at ``f`` (see :mod:`surrogates.multifidelity`), divided by what it costs. A
    fidelity the candidate was already measured at removes (almost) nothing more and is not offered again.
 
-**The initial design** (before any model): every other point (ranks 0, 2, ...) is measured at every fidelity
-and the rest at the cheapest only (:func:`initial_design_fidelity`; a batch of two or fewer is all paired). The paired points teach the model how the
-fidelities relate; the screened-only ones spread the cheap map at a fraction of the cost, so half as much of
-the expensive budget goes to a blind design. On the development problems of ``benchmarks/multifidelity.py`` it
-measured about even with pairing every point (better where the cheap fidelity is well correlated, worse where
-it is biased; ``benchmarks/RESULTS-multifidelity.md``).
+**The initial design** (before any model) measures some points at every fidelity ("paired") and the rest at the
+cheapest only (:func:`initial_design_fidelity`). Where every objective is a maximum or minimum, only the first
+point is paired: the multi-fidelity model shares strength across fidelities, the cheap map's shape is what
+locates an optimum and one target answer anchors its level; further target answers come where the model asks
+for them rather than from blind pairs. Where an objective is a target *value*, the target's level and its scale
+around that value both matter, and every other point (ranks 0, 2, ...; a batch of two or fewer all) is paired,
+as before. Measured on the development problems of ``benchmarks/multifidelity.py``: one paired point needed less
+cost than every other point on the two maximise/minimise problems and more on the target-value one
+(``benchmarks/RESULTS-multifidelity.md``).
 
 Why this simpler rule instead of BoTorch's ``qMultiFidelityKnowledgeGradient`` / ``qMultiFidelityMaxValueEntropy``:
 those score a (point, fidelity) jointly by the value of information about the *maximum*, which needs a
@@ -38,23 +41,35 @@ import torch
 from torch import Tensor
 
 
-def initial_design_fidelity(rank: int, size: int, fidelities: Sequence[str]) -> str | None:
-    """An initial-design pick's fidelity in a batch of ``size``: ``None`` (every fidelity) for even ranks, the
-    cheapest for odd ones; every fidelity for all picks of a batch of two or fewer (the model needs two paired
-    answers to learn how the fidelities relate)."""
-    return None if rank % 2 == 0 or size <= 2 else fidelities[0]
+def one_anchor(objectives: Sequence[object]) -> bool:
+    """True where every objective is a maximum or minimum: the initial design pairs only its first point
+    (module docstring); False where one is a target value (every other point is paired)."""
+    return all(getattr(o, "goal", None) in ("maximize", "minimize") for o in objectives)
 
 
-def initial_design_reason(fidelity: str | None, target: str) -> str:
+def initial_design_fidelity(rank: int, size: int, fidelities: Sequence[str], anchor: bool = True) -> str | None:
+    """An initial-design pick's fidelity in a batch of ``size``: ``None`` (every fidelity) or the cheapest.
+    With ``anchor`` (:func:`one_anchor`) only rank 0 is paired; without, even ranks are, and every pick of a batch
+    of two or fewer."""
+    paired = rank == 0 if anchor else rank % 2 == 0 or size <= 2
+    return None if paired else fidelities[0]
+
+
+def initial_design_reason(fidelity: str | None, target: str, anchor: bool = True) -> str:
     """Why an initial-design pick goes where :func:`initial_design_fidelity` sends it."""
     if fidelity is None:
-        return "at every fidelity: paired answers teach the model how the fidelities relate"
-    return f"at {fidelity} only: a cheap screen; every other initial point is measured at {target} too"
+        return ("at every fidelity: one paired answer anchors the model's " + target if anchor else
+                "at every fidelity: paired answers teach the model how the fidelities relate")
+    return (f"at {fidelity} only: a cheap screen; "
+            + (f"the first initial point is measured at {target} too" if anchor else
+               f"every other initial point is measured at {target} too"))
 
 
-def initial_target_results(size: int) -> int:
+def initial_target_results(size: int, anchor: bool = True) -> int:
     """Target-fidelity results an initial design of ``size`` points yields (:func:`initial_design_fidelity`):
     the model starts once there are as many."""
+    if anchor:
+        return min(size, 1)
     return size if size <= 2 else math.ceil(size / 2)
 
 

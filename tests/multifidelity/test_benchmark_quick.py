@@ -21,5 +21,6 @@ def test_multifidelity_benchmark_quick() -> None:
     assert "| hartmann |" in done.stdout and "| microstructure |" in done.stdout
     assert re.search(r"hartmann: cost ratio \(multi / single\) [0-9.]+", done.stdout)
     # the development problems: their own line, before the report set's summary
-    assert re.fullmatch(r"dev: problems=2 cost_ratio_mean=[0-9.]+ wins=\d/2", lines[-2]), done.stdout
+    assert re.fullmatch(r"dev: problems=3 cost_ratio_mean=[0-9.]+ wins=\d/3", lines[-2]), done.stdout
     assert "| branin | dev |" in done.stdout and "| hartmann-shifted | dev |" in done.stdout
+    assert "| branin-target | dev |" in done.stdout

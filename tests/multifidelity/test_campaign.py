@@ -45,7 +45,8 @@ def test_funnel_microstructure_runs_to_its_end_with_picks_at_both_fidelities(sql
         items = list(session.scalars(select(BatchItemRecord).order_by(BatchItemRecord.id)))
         jobs = list(session.scalars(select(JobRecord)))
         first = items[:4]
-        # the initial design: every other point at every fidelity, the rest screened on the coarse mesh only
+        # the initial design of a target-value objective: every other point at every fidelity, the rest screened
+        # on the coarse mesh only (a maximum or minimum pairs only the first: test_fidelity_choice.py)
         assert [i.fidelity for i in first] == [None, "coarse_mesh", None, "coarse_mesh"]
         assert all("initial design" in i.reason and ("at every fidelity" if i.fidelity is None else
                                                       "at coarse_mesh only") in i.reason for i in first)

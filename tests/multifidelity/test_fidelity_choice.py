@@ -60,11 +60,38 @@ def test_a_cheap_fidelity_that_is_noise_is_ignored() -> None:
     assert all("at truth (the target)" in p.reason for p in picks)
 
 
-def test_the_initial_design_pairs_every_other_point_and_screens_the_rest() -> None:
-    from agent.selection.fidelity import initial_design_fidelity, initial_target_results
+def test_the_initial_design_pairs_one_point_for_an_optimum_and_every_other_for_a_target_value() -> None:
+    from agent.selection.fidelity import initial_design_fidelity, initial_target_results, one_anchor
 
-    assert [initial_design_fidelity(r, 4, ["cheap", "truth"]) for r in range(4)] == [None, "cheap", None, "cheap"]
-    assert [initial_design_fidelity(r, 2, ["cheap", "truth"]) for r in range(2)] == [None, None]  # two paired
-    for size in range(1, 9):  # the model waits for exactly the target results one initial batch yields
-        paired = [initial_design_fidelity(r, size, ["a", "b", "c"]) for r in range(size)].count(None)
-        assert paired == initial_target_results(size) >= min(size, 2), size
+    fids = ["cheap", "truth"]
+    assert one_anchor([Objective(property="y", goal="maximize")])
+    assert one_anchor([Objective(property="y", goal="minimize"), Objective(property="z", goal="maximize")])
+    assert not one_anchor([Objective(property="y", goal="target", target=5.0, tolerance=0.1)])
+    assert [initial_design_fidelity(r, 4, fids, True) for r in range(4)] == [None, "cheap", "cheap", "cheap"]
+    assert [initial_design_fidelity(r, 4, fids, False) for r in range(4)] == [None, "cheap", None, "cheap"]
+    assert [initial_design_fidelity(r, 2, fids, False) for r in range(2)] == [None, None]  # two paired
+    for anchor in (True, False):
+        for size in range(1, 9):  # the model waits for exactly the target results one initial batch yields
+            paired = [initial_design_fidelity(r, size, ["a", "b", "c"], anchor) for r in range(size)].count(None)
+            assert paired == initial_target_results(size, anchor) == (1 if anchor else max(min(size, 2),
+                                                                                          (size + 1) // 2)), size
+
+
+def test_the_model_starts_on_the_initial_designs_one_target_answer() -> None:
+    """One paired point and three cheap screens (a batch of four) are enough to fit and choose the next batch;
+    with no target answer at all the fit says so in one sentence."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(4, 6, generator=g, dtype=torch.double)
+    Xt = X[:1]
+    data = [FidelityData("cheap", 0.1, X, hartmann(X, 0.5)), FidelityData("truth", 1.0, Xt, hartmann(Xt, 1.0))]
+    fitted = fit_multifidelity(data, 1, seed=0, cv_folds=5, property_name="y")
+    assert fitted.n_train == 5 and fitted.metrics["0"]["n"] == 1
+    pool = torch.rand(50, 6, generator=g, dtype=torch.double)
+    picks = select_with_fidelities(
+        fitted, pool, [f"p{i}" for i in range(50)], {}, objectives=[Objective(property="y", goal="maximize")],
+        properties=["y"], q=4, X_observed=Xt, Y_observed=hartmann(Xt, 1.0).unsqueeze(-1), seed=0,
+    )
+    assert len(picks) == 4 and len({p.index for p in picks}) == 4
+    assert all(p.fidelity in ("cheap", "truth") and f"at {p.fidelity}" in p.reason for p in picks)
+    with pytest.raises(ValueError, match="'truth' has no results yet; need 1"):
+        fit_multifidelity([data[0], FidelityData("truth", 1.0, X[:0], X[:0, 0])], 1, seed=0, cv_folds=0)
