@@ -26,6 +26,11 @@ class MLIPAdapter(BaseModel):
     fmax: float = Field(default=0.1, gt=0, description="force convergence, eV/Å")
     steps: int = Field(default=200, ge=1, le=100_000, description="optimiser steps at most")
     relax_cell: bool = Field(default=True, description="relax the cell with the positions")
+    optimizer: Literal["bfgs-elastic", "bfgs", "fire"] = Field(
+        default="bfgs-elastic",
+        description="chgnet: the batched optimiser (as the screen's mlip settings; bfgs-elastic is the fastest "
+        "measured, plain bfgs can go past a saddle a symmetric cell starts on: surrogates/mlip/screen.py)",
+    )
     batch_size: int = Field(
         default=32, ge=1, le=4096, description="chgnet: jobs relaxed together in one batched optimiser (1: one at a time)"
     )

@@ -153,7 +153,7 @@ class MLIPInstrument:
             c = self.config
             self._screen = MLIPScreen(MLIPSettings(
                 model_path=c.model_path, trust_model_file=c.trust_model_file, fmax=c.fmax, steps=c.steps,
-                threads=c.threads, batch_size=c.batch_size, cache_dir=c.cache_dir,
+                threads=c.threads, batch_size=c.batch_size, optimizer=c.optimizer, cache_dir=c.cache_dir,
             ))
         return self._screen
 
@@ -165,7 +165,7 @@ class MLIPInstrument:
         screen = self._screening()
         structures = [self._structure(jobs[key]) for key in keys]
         relaxed = relax_all(screen.relaxer, structures, relax_cell=self.config.relax_cell)
-        settings = self.config.model_dump(include={"fmax", "steps", "relax_cell"})
+        settings = self.config.model_dump(include={"fmax", "steps", "relax_cell", "optimizer"})
         for key, res in zip(keys, relaxed, strict=True):
             record: dict[str, Any] = {
                 "potential": screen.relaxer.name, "converged": res.converged, "steps": res.steps, "settings": settings,

@@ -50,6 +50,7 @@ def test_jobs_submitted_together_are_relaxed_and_survive_a_restart(config):
     assert rs.properties["formation_energy"].units == "eV/atom"
     assert cscl.properties["formation_energy"].value > rs.properties["formation_energy"].value
     assert rs.raw["potential"].startswith("chgnet") and rs.raw["converged"]
+    assert rs.raw["settings"]["optimizer"] == "bfgs-elastic"  # the screen's default, recorded with the result
 
     restarted = make_mlip_adapter("mlip", config)  # a resumed run: a new process, the same work dir
     assert restarted.poll(ids) == {i: JobStatus.SUCCEEDED for i in ids}
@@ -87,3 +88,20 @@ def test_a_campaign_names_it_with_type_mlip():
     }
     campaign = Campaign.model_validate(spec)
     assert isinstance(campaign.adapters["mlip"], MLIPAdapter) and campaign.adapters["mlip"].batch_size == 8
+    assert campaign.adapters["mlip"].optimizer == "bfgs-elastic"
+
+
+def test_its_optimizers_are_the_screens():
+    """The adapter offers exactly the optimisers the relaxer has, and passes the one chosen to it."""
+    from typing import get_args
+
+    from surrogates.mlip import MLIPSettings
+    from surrogates.mlip.batched import OPTIMIZERS
+
+    offered = set(get_args(MLIPAdapter.model_fields["optimizer"].annotation))
+    assert offered == set(get_args(MLIPSettings.model_fields["optimizer"].annotation)) == set(OPTIMIZERS)
+    instrument = make_mlip_adapter("mlip", MLIPAdapter(optimizer="fire"))
+    screen = instrument._screening()
+    assert screen.settings.optimizer == "fire" and screen.relaxer._step_all is OPTIMIZERS["fire"]
+    with pytest.raises(ValueError, match="optimizer"):
+        MLIPAdapter(optimizer="lbfgs")
