@@ -29,7 +29,7 @@ from torch import Tensor
 from surrogates import reuse
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.config import check_surrogate
-from surrogates.ensemble import fit_ensemble, rebuild_ensemble
+from surrogates.ensemble import DeepEnsemble, fit_ensemble, rebuild_ensemble
 from surrogates.gp import build_gp, fit_gp, gp_variant, hyperparameters, rebuild_gp
 
 FORMAT = "matloop-surrogate/1"
@@ -309,7 +309,10 @@ def _fit_final(
     kind: str, plan: reuse.Plan | None, c: int, X: Tensor, y: Tensor, yvar: Tensor | None, seed: int,
     settings: dict[str, Any],
 ) -> tuple[Model, dict, dict[str, Any], str]:
-    """The model on every row of output ``c``: a GP warm-started from the memo when it can be; with its memo entry."""
+    """The model on every row of output ``c``: a GP or an ensemble warm-started from the memo when it can be; with
+    its memo entry and a note for the reason."""
+    if kind == "ensemble" and plan is not None:
+        return _fit_final_ensemble(plan, c, X, y, seed, settings)
     if kind != "gp" or plan is None:
         base, recipe = FITTERS[kind](X, y, yvar, seed, settings)
         return base, recipe, {}, ""
@@ -325,6 +328,28 @@ def _fit_final(
         return base, recipe, {}, ""
     hyper_n = n if optimize else int(plan.output(c)["hyper_n"])  # not optimising: needs_reoptimising read it
     return base, recipe, {"hyper": reuse.hyper_json(hyperparameters(base)), "hyper_n": hyper_n}, note
+
+
+def _fit_final_ensemble(
+    plan: reuse.Plan, c: int, X: Tensor, y: Tensor, seed: int, settings: dict[str, Any]
+) -> tuple[Model, dict, dict[str, Any], str]:
+    """A kept ensemble fine-tuned from the memo's members (checked against their fresh spread), else trained afresh."""
+    ens_settings = dict(settings.get("ensemble", {}))
+    fresh = DeepEnsemble(X.shape[-1], ens_settings)
+    start, note = reuse.ensemble_start(plan, c, fresh.state_dict())
+    if start is not None:
+        warm = DeepEnsemble(X.shape[-1], ens_settings).fit(X, y, seed, start=start)
+        spread, ref = warm.spread(X), reuse.spread_ref(plan, c)
+        count = reuse.warm_count(plan, c) + 1
+        if spread >= reuse.MIN_SPREAD_RATIO * ref:
+            entry = reuse.ensemble_json(warm.state_dict(), spread=spread, spread_ref=ref, warm=count)
+            return warm, {"settings": warm.settings}, entry, \
+                f"ensemble fine-tuned from the previous fit's members ({count} in a row; spread {spread / ref:.2f} " \
+                f"of the fresh members')"
+        note = f"ensemble trained afresh (fine-tuned members' spread fell to {spread / ref:.2f} of the fresh one)"
+    fresh.fit(X, y, seed)
+    entry = reuse.ensemble_json(fresh.state_dict(), spread=fresh.spread(X), spread_ref=None, warm=0)
+    return fresh, {"settings": fresh.settings}, entry, note
 
 
 # --------------------------------------------------------------------------- helpers

@@ -45,6 +45,10 @@ DEFAULTS = ENSEMBLE_DEFAULTS  # the settings and their defaults live with the ca
 
 STEPS_RANGE = (300, 4000)  # below: too few updates on small data; above: cost grows with n for little gain
 MIN_VAR = 1e-6  # in standardised units: a floor that keeps the NLL finite
+#: A warm-started ensemble (``fit(..., start=...)``: the previous fit's members, a few more results) trains for
+#: this share of a fresh fit's steps, without the mean-only warm-up: the members already fit all but the newest
+#: results, and each keeps its own weights and minibatch stream, so they stay as different as they were.
+WARM_FRACTION = 0.2
 
 
 class BatchedMeanVarianceMLP(nn.Module):
@@ -105,8 +109,12 @@ class DeepEnsemble(Model):
     def batch_shape(self) -> torch.Size:
         return torch.Size()
 
-    def fit(self, X: Tensor, y: Tensor, seed: int) -> DeepEnsemble:
+    def fit(self, X: Tensor, y: Tensor, seed: int, start: dict[str, Tensor] | None = None) -> DeepEnsemble:
         """Train every member from its own seed; ``y`` is ``(n,)`` or ``(n, 1)``.
+
+        ``start`` (a ``state_dict`` of an ensemble with the same settings and features, e.g. the previous fit's)
+        warm-starts the members from its weights and keeps its standardisation, so those weights mean what they
+        meant; they are then trained for :data:`WARM_FRACTION` of the steps.
 
         Members share nothing but the data, so they are trained in chunks of :data:`MEMBER_CHUNK` on the run's
         executor (:mod:`matloop.compute`: in this process, or fanned out on Dask) and stitched back in order; each
@@ -116,14 +124,23 @@ class DeepEnsemble(Model):
         from matloop.compute import map_chunked
 
         y = y.reshape(-1)
-        self.x_shift = X.mean(dim=0)
-        self.x_scale = X.std(dim=0, unbiased=False).clamp_min(1e-8)
-        self.y_shift = y.mean()
-        self.y_scale = y.std(unbiased=False).clamp_min(1e-12)
+        init = None
+        if start is not None:
+            with torch.no_grad():
+                for name in ("x_shift", "x_scale", "y_shift", "y_scale"):
+                    getattr(self, name).copy_(start[name])
+            layers = len(self.members.weights)
+            init = ([start[f"members.weights.{i}"] for i in range(layers)],
+                    [start[f"members.biases.{i}"] for i in range(layers)])
+        else:
+            self.x_shift = X.mean(dim=0)
+            self.x_scale = X.std(dim=0, unbiased=False).clamp_min(1e-8)
+            self.y_shift = y.mean()
+            self.y_scale = y.std(unbiased=False).clamp_min(1e-12)
         xs = (X - self.x_shift) / self.x_scale
         ys = (y - self.y_shift) / self.y_scale
         members = int(self.settings["n_members"])
-        trained = map_chunked(functools.partial(train_members, xs, ys, dict(self.settings), seed),
+        trained = map_chunked(functools.partial(train_members, xs, ys, dict(self.settings), seed, init=init),
                               list(range(members)), MEMBER_CHUNK, name="ensemble-members")
         with torch.no_grad():
             for layer, (w, b) in enumerate(zip(self.members.weights, self.members.biases, strict=True)):
@@ -138,6 +155,16 @@ class DeepEnsemble(Model):
         mu, var = self.members(xs)
         shape = (mu.shape[0], *X.shape[:-1])
         return (mu * self.y_scale + self.y_shift).reshape(shape), (var * self.y_scale**2).reshape(shape)
+
+    def spread(self, X: Tensor) -> float:
+        """The members' disagreement at ``X``: mean std of their means, in units of the data's std.
+
+        What fine-tuning from the previous members could shrink (members that agree more are over-confident
+        under a recalibration fitted on freshly trained ones), so a warm start is checked against it.
+        """
+        with torch.no_grad():
+            mu, _ = self.member_predictions(X.to(torch.double))
+            return float(mu.std(dim=0, unbiased=False).mean() / self.y_scale)
 
     def _moments(self, X: Tensor, observation_noise: bool | Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance over the members (epistemic; plus their mean noise for a new measurement)."""
@@ -186,10 +213,13 @@ def member_seed(seed: int, member: int) -> int:
 
 
 def train_members(
-    xs: Tensor, ys: Tensor, settings: dict[str, Any], seed: int, indices: list[int]
+    xs: Tensor, ys: Tensor, settings: dict[str, Any], seed: int, indices: list[int],
+    init: tuple[list[Tensor], list[Tensor]] | None = None,
 ) -> list[tuple[list[Tensor], list[Tensor]]]:
     """Train the members ``indices`` on standardised data; each member's weights and biases, layer by layer.
 
+    ``init`` (every member's weights and biases, layer by layer, ``(members, ...)``) warm-starts them: they
+    start from those and train for :data:`WARM_FRACTION` of the steps, with no mean-only warm-up.
     A module-level function of plain tensors and settings, so a Dask worker can run a chunk of members.
     """
     s = settings
@@ -197,13 +227,19 @@ def train_members(
     batch = min(int(s["batch_size"]), n)
     steps = training_steps(n, batch, s)
     warmup = int(float(s["warmup_fraction"]) * steps)
+    if init is not None:
+        steps, warmup = max(math.ceil(WARM_FRACTION * steps), 1), 0
     beta = float(s["nll_beta"])
     net = BatchedMeanVarianceMLP(len(indices), d, int(s["hidden"]), int(s["layers"]))
     draws = []
     with torch.no_grad():
         for k, member in enumerate(indices):
             gen = torch.Generator().manual_seed(member_seed(seed, member))
-            for w, b in zip(net.weights, net.biases, strict=True):
+            for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+                if init is not None:
+                    w[k].copy_(init[0][layer][member])
+                    b[k].copy_(init[1][layer][member])
+                    continue
                 # nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from the member's stream
                 bound = 1.0 / w.shape[1] ** 0.5
                 w[k].copy_(torch.rand(w.shape[1:], generator=gen, dtype=w.dtype) * 2 * bound - bound)

@@ -36,6 +36,13 @@ def _same_model(a: Any, b: Any) -> bool:
     return torch.equal(ma, mb) and torch.equal(va, vb)
 
 
+def _same_members(a: Any, b: Any) -> bool:
+    """The two fits' ensembles (before recalibration, which a kept verdict keeps from the earlier data) are equal."""
+    X = torch.linspace(0, 1, 15, dtype=torch.double).unsqueeze(-1).expand(15, 3).contiguous()
+    return all(torch.equal(u, v) for u, v in zip(a.outputs[0].base.member_predictions(X),
+                                                  b.outputs[0].base.member_predictions(X), strict=True))
+
+
 def test_a_kept_verdict_skips_cross_validation_until_the_data_grows() -> None:
     X, y = _data(40)
     first = fit_surrogate(X[:20], y[:20], kind="auto", settings=SMALL_ENSEMBLE)
@@ -109,3 +116,58 @@ def test_the_memo_read_back_from_the_database_gives_the_same_model_as_in_process
         read_back = fit_surrogate(X[:n], y[:n], kind="auto", settings=SMALL_ENSEMBLE, memo=stored)
         assert _same_model(in_process, read_back)
         assert in_process.reason == read_back.reason and in_process.memo == read_back.memo
+
+
+def test_a_kept_ensemble_is_fine_tuned_from_its_previous_members_and_the_same_read_back() -> None:
+    X, y = _data(40)
+    first = fit_surrogate(X[:24], y[:24], kind="ensemble", settings=SMALL_ENSEMBLE)
+    entry = first.memo["outputs"]["0"]["ensemble"]
+    assert entry["warm"] == 0 and entry["spread_ref"] > 0
+    kept = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=first.memo)
+    assert "ensemble fine-tuned from the previous fit's members (1 in a row" in kept.reason, kept.reason
+    assert kept.memo["outputs"]["0"]["ensemble"]["warm"] == 1
+    assert kept.memo["outputs"]["0"]["ensemble"]["spread_ref"] == entry["spread_ref"]  # the fresh members' spread
+    fresh = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE)
+    assert not _same_members(kept, fresh)  # it did start from the previous members
+    # what a resumed campaign reads back from the database (plain JSON) gives the same fine-tuned model
+    read_back = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE,
+                              memo=json.loads(json.dumps(first.memo)))
+    assert _same_model(kept, read_back) and kept.memo == read_back.memo
+    # the fine-tuned members still fit the data about as well as freshly trained ones
+    held = X[26:], y[26:, 0]
+    err = {name: float(((m.predict(held[0])[0][:, 0] - held[1]) ** 2).mean().sqrt()) for name, m in
+           (("kept", kept), ("fresh", fresh))}
+    assert err["kept"] < 1.5 * err["fresh"], err
+
+
+def test_a_kept_ensemble_is_trained_afresh_when_its_members_are_unusable_or_fine_tuned_too_often() -> None:
+    from surrogates.reuse import MAX_WARM
+
+    X, y = _data(30)
+    first = fit_surrogate(X[:24], y[:24], kind="ensemble", settings=SMALL_ENSEMBLE)
+    fresh = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE)
+    damaged = json.loads(json.dumps(first.memo))
+    damaged["outputs"]["0"]["ensemble"]["state"]["members.weights.0"]["f32"] = "not base64!"
+    cold = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=damaged)
+    assert "kept from the verdict" in cold.reason and "ensemble trained afresh (previous members unreadable)" \
+        in cold.reason, cold.reason
+    assert _same_members(cold, fresh)
+    wrong_shape = json.loads(json.dumps(first.memo))
+    wrong_shape["outputs"]["0"]["ensemble"]["state"]["members.weights.0"]["shape"] = [3, 2, 8]
+    assert "previous members unreadable" in fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE,
+                                                          memo=wrong_shape).reason
+    tired = json.loads(json.dumps(first.memo))
+    tired["outputs"]["0"]["ensemble"]["warm"] = MAX_WARM
+    again = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=tired)
+    assert f"ensemble trained afresh (fine-tuned {MAX_WARM} times in a row)" in again.reason, again.reason
+    assert _same_members(again, fresh) and again.memo["outputs"]["0"]["ensemble"]["warm"] == 0
+
+
+def test_fine_tuned_members_that_agree_too_much_are_trained_afresh() -> None:
+    X, y = _data(30)
+    first = fit_surrogate(X[:24], y[:24], kind="ensemble", settings=SMALL_ENSEMBLE)
+    confident = json.loads(json.dumps(first.memo))
+    confident["outputs"]["0"]["ensemble"]["spread_ref"] = 1e6  # fresh members disagreed far more than these do
+    checked = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=confident)
+    assert "ensemble trained afresh (fine-tuned members' spread fell to 0.00 of the fresh one)" in checked.reason
+    assert _same_members(checked, fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE))
