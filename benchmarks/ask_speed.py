@@ -139,9 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="two small cases (the test suite's form)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print each second ask's model version reason")
+    parser.add_argument("--pools", type=int, nargs="+", default=None, metavar="P",
+                        help="only the full form's cases with these pool sizes, in this order (e.g. 10000 1000 100)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    rows = run(QUICK if args.quick else FULL, args.seed)
+    cases = QUICK if args.quick else FULL
+    if args.pools:
+        cases = [(p, n) for p in args.pools for (q, n) in FULL if q == p]
+        if not cases:
+            parser.error(f"no case has a pool of {args.pools}; the pools are {sorted({p for p, _ in FULL})}")
+    rows = run(cases, args.seed)
     if args.verbose:
         for r in rows:
             print(f"  pool={r['pool']} n={r['n']}: {r['model']}")
