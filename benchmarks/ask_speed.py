@@ -16,6 +16,7 @@ on Sobol points (``benchmarks/problems.py``).
 
 Ends with ``summary: ask_s=<median> baybe_s=<median> ratio=<ask_s/baybe_s> redecide_s=<median>``, medians over
 the cases. ``--quick`` (two small cases, for the test suite) takes well under a minute on two idle cores.
+``--pools 10000`` runs only the full form's cases with those pool sizes (in the order given).
 """
 
 from __future__ import annotations
