@@ -171,3 +171,38 @@ def test_fine_tuned_members_that_agree_too_much_are_trained_afresh() -> None:
     checked = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=confident)
     assert "ensemble trained afresh (fine-tuned members' spread fell to 0.00 of the fresh one)" in checked.reason
     assert _same_members(checked, fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE))
+
+
+def test_fine_tuned_members_disagree_about_as_much_as_fresh_ones() -> None:
+    """On the fresh schedule's tail the members take in the new rows without drifting apart: the recalibration
+    (fitted on fresh members' CV predictions) stays right for them. At the full rate they spread 2-5x more."""
+    X, y = _data(40)
+    settings = {"ensemble": {"n_members": 5, "hidden": 16}}  # the default steps (300), where the drift was seen
+    first = fit_surrogate(X[:20], y[:20], kind="ensemble", settings=settings)
+    kept = fit_surrogate(X[:24], y[:24], kind="ensemble", settings=settings, memo=first.memo)
+    assert "fine-tuned" in kept.reason, kept.reason
+    ratio = kept.outputs[0].base.spread(X[:24]) / first.memo["outputs"]["0"]["ensemble"]["spread_ref"]
+    assert 0.7 <= ratio <= 1.4, ratio
+
+
+def test_members_trained_in_one_chunk_equal_those_trained_in_chunks_of_five() -> None:
+    """In one process all members train as one batched module (half the time of two chunks); a cluster's chunks
+    must give the same members, bit for bit, since each has its own seed and the batched matmuls do not mix them."""
+    from surrogates.ensemble import DEFAULTS, MEMBER_CHUNK, member_chunk, train_members
+
+    X, y = _data(30)
+    xs, ys = (X - X.mean(0)) / X.std(0), (y[:, 0] - y.mean()) / y.std()
+    settings = {**DEFAULTS, "steps": 30}
+    members = list(range(10))
+    assert member_chunk(10) == 10 and MEMBER_CHUNK == 5
+    whole = train_members(xs, ys, settings, 3, members)
+    parts = train_members(xs, ys, settings, 3, members[:5]) + train_members(xs, ys, settings, 3, members[5:])
+    assert all(torch.equal(a, b) for (wa, ba), (wb, bb) in zip(whole, parts, strict=True)
+               for a, b in zip(wa + ba, wb + bb, strict=True))
+    start = [torch.stack([m[0][i] for m in whole]) for i in range(3)], [torch.stack([m[1][i] for m in whole])
+                                                                       for i in range(3)]
+    warm_whole = train_members(xs, ys, settings, 3, members, init=start)
+    warm_parts = train_members(xs, ys, settings, 3, members[:5], init=start) + \
+        train_members(xs, ys, settings, 3, members[5:], init=start)
+    assert all(torch.equal(a, b) for (wa, ba), (wb, bb) in zip(warm_whole, warm_parts, strict=True)
+               for a, b in zip(wa + ba, wb + bb, strict=True))
