@@ -200,3 +200,20 @@ def test_a_kept_ensemble_is_fine_tuned_the_same_after_a_resume(tmp_path: Any) ->
         assert kept_reason(resumed) == reason
     assert list(again.index) == list(uninterrupted.index)
     assert np.array_equal(again["acquisition_value"].to_numpy(), uninterrupted["acquisition_value"].to_numpy())
+
+
+def test_the_pool_parsed_once_proposes_what_the_frame_pool_proposes() -> None:
+    """``ParsedPool`` (the recommender's pool, read once) and ``FramePool`` (read on every ask) propose the same
+    candidates in the same order, whatever is known and however many are asked for; repeated rows once."""
+    from agent.asktell import ParsedPool
+    from generators.pool import FramePool
+
+    space = _grid_spec().space
+    frame = pd.concat([_grid_pool(), _grid_pool().iloc[:5]])  # five repeated rows
+    parsed, plain = ParsedPool(frame), FramePool(frame)
+    everything = [c.fingerprint for c in plain.propose(space, GenerationContext(), 10**6)]
+    assert len(everything) == 242
+    for known, n in [(set(), 10**6), (set(everything[::3]), 10**6), (set(everything[5:50]), 7), (set(everything), 9)]:
+        context = GenerationContext(known_fingerprints=known)
+        assert [c.fingerprint for c in parsed.propose(space, context, n)] == \
+            [c.fingerprint for c in plain.propose(space, context, n)]
