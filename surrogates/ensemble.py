@@ -17,8 +17,10 @@ the latent function's uncertainty); with it, the members' predicted noise is add
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -228,6 +230,26 @@ def member_seed(seed: int, member: int) -> int:
     return (seed * 1_000_003 + member * 7_919 + 17) % (2**63 - 1)
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch's intra-op threads limited to one inside the block (restored after).
+
+    A member step is a few dozen kernels on tensors of a few thousand numbers: too small to split, so extra
+    threads only add their synchronisation to every kernel. On two cores busy with other work that cost
+    dominated: 300 steps of the default ensemble took 150 s with torch's two threads and 3-6 s with one, the
+    same members bit for bit (RESULTS-ask-speed.md; tests/surrogates/test_fit_memo.py checks the equality).
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_members(
     xs: Tensor, ys: Tensor, settings: dict[str, Any], seed: int, indices: list[int],
     init: tuple[list[Tensor], list[Tensor]] | None = None,
@@ -275,6 +297,15 @@ def train_members(
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(tail + k, fresh_steps) / fresh_steps)))
     net.train()
+    with one_thread():
+        _train(net, opt, sched, xs, ys, order, steps, warmup, beta)
+    return [([w[k].detach().clone() for w in net.weights], [b[k].detach().clone() for b in net.biases])
+            for k in range(len(indices))]
+
+
+def _train(net: BatchedMeanVarianceMLP, opt: Any, sched: Any, xs: Tensor, ys: Tensor, order: Tensor, steps: int,
+           warmup: int, beta: float) -> None:
+    """The optimiser loop of :func:`train_members` (members batched: every tensor has them as its first axis)."""
     for step in range(steps):
         idx = order[step]
         mu, var = net(xs[idx])
@@ -294,8 +325,6 @@ def train_members(
         loss.backward()
         opt.step()
         sched.step()
-    return [([w[k].detach().clone() for w in net.weights], [b[k].detach().clone() for b in net.biases])
-            for k in range(len(indices))]
 
 
 def fit_ensemble(X: Tensor, y: Tensor, yvar: Tensor | None, seed: int, settings: dict[str, Any]) -> tuple[Model, dict]:

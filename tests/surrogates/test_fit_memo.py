@@ -206,3 +206,22 @@ def test_members_trained_in_one_chunk_equal_those_trained_in_chunks_of_five() ->
         train_members(xs, ys, settings, 3, members[5:], init=start)
     assert all(torch.equal(a, b) for (wa, ba), (wb, bb) in zip(warm_whole, warm_parts, strict=True)
                for a, b in zip(wa + ba, wb + bb, strict=True))
+
+
+def test_members_trained_on_one_thread_equal_those_trained_on_several() -> None:
+    """Training runs on one torch thread (far faster on a busy machine); the members are those of several threads."""
+    from surrogates.ensemble import DEFAULTS, train_members
+
+    X, y = _data(60)
+    xs, ys = (X - X.mean(0)) / X.std(0), (y[:, 0] - y.mean()) / y.std()
+    settings = {**DEFAULTS, "steps": 20, "batch_size": 60}
+    torch.set_num_threads(2)
+    try:
+        two = train_members(xs, ys, settings, 5, list(range(10)))
+        assert torch.get_num_threads() == 2  # restored
+        torch.set_num_threads(1)
+        one = train_members(xs, ys, settings, 5, list(range(10)))
+    finally:
+        torch.set_num_threads(1)
+    assert all(torch.equal(a, b) for (wa, ba), (wb, bb) in zip(two, one, strict=True)
+               for a, b in zip(wa + ba, wb + bb, strict=True))
