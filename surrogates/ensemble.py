@@ -17,10 +17,8 @@ the latent function's uncertainty); with it, the members' predicted noise is add
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -31,6 +29,7 @@ from linear_operator.operators import DiagLinearOperator
 from torch import Tensor, nn
 
 from surrogates.config import ENSEMBLE_DEFAULTS
+from surrogates.threads import one_thread
 
 #: Measured on the three benchmark data sets (~480 training rows each, 5-fold CV, two seeds):
 #: the former 5 members x 64 wide x 1,000 steps overfitted, collapsing the members' noise
@@ -228,26 +227,6 @@ def member_chunk(members: int) -> int:
 def member_seed(seed: int, member: int) -> int:
     """Member ``member``'s own seed: its stream depends on nothing but the fit's seed and its index."""
     return (seed * 1_000_003 + member * 7_919 + 17) % (2**63 - 1)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch's intra-op threads limited to one inside the block (restored after).
-
-    A member step is a few dozen kernels on tensors of a few thousand numbers: too small to split, so extra
-    threads only add their synchronisation to every kernel. On two cores busy with other work that cost
-    dominated: 300 steps of the default ensemble took 150 s with torch's two threads and 3-6 s with one, the
-    same members bit for bit (RESULTS-ask-speed.md; tests/surrogates/test_fit_memo.py checks the equality).
-    """
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_members(
