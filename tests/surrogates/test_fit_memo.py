@@ -225,3 +225,19 @@ def test_members_trained_on_one_thread_equal_those_trained_on_several() -> None:
         torch.set_num_threads(1)
     assert all(torch.equal(a, b) for (wa, ba), (wb, bb) in zip(two, one, strict=True)
                for a, b in zip(wa + ba, wb + bb, strict=True))
+
+
+def test_a_fit_runs_on_one_thread_and_gives_torch_its_threads_back() -> None:
+    """fit_surrogate runs its small fits on one torch thread (surrogates/threads.py) and restores the setting."""
+    from surrogates.threads import one_thread
+
+    X, y = _data(24)
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        with one_thread():
+            seen.append(torch.get_num_threads())
+        fit_surrogate(X, y, kind="gp", cv_folds=0)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
