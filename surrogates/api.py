@@ -14,6 +14,7 @@ with the lower summed NLL; the reason string records both numbers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable
@@ -29,10 +30,13 @@ from torch import Tensor
 from surrogates import reuse
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.config import check_surrogate
-from surrogates.ensemble import fit_ensemble, rebuild_ensemble
+from surrogates.ensemble import DeepEnsemble, fit_ensemble, rebuild_ensemble
 from surrogates.gp import build_gp, fit_gp, gp_variant, hyperparameters, rebuild_gp
+from surrogates.threads import one_thread
 
 FORMAT = "matloop-surrogate/1"
+#: Fits on up to this many rows run on one torch thread (measured up to 200: 5-20x faster on a busy box).
+ONE_THREAD_MAX_N = 500
 METRIC_KEYS = ("n", "rmse", "mae", "r2", "nll", "cov68", "cov95", "spearman_err_std")
 
 Fitter = Callable[[Tensor, Tensor, Tensor | None, int, dict[str, Any]], tuple[Model, dict]]
@@ -208,6 +212,15 @@ def fit_surrogate(
     metrics) and the GP's hyperparameters are reused or warm-started from it while the data has not grown
     enough to change them (``surrogates.reuse``); the reason says which, and why.
     """
+    # up to a few hundred rows every tensor is small: extra torch threads only add synchronisation
+    # (surrogates/threads.py); larger fits were not measured and keep torch's threads
+    threads = one_thread() if X.shape[0] <= ONE_THREAD_MAX_N else contextlib.nullcontext()
+    with threads:
+        return _fit_surrogate(X, Y, Yvar, kind=kind, seed=seed, cv_folds=cv_folds, settings=settings, memo=memo)
+
+
+def _fit_surrogate(X: Tensor, Y: Tensor, Yvar: Tensor | None, *, kind: str, seed: int, cv_folds: int,
+                   settings: dict[str, Any] | None, memo: dict[str, Any] | None) -> FittedSurrogate:
     settings = dict(settings or {})
     check_surrogate(kind, settings)
     X, Y, Yvar = _validate(X, Y, Yvar)
@@ -309,7 +322,10 @@ def _fit_final(
     kind: str, plan: reuse.Plan | None, c: int, X: Tensor, y: Tensor, yvar: Tensor | None, seed: int,
     settings: dict[str, Any],
 ) -> tuple[Model, dict, dict[str, Any], str]:
-    """The model on every row of output ``c``: a GP warm-started from the memo when it can be; with its memo entry."""
+    """The model on every row of output ``c``: a GP or an ensemble warm-started from the memo when it can be; with
+    its memo entry and a note for the reason."""
+    if kind == "ensemble" and plan is not None:
+        return _fit_final_ensemble(plan, c, X, y, seed, settings)
     if kind != "gp" or plan is None:
         base, recipe = FITTERS[kind](X, y, yvar, seed, settings)
         return base, recipe, {}, ""
@@ -325,6 +341,28 @@ def _fit_final(
         return base, recipe, {}, ""
     hyper_n = n if optimize else int(plan.output(c)["hyper_n"])  # not optimising: needs_reoptimising read it
     return base, recipe, {"hyper": reuse.hyper_json(hyperparameters(base)), "hyper_n": hyper_n}, note
+
+
+def _fit_final_ensemble(
+    plan: reuse.Plan, c: int, X: Tensor, y: Tensor, seed: int, settings: dict[str, Any]
+) -> tuple[Model, dict, dict[str, Any], str]:
+    """A kept ensemble fine-tuned from the memo's members (checked against their fresh spread), else trained afresh."""
+    ens_settings = dict(settings.get("ensemble", {}))
+    fresh = DeepEnsemble(X.shape[-1], ens_settings)
+    start, note = reuse.ensemble_start(plan, c, fresh.state_dict())
+    if start is not None:
+        warm = DeepEnsemble(X.shape[-1], ens_settings).fit(X, y, seed, start=start)
+        spread, ref = warm.spread(X), reuse.spread_ref(plan, c)
+        count = reuse.warm_count(plan, c) + 1
+        if spread >= reuse.MIN_SPREAD_RATIO * ref:
+            entry = reuse.ensemble_json(warm.state_dict(), spread=spread, spread_ref=ref, warm=count)
+            return warm, {"settings": warm.settings}, entry, \
+                f"ensemble fine-tuned from the previous fit's members ({count} in a row; spread {spread / ref:.2f} " \
+                f"of the fresh members')"
+        note = f"ensemble trained afresh (fine-tuned members' spread fell to {spread / ref:.2f} of the fresh one)"
+    fresh.fit(X, y, seed)
+    entry = reuse.ensemble_json(fresh.state_dict(), spread=fresh.spread(X), spread_ref=None, warm=0)
+    return fresh, {"settings": fresh.settings}, entry, note
 
 
 # --------------------------------------------------------------------------- helpers

@@ -11,7 +11,12 @@ the verdict and the std map it produced rarely change. So a fit may start from t
 * **The GP's hyperparameters** start from the previous optimum (a warm start). They are re-optimised when
   the verdict is re-run or an output grew by ``REOPTIMISE_GROWTH`` since they were last optimised; in
   between, the GP is only conditioned on the new rows with the kept hyperparameters, as most BO libraries
-  do between hyperparameter refits. A kept ensemble is refitted from scratch (its weights are not in the memo).
+  do between hyperparameter refits.
+* **The ensemble's members** are in the memo too (their weights, as float32 bytes in base64, never a pickle). A
+  kept ensemble is fine-tuned from them for a fifth of a fresh fit's steps (``surrogates.ensemble``), unless it
+  has been fine-tuned ``MAX_WARM`` times in a row, or the fine-tuned members disagree less than
+  ``MIN_SPREAD_RATIO`` times as much as the last freshly trained ones did (the recalibration, fitted on fresh
+  members, would then make them over-confident): then it is trained afresh, and the reason says why.
 
 The memo is plain JSON (Python floats round-trip exactly), so a fit gives the same model whether the memo
 came from the previous fit in this process or was read back from the database after a restart. It comes
@@ -21,12 +26,15 @@ said in one sentence, never an error.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,6 +46,10 @@ CLOSE_NLL = 0.02
 CLOSE_GROWTH = 0.2
 #: Re-optimise a kept GP's hyperparameters (warm-started) when an output's rows grew by this share since.
 REOPTIMISE_GROWTH = 0.10
+#: A kept ensemble is trained afresh after this many fine-tunings in a row (drift from the verdict's members).
+MAX_WARM = 10
+#: ... or when fine-tuning left its members disagreeing less than this share of the fresh members' spread.
+MIN_SPREAD_RATIO = 0.7
 
 
 def request_key(kind: str, cv_folds: int, seed: int, settings: dict[str, Any], m: int) -> str:
@@ -117,6 +129,71 @@ def hyper_init(plan: Plan, c: int, expected: dict[str, Tensor]) -> dict[str, Ten
 
 def hyper_json(hyper: dict[str, Tensor]) -> dict[str, Any]:
     return {name: value.detach().to(torch.double).cpu().tolist() for name, value in hyper.items()}
+
+
+def tensors_json(state: dict[str, Tensor]) -> dict[str, Any]:
+    """Tensors as JSON: shape plus float32 bytes in base64 (a tenth of the size of a list of floats)."""
+    return {name: {"shape": list(t.shape),
+                   "f32": base64.b64encode(t.detach().to(torch.float32).cpu().contiguous().numpy().tobytes()).decode()}
+            for name, t in state.items()}
+
+
+def tensors_from_json(stored: Any, expected: dict[str, Tensor]) -> dict[str, Tensor] | None:
+    """The tensors :func:`tensors_json` wrote, if they match ``expected``'s names and shapes and are finite."""
+    if not isinstance(stored, dict) or set(stored) != set(expected):
+        return None
+    out = {}
+    for name, like in expected.items():
+        entry = stored[name]
+        try:
+            if not isinstance(entry, dict) or list(entry["shape"]) != list(like.shape):
+                return None
+            raw = base64.b64decode(str(entry["f32"]), validate=True)
+            values = np.frombuffer(raw, dtype="<f4")
+            if values.size != like.numel():
+                return None
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            return None
+        value = torch.from_numpy(values.astype(np.float64)).reshape(like.shape).to(like.dtype)
+        if not bool(torch.isfinite(value).all()):
+            return None
+        out[name] = value
+    return out
+
+
+def ensemble_start(plan: Plan, c: int, expected: dict[str, Tensor]) -> tuple[dict[str, Tensor] | None, str]:
+    """The previous members of output ``c``'s kept ensemble to fine-tune (``expected``: a fresh one's state), or
+    ``None`` and why it is trained afresh."""
+    if plan.redecide:
+        return None, ""
+    stored = plan.output(c).get("ensemble")
+    if not isinstance(stored, dict):
+        return None, "ensemble trained afresh (no previous members)"
+    try:
+        warm = int(stored.get("warm", 0))
+        float(stored["spread_ref"])
+    except (KeyError, TypeError, ValueError):
+        return None, "ensemble trained afresh (previous members unreadable)"
+    if warm >= MAX_WARM:
+        return None, f"ensemble trained afresh (fine-tuned {warm} times in a row)"
+    start = tensors_from_json(stored.get("state"), expected)
+    if start is None:
+        return None, "ensemble trained afresh (previous members unreadable)"
+    return start, ""
+
+
+def ensemble_json(state: dict[str, Tensor], *, spread: float, spread_ref: float | None, warm: int) -> dict[str, Any]:
+    """The memo entry of a fitted ensemble: its members, how many fine-tunings in a row, and the fresh spread."""
+    return {"ensemble": {"state": tensors_json(state), "warm": int(warm),
+                         "spread_ref": float(spread if spread_ref is None else spread_ref)}}
+
+
+def spread_ref(plan: Plan, c: int) -> float:
+    return float(plan.output(c)["ensemble"]["spread_ref"])
+
+
+def warm_count(plan: Plan, c: int) -> int:
+    return int(plan.output(c)["ensemble"].get("warm", 0))
 
 
 def make_memo(*, key: str, kind: str, redecided: bool, previous: Plan, verdict: dict[str, Any],

@@ -100,11 +100,14 @@ def previous_memo(session: Any, campaign_id: int, before: int) -> dict[str, Any]
     """The fit memo of the latest iteration numbered below ``before`` that left one (``None``: none did)."""
     from sqlalchemy import select
 
-    rows = session.execute(
-        select(IterationRecord.info).where(IterationRecord.campaign_id == campaign_id,
-                                           IterationRecord.number < before).order_by(IterationRecord.number.desc())
-    )
-    for (info,) in rows:
+    # one iteration's info at a time, newest first: a memo holds an ensemble's members (~75 KB of JSON), and
+    # reading every earlier iteration's to use the latest would grow with the campaign; the latest usually has it
+    ids = session.scalars(
+        select(IterationRecord.id).where(IterationRecord.campaign_id == campaign_id,
+                                         IterationRecord.number < before).order_by(IterationRecord.number.desc())
+    ).all()
+    for iteration_id in ids:
+        info = session.scalar(select(IterationRecord.info).where(IterationRecord.id == iteration_id))
         memo = (info or {}).get("fit_memo") if isinstance(info, dict) else None
         if memo:
             return memo

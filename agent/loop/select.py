@@ -74,6 +74,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
 
     from agent.selection import select_batch
     from agent.selection.scoring import pool_features
+    from surrogates.threads import one_thread
 
     feats = fit.featurizer
     X_pool = pool_features(feats, pool, read=points_of).to(torch.double)  # in chunks, on the run's executor
@@ -92,7 +93,8 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     if ctx.campaign.is_multifidelity:  # (candidate, fidelity) pairs: agent/selection/fidelity.py
         from agent.selection.fidelity import select_with_fidelities
 
-        picks = select_with_fidelities(fit.fitted, X_pool, [c.fingerprint for c in pool], obs.jobs_at, **kwargs)
+        with one_thread():
+            picks = select_with_fidelities(fit.fitted, X_pool, [c.fingerprint for c in pool], obs.jobs_at, **kwargs)
         prop = obs.properties[0]
         return [
             {"candidate": pool[p.index], "rank": p.rank, "acquisition_value": _first(p.acquisition_value),
@@ -100,7 +102,8 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
              "fidelity": p.fidelity}
             for p in picks
         ]
-    chosen = select_batch(fit.model, X_pool, **kwargs)
+    with one_thread():  # small tensors: extra torch threads only add synchronisation (surrogates/threads.py)
+        chosen = select_batch(fit.model, X_pool, **kwargs)
     return [
         {"candidate": pool[int(p.index)], "rank": int(p.rank), "acquisition_value": _first(p.acquisition_value),
          "mean": p.mean, "std": p.std, "reason": str(p.reason)}

@@ -27,5 +27,6 @@ def test_ask_speed_quick_times_both_asks_and_baybe_on_the_same_pools() -> None:
     # the second ask starts from the first one's fit: its model version says which verdict it used, and why
     assert re.search(r"pool=100 n=20: auto: (gp|ensemble) cv-NLL .*(kept from the verdict on 16 results|"
                      r"re-decided: output 0 grew from 16 to 20)", out), out
-    assert re.fullmatch(rf"summary: ask_s={number} baybe_s={number} ratio={number} redecide_s={number}",
+    assert re.fullmatch(rf"summary: ask_s={number} baybe_s={number} ratio={number} worst_ratio={number} "
+                        rf"redecide_s={number}",
                         out.strip().splitlines()[-1]), out

@@ -164,3 +164,56 @@ def test_bad_pools_and_requests_are_refused_in_one_sentence() -> None:
         rec.recommend(2)
         with pytest.raises(RecommenderError, match="nothing to recommend: the generator proposed no new candidate"):
             rec.recommend(1)
+
+
+def test_a_kept_ensemble_is_fine_tuned_the_same_after_a_resume(tmp_path: Any) -> None:
+    """The ensemble's members a kept verdict fine-tunes come from the database: a recommender closed and
+    reopened on the same store (a crash-resumed campaign) picks what an uninterrupted one picks, for the same
+    reason."""
+    pool = _grid_pool()
+    spec = _grid_spec(surrogate={"type": "ensemble", "ensemble": {"n_members": 3, "hidden": 8, "steps": 40}})
+    told = pool.iloc[::11]  # 22 rows: past the initial design, so the first ask cross-validates
+
+    def first_half(rec: Recommender) -> None:
+        rec.add_measurements(told)
+        picks = rec.recommend()
+        assert "ensemble fine-tuned" not in picks["reason"].iloc[0]
+        rec.add_measurements(pool.loc[picks.index])
+
+    def kept_reason(rec: Recommender) -> str:
+        from agent.store.models import ModelVersionRecord
+
+        with rec.db.reading() as session:
+            return str(session.scalars(select(ModelVersionRecord.reason).order_by(ModelVersionRecord.id.desc())).first())
+
+    with Recommender(spec, pool[["a", "b", "kind"]]) as rec:
+        first_half(rec)
+        uninterrupted = rec.recommend()
+        reason = kept_reason(rec)
+    assert "kept from the verdict" in reason and "ensemble fine-tuned from the previous fit's members (1 in a row" \
+        in reason, reason
+    url = f"sqlite:///{tmp_path}/resumed.sqlite"
+    with Recommender(spec, pool[["a", "b", "kind"]], database=url) as before_crash:
+        first_half(before_crash)
+    with Recommender(spec, pool[["a", "b", "kind"]], database=url) as resumed:
+        again = resumed.recommend()
+        assert kept_reason(resumed) == reason
+    assert list(again.index) == list(uninterrupted.index)
+    assert np.array_equal(again["acquisition_value"].to_numpy(), uninterrupted["acquisition_value"].to_numpy())
+
+
+def test_the_pool_parsed_once_proposes_what_the_frame_pool_proposes() -> None:
+    """``ParsedPool`` (the recommender's pool, read once) and ``FramePool`` (read on every ask) propose the same
+    candidates in the same order, whatever is known and however many are asked for; repeated rows once."""
+    from agent.asktell import ParsedPool
+    from generators.pool import FramePool
+
+    space = _grid_spec().space
+    frame = pd.concat([_grid_pool(), _grid_pool().iloc[:5]])  # five repeated rows
+    parsed, plain = ParsedPool(frame), FramePool(frame)
+    everything = [c.fingerprint for c in plain.propose(space, GenerationContext(), 10**6)]
+    assert len(everything) == 242
+    for known, n in [(set(), 10**6), (set(everything[::3]), 10**6), (set(everything[5:50]), 7), (set(everything), 9)]:
+        context = GenerationContext(known_fingerprints=known)
+        assert [c.fingerprint for c in parsed.propose(space, context, n)] == \
+            [c.fingerprint for c in plain.propose(space, context, n)]
