@@ -14,7 +14,6 @@ with the lower summed NLL; the reason string records both numbers.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_re
 from surrogates.config import check_surrogate
 from surrogates.ensemble import DeepEnsemble, fit_ensemble, rebuild_ensemble
 from surrogates.gp import build_gp, fit_gp, gp_variant, hyperparameters, rebuild_gp
-from surrogates.threads import one_thread
+from surrogates.threads import one_thread_up_to
 
 FORMAT = "matloop-surrogate/1"
 #: Fits on up to this many rows run on one torch thread (measured up to 200: 5-20x faster on a busy box).
@@ -214,8 +213,7 @@ def fit_surrogate(
     """
     # up to a few hundred rows every tensor is small: extra torch threads only add synchronisation
     # (surrogates/threads.py); larger fits were not measured and keep torch's threads
-    threads = one_thread() if X.shape[0] <= ONE_THREAD_MAX_N else contextlib.nullcontext()
-    with threads:
+    with one_thread_up_to(X.shape[0], ONE_THREAD_MAX_N):
         return _fit_surrogate(X, Y, Yvar, kind=kind, seed=seed, cv_folds=cv_folds, settings=settings, memo=memo)
 
 

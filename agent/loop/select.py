@@ -74,7 +74,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
 
     from agent.selection import select_batch
     from agent.selection.scoring import pool_features
-    from surrogates.threads import one_thread
+    from surrogates.threads import ONE_THREAD_MAX_POOL, one_thread_up_to
 
     feats = fit.featurizer
     X_pool = pool_features(feats, pool, read=points_of).to(torch.double)  # in chunks, on the run's executor
@@ -93,7 +93,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     if ctx.campaign.is_multifidelity:  # (candidate, fidelity) pairs: agent/selection/fidelity.py
         from agent.selection.fidelity import select_with_fidelities
 
-        with one_thread():
+        with one_thread_up_to(len(X_pool), ONE_THREAD_MAX_POOL):
             picks = select_with_fidelities(fit.fitted, X_pool, [c.fingerprint for c in pool], obs.jobs_at, **kwargs)
         prop = obs.properties[0]
         return [
@@ -102,7 +102,8 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
              "fidelity": p.fidelity}
             for p in picks
         ]
-    with one_thread():  # small tensors: extra torch threads only add synchronisation (surrogates/threads.py)
+    # a small pool's tensors are small: extra torch threads only add synchronisation (surrogates/threads.py)
+    with one_thread_up_to(len(X_pool), ONE_THREAD_MAX_POOL):
         chosen = select_batch(fit.model, X_pool, **kwargs)
     return [
         {"candidate": pool[int(p.index)], "rank": int(p.rank), "acquisition_value": _first(p.acquisition_value),
