@@ -12,21 +12,16 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
-from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
-from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from surrogates.mlip import BatchedCHGNetRelaxer, MLIPSettings
 from surrogates.mlip.bfgs import bfgs_step, initial_hessian
-from surrogates.mlip.fire import FireState, filter_forces
 from surrogates.mlip.relax import one_blas_thread
 from tests.crystal.conftest import make_perovskite
-from tests.crystal.test_mlip_fire import springs
+from tests.crystal.springs import spring_forces, spring_systems
 
 
 @pytest.mark.parametrize("elastic", [False, True], ids=["ase-hessian", "elastic-hessian"])
@@ -37,36 +32,18 @@ def test_batched_bfgs_follows_ases_bfgs_over_the_frechet_filter(elastic):
 
 def _compare_with_ase(elastic: bool) -> None:
     rng = np.random.default_rng(1)
-    systems = []
-    for n, relax_cell in ((5, True), (8, True), (3, False)):
-        cell_ref = 4.0 * np.eye(3) + 0.2 * rng.standard_normal((3, 3))
-        pos_ref = rng.uniform(0, 4, (n, 3))
-        cell = cell_ref @ (np.eye(3) + 0.04 * rng.standard_normal((3, 3)))
-        pos = pos_ref + 0.15 * rng.standard_normal((n, 3))
-        atoms = Atoms("H" * n, positions=pos, cell=cell, pbc=True)
-        target = FrechetCellFilter(atoms) if relax_cell else atoms
-        state = FireState.start(torch.tensor(cell), torch.tensor(pos), relax_cell)
+
+    def ase_bfgs(target, state, relax_cell):
         opt = BFGS(target, logfile=None)
         hessian = initial_hessian(state, elastic).numpy()
-        if relax_cell:
-            opt.H0 = hessian
-        else:  # positions only: ASE's BFGS has no cell coordinates
-            opt.H0 = hessian[: 3 * n, : 3 * n]
-        systems.append((atoms, target, opt, state, cell_ref, pos_ref))
+        # positions only: ASE's BFGS has no cell coordinates
+        opt.H0 = hessian if relax_cell else hessian[: 3 * state.n, : 3 * state.n]
+        return opt
+
+    systems = spring_systems(rng, ase_bfgs)
     assert elastic == (systems[0][2].H0[-1, -1] < 10)  # the elastic cell block is ~V/n², far below ASE's 70
     for _ in range(12):
-        all_forces, all_stress = [], []
-        for atoms, _target, _opt, state, cell_ref, pos_ref in systems:
-            cell, pos = (t.numpy() for t in state.geometry())
-            assert np.abs(cell - atoms.cell[:]).max() < 1e-9
-            assert np.abs(pos - atoms.positions).max() < 1e-9
-            forces, stress = springs(cell, pos, cell_ref, pos_ref)
-            atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=forces,
-                                               stress=full_3x3_to_voigt_6_stress(stress))
-            all_forces.append(torch.tensor(forces))
-            all_stress.append(torch.tensor(stress))
-        states = [s[3] for s in systems]
-        atom_rows, cell_rows, _ = filter_forces(states, torch.cat(all_forces), torch.stack(all_stress))
+        states, atom_rows, cell_rows, _ = spring_forces(systems)
         for _, _, opt, *_rest in systems:
             opt.step()
         bfgs_step(states, atom_rows, cell_rows, elastic=elastic)
