@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import Pool, campaign_spec  # noqa: E402
+from benchmarks._common import Pool, baybe_add_measurements, baybe_search_space, campaign_spec  # noqa: E402
 
 Q = 4
 FULL = [(p, n) for p in (100, 1000, 10_000) for n in (20, 100, 200)]
@@ -93,19 +93,18 @@ def baybe_ask(pool: Pool, rows: list[int], measured: list[int], seed: int) -> fl
     """Seconds of BayBE's default ``recommend`` of ``Q`` of ``pool``'s ``rows``, told the ``measured`` ones."""
     from baybe import Campaign
     from baybe.parameters import NumericalDiscreteParameter
-    from baybe.searchspace import SearchSpace
     from baybe.targets import NumericalTarget
     from baybe.utils.random import set_random_seed
 
     set_random_seed(seed)
     frame = pool.for_baybe.iloc[rows].astype(float).round(12)
     parameters = [NumericalDiscreteParameter(name=c, values=tuple(sorted(set(frame[c])))) for c in frame.columns]
-    space = SearchSpace.from_dataframe(frame, parameters=parameters)
+    space = baybe_search_space(frame, parameters)
     campaign = Campaign(space, NumericalTarget(name="y", minimize=pool.minimize).to_objective(),
                         allow_recommending_already_measured=False, allow_recommending_already_recommended=False)
     told = pool.for_baybe.iloc[measured].astype(float).round(12)
     told["y"] = pool.y[measured]
-    campaign.add_measurements(told)
+    baybe_add_measurements(campaign, told)
     start = time.perf_counter()
     campaign.recommend(batch_size=Q)
     return time.perf_counter() - start

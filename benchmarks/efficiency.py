@@ -46,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import Pool, Stopwatch, campaign_spec  # noqa: E402
+from benchmarks._common import Pool, Stopwatch, baybe_add_measurements, baybe_search_space, campaign_spec  # noqa: E402
 from benchmarks.problems import PROBLEMS, SPLIT, split_of  # noqa: E402
 
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
@@ -97,15 +97,12 @@ class BayBEChooser:
         from baybe import Campaign  # noqa: F401
 
         #: id(pool) -> (the pool, kept alive so its id stays its own; its frame as BayBE is given it, the search space,
-        #: row -> pool index). Built once per pool (a drawn pool is a new object per seed):
-        #: ``SearchSpace.from_dataframe`` checks every value against every parameter value, minutes on a pool of
-        #: 2,000 distinct numbers, and the space is the same at every ask (what BayBE recommends is unchanged).
+        #: row -> pool index). Built once per pool (a drawn pool is a new object per seed), directly
+        #: (``benchmarks._common.baybe_search_space``): the space is the same at every ask.
         self._spaces: dict[int, tuple[Pool, Any, Any, dict[tuple, int]]] = {}
 
     def _space(self, pool: Pool) -> tuple[Any, Any, dict[tuple, int]]:
         from baybe.parameters import CategoricalParameter, NumericalDiscreteParameter
-        from baybe.searchspace import SearchSpace
-
         if id(pool) not in self._spaces:
             frame = pool.for_baybe.copy()
             parameters = []
@@ -116,7 +113,7 @@ class BayBEChooser:
                 else:
                     frame[c] = frame[c].astype(str)
                     parameters.append(CategoricalParameter(name=c, values=tuple(sorted(set(frame[c])))))
-            space = SearchSpace.from_dataframe(frame, parameters=parameters)
+            space = baybe_search_space(frame, parameters)
             key = {tuple(r): i for i, r in enumerate(frame.to_numpy().tolist())}
             self._spaces[id(pool)] = (pool, frame, space, key)
         return self._spaces[id(pool)][1:]
@@ -136,7 +133,7 @@ class BayBEChooser:
         )
         measured = frame.iloc[observed].copy()
         measured["y"] = pool.y[observed]
-        campaign.add_measurements(measured)
+        baybe_add_measurements(campaign, measured)
         rec = campaign.recommend(batch_size=q)
         return [key[tuple(r)] for r in rec[columns].to_numpy().tolist()]
 
