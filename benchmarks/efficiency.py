@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     names = problems(args)
     n_init = max(args.n_init, 2)
     matloop = MatloopChooser(n_init, args.budget)
-    strategies: dict[str, Chooser] = {"matloop": matloop}
+    strategies: dict[str, Chooser] = {} if args.no_matloop else {"matloop": matloop}
     if not args.no_baybe:
         try:
             strategies["baybe"] = BayBEChooser()
@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-init", type=int, default=4)
     parser.add_argument("--budget", type=int, default=250)
     parser.add_argument("--no-baybe", action="store_true")
+    parser.add_argument("--no-matloop", action="store_true",
+                        help="BayBE's orders only: fills the cache (e.g. for the held-out problems) ahead of a comparison")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--baybe-cache", type=Path, default=None,
                         help="folder for BayBE's replay orders (deterministic per seed): re-runs reuse them; "
