@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -294,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
                     per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
                                      "n_best": b, "n_top": t}
                                     for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True)))
+                    if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
+                        write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
                     af_best = pool.random_best / float(np.median(n_best))
                     af_top = pool.random_top / float(np.median(n_top))
                     print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
@@ -307,12 +310,17 @@ def run(args: argparse.Namespace) -> int:
     for line in ratio_table(per_seed, args.budget):
         print(line)
     if args.per_seed is not None:
-        args.per_seed.write_text(json.dumps({
-            "budget": args.budget, "n_init": n_init, "runs": per_seed, "random_top": random_top,
-        }, indent=1))
+        write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
         print(f"# per-seed results written to {args.per_seed}")
     print(summary_line(per_seed, random_top))
     return 0
+
+
+def write_per_seed(path: Path, budget: int, n_init: int, runs: list[dict[str, Any]], random_top: dict[str, float]) -> None:
+    """Every run's n_best and n_top so far, replacing the file whole (``os.replace``), so that it is never half-written."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"budget": budget, "n_init": n_init, "runs": runs, "random_top": random_top}, indent=1))
+    os.replace(partial, path)
 
 
 def ratio_table(runs: list[dict[str, Any]], budget: int) -> list[str]:
@@ -366,6 +374,34 @@ def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> st
             f"heldout_ratio={text(heldout, np.mean)} heldout_max={text(heldout, max)}")
 
 
+def combine(paths: list[Path]) -> int:
+    """The ratio table and summary line over several ``--per-seed`` files: a long comparison split into
+    processes (one per strategy or batch size) is reported as one. A run (dataset, q, strategy, seed) found in
+    two files must agree; files of different budgets cannot be combined (censoring would differ)."""
+    runs: dict[tuple, dict[str, Any]] = {}
+    random_top: dict[str, float] = {}
+    budgets = set()
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            budgets.add(int(data["budget"]))
+            random_top.update(data["random_top"])
+            for run in data["runs"]:
+                key = (run["dataset"], run["q"], run["strategy"], run["seed"])
+                if key in runs and runs[key] != run:
+                    raise SystemExit(f"{path}: run {key} differs from the same run in an earlier file")
+                runs[key] = run
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path} is not a per-seed file written by efficiency.py --per-seed ({exc})") from None
+    if len(budgets) != 1:
+        raise SystemExit(f"per-seed files of different budgets {sorted(budgets)} cannot be combined")
+    per_seed = sorted(runs.values(), key=lambda r: (r["dataset"], r["q"], r["strategy"], r["seed"]))
+    for line in ratio_table(per_seed, budgets.pop()):
+        print(line)
+    print(summary_line(per_seed, random_top))
+    return 0
+
+
 def _baybe_cache(args: argparse.Namespace) -> Path | None:
     """The folder of BayBE orders to use: the committed cache for full runs, so that a plain
     ``python benchmarks/efficiency.py`` replays BayBE's committed orders instead of recomputing them;
@@ -399,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baybe-cache", action="store_true", help="recompute every BayBE order (hours at budget 250)")
     parser.add_argument("--per-seed", type=Path, default=None,
                         help="write every run's n_best and n_top as JSON (for paired or bootstrap comparisons)")
+    parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="PER_SEED_JSON",
+                        help="print the ratio table and summary of per-seed files written by earlier runs (e.g. "
+                        "matloop's and BayBE's sides, or batch sizes, run as separate processes), running nothing")
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine(args.combine)
     if args.quick:
         args.seeds, args.batch_sizes, args.budget = min(args.seeds, 1), [4], 12
     args.baybe_cache = _baybe_cache(args)

@@ -87,3 +87,33 @@ def test_plain_runs_replay_the_committed_cache_and_quick_runs_leave_it_alone(tmp
     assert _baybe_cache(args(quick=True)) is None
     assert _baybe_cache(args(quick=True, baybe_cache=tmp_path)) == tmp_path
     assert _baybe_cache(args(baybe_cache=tmp_path, no_baybe_cache=True)) is None
+
+
+def _per_seed(path: Path, strategy: str, n_best: list[int], budget: int = 250) -> Path:
+    runs = [{"dataset": "branin", "q": 4, "strategy": strategy, "seed": s, "n_best": b, "n_top": 2}
+            for s, b in enumerate(n_best)]
+    path.write_text(json.dumps({"budget": budget, "n_init": 4, "runs": runs, "random_top": {"branin": 3.0}}))
+    return path
+
+
+def test_combine_reports_sides_run_as_separate_processes_as_one(tmp_path, capsys):
+    from benchmarks.efficiency import main
+
+    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60])
+    assert main(["--combine", str(ours), str(theirs)]) == 0
+    out = capsys.readouterr().out
+    assert "branin       heldout    4       20       40   0.50" in out
+    assert "heldout_ratio=0.500 heldout_max=0.500" in out.splitlines()[-1]
+
+
+def test_combine_refuses_disagreeing_runs_and_mixed_budgets(tmp_path):
+    from benchmarks.efficiency import main
+
+    one = _per_seed(tmp_path / "a.json", "baybe", [20, 40])
+    other = _per_seed(tmp_path / "b.json", "baybe", [21, 40])
+    with pytest.raises(SystemExit, match="differs from the same run"):
+        main(["--combine", str(one), str(other)])
+    longer = _per_seed(tmp_path / "c.json", "matloop", [20], budget=300)
+    with pytest.raises(SystemExit, match="different budgets"):
+        main(["--combine", str(one), str(longer)])
