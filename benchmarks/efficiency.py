@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             print(f"BayBE not importable ({exc}); running matloop and random only")
     print(f"# efficiency: problems={[f'{n}({SPLIT[n]})' for n in names]} batch_sizes={args.batch_sizes} "
-          f"seeds={args.seeds} n_init={n_init} budget={args.budget} strategies={list(strategies)}")
+          f"seeds={args.first_seed}..{args.first_seed + args.seeds - 1} n_init={n_init} budget={args.budget} strategies={list(strategies)}")
     header = f"{'dataset':<12} {'N':>5} {'q':>2} {'strategy':<8} {'n_best':>7} {'90% CI':>9} {'n_top':>6} " \
              f"{'EF@25':>6} {'EF@50':>6} {'AF_best':>7} {'AF_top':>7} {'sec/run':>7}"
     print(header)
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                 for strategy, chooser in strategies.items():
                     n_best, n_top, ef25, ef50 = [], [], [], []
                     clock = Stopwatch()
-                    for seed in range(args.seeds):
+                    for seed in range(args.first_seed, args.first_seed + args.seeds):
                         pool = PROBLEMS[name](seed)
                         order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget)
                         matloop.close()
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
                         random_top[pool.name] = pool.random_top
                     per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
                                      "n_best": b, "n_top": t}
-                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True)))
+                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
                     if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
                         write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
                     af_best = pool.random_best / float(np.median(n_best))
@@ -422,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["all", "dev", "heldout"], default="all",
                         help="only the problems of this split (problems.SPLIT)")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds FIRST_SEED .. FIRST_SEED+SEEDS-1: a long comparison split into processes by seed "
+                        "(join their --per-seed files with --combine)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--n-init", type=int, default=4)
     parser.add_argument("--budget", type=int, default=250)
