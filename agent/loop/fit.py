@@ -293,8 +293,11 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any, recommende
 def _recommendation(ctx: LoopContext, obs: Observations, fitted: Any, X: Any) -> dict[str, Any] | None:
     """The model's pick among measured candidates (see :mod:`agent.loop.recommend`), stored with the version."""
     from agent.loop.recommend import recommend
+    from surrogates.threads import ONE_THREAD_MAX_POOL, one_thread_up_to
 
-    return recommend(ctx.campaign, obs, fitted, X)
+    # predictions at the measured points: small tensors, one torch thread as for the selection's (surrogates/threads.py)
+    with one_thread_up_to(len(X), ONE_THREAD_MAX_POOL):
+        return recommend(ctx.campaign, obs, fitted, X)
 
 
 def _mark(ctx: LoopContext, iteration_id: int, version_id: int | None, reason: str) -> None:
