@@ -31,6 +31,8 @@ class FitOutcome:
     observations: Observations
     fitted: Any | None = None
     featurizer: Any | None = None
+    #: the observations' features as the model saw them (``observations.candidates``, in order; the selection's too)
+    features: Any | None = None
     model_version_id: int | None = None
     reason: str = ""
 
@@ -91,7 +93,7 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
         return outcome
     fitted, feats, X = _fit_observations(ctx, obs, memo)
     version_id = _record_version(ctx, iteration_id, fitted, _recommendation(ctx, obs, fitted, X))
-    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
+    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, features=X, model_version_id=version_id,
                       reason=str(getattr(fitted, "reason", "")))
 
 

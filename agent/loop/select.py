@@ -81,7 +81,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     feats = fit.featurizer
     X_pool = pool_features(feats, pool, read=points_of).to(torch.double)  # in chunks, on the run's executor
     obs = fit.observations
-    X_obs = feats.transform(points_of(obs.candidates)).to(torch.double)
+    X_obs = fit.features if fit.features is not None else feats.transform(points_of(obs.candidates)).to(torch.double)
     Y_obs = torch.tensor(obs.values, dtype=torch.double)
     X_pending = feats.transform(points_of(obs.pending)).to(torch.double) if obs.pending else None
     acquisition = ctx.campaign.acquisition.type
