@@ -45,9 +45,9 @@ from agent.loop.dispatch import dispatch, submit_pending
 from agent.loop.fit import fit
 from agent.loop.gate import apply_decision, policy_decision
 from agent.loop.generate import generate
-from agent.loop.iteration import complete_iteration, open_iteration
+from agent.loop.iteration import next_iteration
 from agent.loop.select import NothingToSelect, select_batch_step
-from agent.loop.state import OPEN_JOB_STATUSES, latest_iteration, modelled_properties
+from agent.loop.state import OPEN_JOB_STATUSES, modelled_properties
 from agent.loop.sync import expected_units, sync
 from agent.policy.approval import Decision
 from agent.spec import Campaign, load_campaign, parse_campaign
@@ -113,16 +113,24 @@ class ParsedPool(FramePool):
         super().__init__(frame)
         self._parsed: list[tuple[str, Candidate]] | None = None
         self._bad: list[str] = []
+        self._space: Any = None
 
     def propose(self, space: Any, context: Any, n: int) -> list[Candidate]:
+        return [c for _, c in self.propose_checked(space, context, n)]
+
+    def propose_checked(self, space: Any, context: Any, n: int) -> list[tuple[str, Candidate]]:
+        """:meth:`propose` with each candidate's fingerprint; every candidate passed ``space``'s checks when the
+        pool was parsed (:func:`agent.loop.generate.generate` does not repeat them)."""
         if self._parsed is None:
             everything = dataclasses.replace(context, known_fingerprints=set())
             parsed, self._bad = frame_candidates(space, self.frame, everything, len(self.frame), origin=self.name,
                                                  where="the pool", first_row=0)
             self._parsed = [(c.fingerprint, c) for c in parsed]  # a fingerprint is a hash of the row: once
+            self._space = space
+        assert space is self._space or space == self._space, "a parsed pool serves the space it was parsed for"
         self.rejected = list(self._bad)
         known = context.known_fingerprints
-        out = [c for fp, c in self._parsed if fp not in known][:n]
+        out = [(fp, c) for fp, c in self._parsed if fp not in known][:n]
         if self._bad and not out:
             raise PoolError(f"no row of the pool lies in the space: {self._bad[:3]}")
         return out
@@ -180,7 +188,7 @@ class Recommender:
         self._tmp = None if database is not None else Path(tempfile.mkdtemp(prefix="matloop-asktell-"))
         url = database or f"sqlite:///{self._tmp}/campaign.sqlite"
         upgrade(url)
-        self.db = Database(url)
+        self.db = Database(url, scratch=self._tmp is not None)  # a temporary file: no disk flush per commit
         with self.db.transaction() as session:
             campaign_id = register_campaign(session, self.campaign).id
         self.book = LabBook()
@@ -207,9 +215,11 @@ class Recommender:
             "initial_design_size": self.campaign.initial_design_size or max(self.campaign.batch_size, 2),
         })
         try:
-            self._close_dispatched_iteration()
+            # a campaign's iteration completes when its results are in (or the run waited long enough); here the
+            # caller's next ask is that moment, whatever has been measured (add_measurements synced it), and the
+            # next iteration opens in the same transaction
+            iteration = next_iteration(self.ctx)
             sync(self.ctx)
-            iteration = open_iteration(self.ctx)
             fitted = fit(self.ctx, iteration.id)
             pool = generate(self.ctx, iteration.id, fitted, generator=self._generator)
             try:
@@ -267,14 +277,6 @@ class Recommender:
         self.close()
 
     # -- the loop's bookkeeping ---------------------------------------------------------------------------------
-
-    def _close_dispatched_iteration(self) -> None:
-        """A campaign's iteration completes when its results are in (or the run waited long enough); here the
-        caller's next ask is that moment, whatever has been measured."""
-        with self.db.reading() as session:
-            last = latest_iteration(session, self.ctx.campaign_id)
-        if last is not None and last.step == "dispatched":
-            complete_iteration(self.ctx, last.id)
 
     def _open_job(self, session: Any, record: CandidateRecord, m: Any) -> JobRecord:
         """The candidate's open job at this measurement, or a new one (the next attempt's key)."""

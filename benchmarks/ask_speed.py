@@ -16,7 +16,8 @@ on Sobol points (``benchmarks/problems.py``).
 
 Ends with ``summary: ask_s=<median> baybe_s=<median> ratio=<ask_s/baybe_s> worst_ratio=<max> redecide_s=<median>``,
 medians over the cases, and the largest per-case ratio (the issue's target, at most 0.5, is per case). ``--quick`` (two small cases, for the test suite) takes well under a minute on two idle cores.
-``--pools 10000`` runs only the full form's cases with those pool sizes (in the order given).
+``--pools 10000`` runs only the full form's cases with those pool sizes (in the order given). ``--verbose`` adds
+each second ask's model version reason and what both asks picked (rows, and the acquisition values as float hex).
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def split(problem: Pool, pool_size: int, n_obs: int, seed: int) -> tuple[Pool, l
 
 
 def matloop_asks(pool: Pool, measured: list[int], seed: int, *, second: bool = True,
-                 ) -> tuple[float, float, list[int], str]:
-    """(seconds of the first ask on n - q results, of the next ask on n, rows measured at the second, its reason).
+                 ) -> tuple[float, float, list[int], str, str]:
+    """(seconds of the first ask on n - q results, of the next ask on n, rows measured at the second, its reason,
+    what both asks picked: their rows and the second's acquisition values, exactly, as float hex).
 
     ``second=False`` asks once (the warm-up)."""
     from sqlalchemy import select
@@ -79,14 +81,16 @@ def matloop_asks(pool: Pool, measured: list[int], seed: int, *, second: bool = T
         redecide = time.perf_counter() - start
         picked = [int(i) for i in first.index]
         if not second:
-            return redecide, float("nan"), told + picked, ""
+            return redecide, float("nan"), told + picked, "", ""
         rec.add_measurements(pool.frame.iloc[picked].assign(y=pool.y[picked]))
         start = time.perf_counter()
-        rec.recommend(Q)
+        then = rec.recommend(Q)
         ask = time.perf_counter() - start
         with rec.db.reading() as session:
             reason = session.scalars(select(ModelVersionRecord.reason).order_by(ModelVersionRecord.id.desc())).first()
-    return redecide, ask, told + picked, str(reason)
+    picks = (f"first {picked} second {[int(i) for i in then.index]} acquisition "
+             f"{[float(v).hex() for v in then['acquisition_value']]}")
+    return redecide, ask, told + picked, str(reason), picks
 
 
 def baybe_ask(pool: Pool, rows: list[int], measured: list[int], seed: int) -> float:
@@ -120,15 +124,16 @@ def run(cases: list[tuple[int, int]], seed: int) -> list[dict[str, Any]]:
     rows = []
     # untimed warm-up: imports and first calls of torch, gpytorch and BayBE are not what a campaign pays per ask
     warm_pool, warm_measured = split(problem_for(50, 12), 50, 12, seed)
-    _, _, warm_now, _ = matloop_asks(warm_pool, warm_measured, seed, second=False)
+    _, _, warm_now, _, _ = matloop_asks(warm_pool, warm_measured, seed, second=False)
     baybe_ask(warm_pool, _rows(warm_pool, warm_measured, warm_now), warm_now, seed)
     for pool_size, n_obs in cases:
         pool, measured = split(problem_for(pool_size, n_obs), pool_size, n_obs, seed)
-        redecide, ask, measured_now, reason = matloop_asks(pool, measured, seed)
+        redecide, ask, measured_now, reason, picks = matloop_asks(pool, measured, seed)
         baybe = baybe_ask(pool, _rows(pool, measured, measured_now), measured_now, seed)
         kept = "kept" if "kept from the verdict" in reason else "re-decided"
         rows.append({"pool": pool_size, "n": n_obs, "problem": pool.name.split("-")[0], "redecide_s": redecide,
-                     "ask_s": ask, "baybe_s": baybe, "ratio": ask / baybe, "verdict": kept, "model": reason})
+                     "ask_s": ask, "baybe_s": baybe, "ratio": ask / baybe, "verdict": kept, "model": reason,
+                     "picks": picks})
         print(f"pool={pool_size:>6} n={n_obs:>4} {rows[-1]['problem']:<10} redecide_s={redecide:7.3f} "
               f"ask_s={ask:7.3f} ({kept:<10}) baybe_s={baybe:7.3f} ratio={ask / baybe:6.3f}", flush=True)
     return rows
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         for r in rows:
             print(f"  pool={r['pool']} n={r['n']}: {r['model']}")
+        for r in rows:  # which rows were picked: a change meant to be pure speed leaves these alone, bit for bit
+            print(f"  pool={r['pool']} n={r['n']} picks: {r['picks']}")
     ask = statistics.median(r["ask_s"] for r in rows)
     baybe = statistics.median(r["baybe_s"] for r in rows)
     redecide = statistics.median(r["redecide_s"] for r in rows)

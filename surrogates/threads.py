@@ -20,6 +20,7 @@ threads above :data:`ONE_THREAD_MAX_POOL` rows, where they pay when cores are fr
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -27,19 +28,45 @@ import torch
 #: Pools of up to this many rows are scored on one thread (see above).
 ONE_THREAD_MAX_POOL = 20_000
 
+# Several threads of one process may be inside :func:`one_thread` at once (a Dask worker with several threads, a
+# flow's concurrent tasks). What ``torch.set_num_threads`` changes is partly per thread and partly not: each thread
+# that has run torch keeps its own OpenMP count (set from that thread), a thread's first torch call takes the count
+# last set by any thread, and MKL's count is the process's. Saving and restoring each caller's own "before" was
+# therefore wrong: a thread started while another held one thread starts on one, sees 1 as its "before", and was
+# left on one for good. So the count to come back to is the process's, read once by the first of the concurrent
+# holders, and every holder puts its own thread back to it on the way out.
+_lock = threading.Lock()
+_holders = 0  # threads inside one_thread() now
+_restore = 1  # torch's thread count when the first of them came in
+_depth = threading.local()  # nesting within one thread: only its outermost block counts
+
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """torch's intra-op threads limited to one inside the block, restored after (process-wide while it runs)."""
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
+    """torch's intra-op threads limited to one for this thread inside the block, and back to the process's count
+    after (the count before the first of any concurrent blocks began; see above). Safe to nest and to enter from
+    several threads at once."""
+    global _holders, _restore
+    depth = getattr(_depth, "n", 0)
+    if depth == 0:
+        with _lock:
+            if _holders == 0:
+                _restore = torch.get_num_threads()
+            _holders += 1
+            if torch.get_num_threads() != 1:
+                torch.set_num_threads(1)
+    _depth.n = depth + 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        _depth.n = depth
+        if depth == 0:
+            with _lock:
+                _holders -= 1
+                # this thread's own count goes back now (no other thread can set it); while others still hold,
+                # MKL's process-wide count comes back with it, which costs them speed, never a wrong result
+                if torch.get_num_threads() != _restore:
+                    torch.set_num_threads(_restore)
 
 
 def one_thread_up_to(rows: int, limit: int) -> contextlib.AbstractContextManager[None]:

@@ -31,6 +31,8 @@ class FitOutcome:
     observations: Observations
     fitted: Any | None = None
     featurizer: Any | None = None
+    #: the observations' features as the model saw them (``observations.candidates``, in order; the selection's too)
+    features: Any | None = None
     model_version_id: int | None = None
     reason: str = ""
 
@@ -90,9 +92,8 @@ def fit(ctx: LoopContext, iteration_id: int) -> FitOutcome:
         _mark(ctx, iteration_id, None, outcome.reason)
         return outcome
     fitted, feats, X = _fit_observations(ctx, obs, memo)
-    version_id = _record_version(ctx, iteration_id, fitted)
-    _record_recommendation(ctx, iteration_id, obs, fitted, X)
-    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, model_version_id=version_id,
+    version_id = _record_version(ctx, iteration_id, fitted, _recommendation(ctx, obs, fitted, X))
+    return FitOutcome(observations=obs, fitted=fitted, featurizer=feats, features=X, model_version_id=version_id,
                       reason=str(getattr(fitted, "reason", "")))
 
 
@@ -253,7 +254,13 @@ def _clean_metrics(metrics: Any) -> dict[str, Any]:
     return out
 
 
-def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
+def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any, recommended: dict[str, Any] | None = None
+                    ) -> int:
+    """Store the model version, its memo and the model's pick (``recommended``) on the iteration, in one transaction.
+
+    The pick is stored whether the version is new or a resumed run's (the same training data): a run killed
+    after the version committed in an earlier form of this step left no pick, and the resumed one adds it.
+    """
     with ctx.db.transaction() as session:
         iteration = session.get(IterationRecord, iteration_id)
         assert iteration is not None
@@ -262,6 +269,8 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
             if existing is not None and existing.training_hash == str(fitted.training_hash):
                 if iteration.step == "started":
                     iteration.step = "fitted"
+                if recommended is not None:
+                    iteration.info = {**(iteration.info or {}), "recommended": recommended}
                 return existing.id
         artifact = None
         if ctx.artifacts_dir is not None and hasattr(fitted, "save"):
@@ -276,27 +285,21 @@ def _record_version(ctx: LoopContext, iteration_id: int, fitted: Any) -> int:
                                artifact=artifact)
         iteration.model_version_id = version.id
         # what the next iteration's fit starts from, committed with the version it describes
-        iteration.info = {**(iteration.info or {}), "fit_memo": getattr(fitted, "memo", None) or None}
+        iteration.info = {**(iteration.info or {}), "fit_memo": getattr(fitted, "memo", None) or None,
+                          **({} if recommended is None else {"recommended": recommended})}
         if iteration.step == "started":
             iteration.step = "fitted"
         return version.id
 
 
-def _record_recommendation(ctx: LoopContext, iteration_id: int, obs: Observations, fitted: Any, X: Any) -> None:
-    """Store the model's pick among measured candidates on the iteration (see :mod:`agent.loop.recommend`)."""
+def _recommendation(ctx: LoopContext, obs: Observations, fitted: Any, X: Any) -> dict[str, Any] | None:
+    """The model's pick among measured candidates (see :mod:`agent.loop.recommend`), stored with the version."""
     from agent.loop.recommend import recommend
+    from surrogates.threads import ONE_THREAD_MAX_POOL, one_thread_up_to
 
-    pick = recommend(ctx.campaign, obs, fitted, X)
-    if pick is not None:
-        _store_info(ctx, iteration_id, "recommended", pick)
-
-
-def _store_info(ctx: LoopContext, iteration_id: int, key: str, value: Any) -> None:
-    """Set one entry of an iteration's ``info`` (a JSON column: reassigned whole so the change is saved)."""
-    with ctx.db.transaction() as session:
-        iteration = session.get(IterationRecord, iteration_id)
-        assert iteration is not None
-        iteration.info = {**(iteration.info or {}), key: value}
+    # predictions at the measured points: small tensors, one torch thread as for the selection's (surrogates/threads.py)
+    with one_thread_up_to(len(X), ONE_THREAD_MAX_POOL):
+        return recommend(ctx.campaign, obs, fitted, X)
 
 
 def _mark(ctx: LoopContext, iteration_id: int, version_id: int | None, reason: str) -> None:

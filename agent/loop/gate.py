@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.loop.context import LoopContext
-from agent.loop.state import progress
+from agent.loop.state import spending
 from agent.policy.approval import Decision, automatic_decision
 from agent.store import Database
 from agent.store.events import record_event
@@ -17,11 +17,14 @@ class DecisionError(ValueError):
     """A decision that cannot apply to this batch (unknown candidate ids, already decided otherwise)."""
 
 
-def batch_cost(ctx: LoopContext, batch_id: int) -> float:
-    with ctx.db.reading() as session:
-        batch = session.get(BatchRecord, batch_id)
-        assert batch is not None
-        fidelities = [item.fidelity for item in batch.items if not item.dropped]
+def batch_cost(ctx: LoopContext, batch_id: int, session: Any | None = None) -> float:
+    """What the batch's kept items cost (read in ``session`` if given)."""
+    if session is None:
+        with ctx.db.reading() as session:
+            return batch_cost(ctx, batch_id, session)
+    batch = session.get(BatchRecord, batch_id)
+    assert batch is not None
+    fidelities = [item.fidelity for item in batch.items if not item.dropped]
     return ctx.campaign.batch_cost(fidelities)
 
 
@@ -32,8 +35,9 @@ def policy_decision(ctx: LoopContext, batch_id: int) -> Decision | None:
     campaign cannot pay for.
     """
     with ctx.db.reading() as session:
-        left = progress(session, ctx.campaign, ctx.campaign_id).remaining_cost(ctx.campaign)
-    return automatic_decision(ctx.campaign.approval, batch_cost(ctx, batch_id), left, ctx.campaign.budget.currency)
+        left = spending(session, ctx.campaign_id).remaining_cost(ctx.campaign)
+        cost = batch_cost(ctx, batch_id, session)
+    return automatic_decision(ctx.campaign.approval, cost, left, ctx.campaign.budget.currency)
 
 
 def request_approval(

@@ -40,6 +40,9 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None,
 
     ``generator`` replaces the campaign's own (the ask/tell API passes the caller's pool as one); everything
     after the proposal (known and invalid candidates dropped, the funnel stored) is the same for both.
+    A generator with ``propose_checked(space, context, n)`` returns ``(fingerprint, candidate)`` pairs whose
+    candidates it already checked against ``space`` (a pool parsed once, proposed again on every ask): their
+    fingerprints are not hashed again, nor the space's checks repeated.
     """
     with ctx.db.reading() as session:
         iteration = session.get(IterationRecord, iteration_id)
@@ -59,15 +62,21 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None,
         extra={"known_structures": structures, "measurements": _measurements(ctx, fit)},
         base_dir=ctx.base_dir,
     )
-    raw = generator.propose(ctx.campaign.space, context, size)
+    checked = getattr(generator, "propose_checked", None)
+    if checked is not None:
+        # (fingerprint, candidate) pairs the generator already checked against the space: no hash or check again
+        pairs = checked(ctx.campaign.space, context, size)
+        raw = [c for _, c in pairs]
+    else:
+        raw = generator.propose(ctx.campaign.space, context, size)
+        pairs = [(c.fingerprint, c) for c in raw]
     pool: list[Candidate] = []
     seen: set[str] = set()
     invalid = 0
-    for candidate in raw:
-        fp = candidate.fingerprint
+    for fp, candidate in pairs:
         if fp in known or fp in seen:
             continue
-        if isinstance(ctx.campaign.space, ParametricSpace) and candidate.params is not None:
+        if checked is None and isinstance(ctx.campaign.space, ParametricSpace) and candidate.params is not None:
             if ctx.campaign.space.violations(candidate.params):
                 invalid += 1
                 continue

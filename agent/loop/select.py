@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from agent.loop.context import LoopContext
 from agent.loop.fit import FitOutcome, points_of
-from agent.loop.state import current_batch, progress
+from agent.loop.state import current_batch, spending
 from agent.store.events import record_event
 from agent.store.models import BatchItemRecord, BatchRecord, CandidateRecord, IterationRecord
 from matloop.space import ParametricSpace
@@ -25,10 +25,12 @@ class NothingToSelect(RuntimeError):
     """The pool is empty or the budget allows no experiment: the campaign cannot go on."""
 
 
-def batch_size_now(ctx: LoopContext) -> int:
-    with ctx.db.reading() as session:
-        snapshot = progress(session, ctx.campaign, ctx.campaign_id)
-    left = snapshot.remaining_experiments(ctx.campaign)
+def batch_size_now(ctx: LoopContext, session: Any | None = None) -> int:
+    """The campaign's batch size, or fewer when the budget allows fewer experiments (read in ``session`` if given)."""
+    if session is None:
+        with ctx.db.reading() as session:
+            return batch_size_now(ctx, session)
+    left = spending(session, ctx.campaign_id).remaining_experiments(ctx.campaign)
     return int(min(ctx.campaign.batch_size, left)) if math.isfinite(left) else ctx.campaign.batch_size
 
 
@@ -79,7 +81,7 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
     feats = fit.featurizer
     X_pool = pool_features(feats, pool, read=points_of).to(torch.double)  # in chunks, on the run's executor
     obs = fit.observations
-    X_obs = feats.transform(points_of(obs.candidates)).to(torch.double)
+    X_obs = fit.features if fit.features is not None else feats.transform(points_of(obs.candidates)).to(torch.double)
     Y_obs = torch.tensor(obs.values, dtype=torch.double)
     X_pending = feats.transform(points_of(obs.pending)).to(torch.double) if obs.pending else None
     acquisition = ctx.campaign.acquisition.type
@@ -208,15 +210,15 @@ def _feasibility(obs: Any, X_obs: Any, seed: int) -> Any:
 
 def select_batch_step(ctx: LoopContext, iteration_id: int, fit: FitOutcome, pool: list[Candidate]) -> int:
     """Choose and store the batch; returns its id.  The iteration moves to ``selected``."""
-    q = batch_size_now(ctx)
+    with ctx.db.reading() as session:
+        q = batch_size_now(ctx, session)
+        iteration = session.get(IterationRecord, iteration_id)
+        assert iteration is not None
+        number = iteration.number
     if q <= 0:
         raise NothingToSelect("the budget allows no more experiments")
     if not pool:
         raise NothingToSelect("the generator proposed no new candidate: every candidate of the space is known")
-    with ctx.db.reading() as session:
-        iteration = session.get(IterationRecord, iteration_id)
-        assert iteration is not None
-        number = iteration.number
     picks = choose(ctx, fit, pool, min(q, len(pool)), number)
     with ctx.db.transaction() as session:
         iteration = session.get(IterationRecord, iteration_id)

@@ -44,6 +44,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _sqlite_scratch(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """A scratch database's commits hand their pages to the operating system without waiting for the disk.
+
+    SQLite's ``synchronous=OFF`` keeps every committed transaction through a crash of the process (a SIGKILL
+    included: the pages are the kernel's by then); only an operating-system crash or a power cut can lose or
+    corrupt the file. That is no loss for a database that lives in a temporary folder and is removed when its
+    user is done (the ask/tell API's default), and it takes the disk flush (milliseconds each, a dozen per
+    ask) out of every commit.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file behind a SQLite URL (``None`` for other backends and in-memory databases)."""
     parsed = make_url(url)
@@ -54,8 +68,11 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
-def make_engine(url: str, *, create: bool = True, **engine_options: Any) -> Engine:
+def make_engine(url: str, *, create: bool = True, scratch: bool = False, **engine_options: Any) -> Engine:
     """An engine for ``url``; SQLite files get their directory created (when ``create``) and safe pragmas.
+
+    ``scratch=True`` marks a SQLite file that outlives no operating-system crash anyway (a temporary one):
+    its commits skip the disk flush (see :func:`_sqlite_scratch`). Other backends ignore it.
 
     With ``create=False`` a missing SQLite file is refused before connecting: SQLite would otherwise create it
     (and its directories would have been made here), so a mistyped path for a read-only command such as
@@ -82,6 +99,8 @@ def make_engine(url: str, *, create: bool = True, **engine_options: Any) -> Engi
                 ) from None
         engine = create_engine(url, connect_args={"timeout": 10}, **engine_options)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if scratch:
+            event.listen(engine, "connect", _sqlite_scratch)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -106,10 +125,11 @@ def explain(exc: BaseException, url: str) -> Exception:
 class Database:
     """An engine plus a session factory, for one database URL."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
-        """``create=False`` is the read path: a missing SQLite file is :class:`DatabaseMissing`, never created."""
+    def __init__(self, url: str | None = None, *, create: bool = True, scratch: bool = False) -> None:
+        """``create=False`` is the read path: a missing SQLite file is :class:`DatabaseMissing`, never created.
+        ``scratch=True``: a temporary SQLite file, removed by its user (see :func:`make_engine`)."""
         self.url = url or get_settings().resolved_database_url
-        self.engine = make_engine(self.url, create=create)
+        self.engine = make_engine(self.url, create=create, scratch=scratch)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -27,6 +28,21 @@ def test_ask_speed_quick_times_both_asks_and_baybe_on_the_same_pools() -> None:
     # the second ask starts from the first one's fit: its model version says which verdict it used, and why
     assert re.search(r"pool=100 n=20: auto: (gp|ensemble) cv-NLL .*(kept from the verdict on 16 results|"
                      r"re-decided: output 0 grew from 16 to 20)", out), out
+    # what both asks picked, as main picked it before the speed work of this round (bookkeeping, the parsed pool):
+    # that work is pure speed, so the rows are the same and the acquisition values too (bit for bit on the
+    # development box; compared to 1e-12 here, so that another CPU's last-bit rounding does not fail the test).
+    # A change meant to alter selection updates these.
+    expected = {100: ([68, 88, 107, 21], [87, 97, 81, 79], ["-0x1.45b2f15ff8cccp+2", "-0x1.2b4560586ae8ap+2",
+                                                             "-0x1.1ae9c7eb2962ap+2", "-0x1.10d5056180955p+2"]),
+                1000: ([656, 259, 355, 260], [430, 617, 637, 623], ["-0x1.d9da7cba4cf1cp+1", "-0x1.9eaa6d3abf2e4p+1",
+                                                                     "-0x1.823fcfe41d606p+1", "-0x1.706f0d25e2dc6p+1"])}
+    for pool, (first, second, values) in expected.items():
+        found = re.search(rf"^  pool={pool} n=20 picks: first (\[.*?\]) second (\[.*?\]) acquisition (\[.*?\])$",
+                          out, re.M)
+        assert found, out
+        assert ast.literal_eval(found[1]) == first and ast.literal_eval(found[2]) == second, found[0]
+        got = [float.fromhex(v) for v in ast.literal_eval(found[3])]
+        assert got == pytest.approx([float.fromhex(v) for v in values], rel=1e-12, abs=0), found[0]
     assert re.fullmatch(rf"summary: ask_s={number} baybe_s={number} ratio={number} worst_ratio={number} "
                         rf"redecide_s={number}",
                         out.strip().splitlines()[-1]), out
