@@ -197,7 +197,7 @@ def main() -> None:
         from surrogates.mlip.screen import RELAX_CHUNK
 
         rate_20, cpu_20, steps_20 = dask_rate(pool(N_SCREEN_20, True, seed=20), settings(q), 2, chunk=RELAX_CHUNK)
-        dask_row("20", f"screen chunks of {RELAX_CHUNK}, 2 wk", N_SCREEN_20, rate_20, cpu_20, steps_20)
+        dask_row("20", "screen chunks, 2 workers", N_SCREEN_20, rate_20, cpu_20, steps_20)
         rate_6, cpu_6, steps_6 = dask_rate(pool(n_batched[20], True, seed=20), settings(q), 2)
         dask_row("20", "batched, 2 Dask workers", n_batched[20], rate_6, cpu_6, steps_6)
         large = f" relax_per_s_20atom={rate_20:.3f} relax_per_s_20atom_6={rate_6:.3f}"
