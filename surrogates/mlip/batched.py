@@ -10,7 +10,7 @@ for the filter and FIRE, :mod:`surrogates.mlip.bfgs` for BFGS, the default) — 
 scheme of batched relaxers such as torch-sim.  Each structure keeps its own
 optimiser state (FIRE's time step and velocity, BFGS's Hessian), and leaves the batch on its own convergence test (max row of the filter's forces
 below ``fmax``) or step limit; the freed places are topped up from the queue.
-Each step's graphs are CHGNet's own, with its bond graph listed in numpy (:mod:`surrogates.mlip.graph`).
+Each step's graphs are CHGNet's own, built from the neighbour list with numpy (:mod:`surrogates.mlip.graph`).
 Everything runs on the model's device (the GPU when ``torch.cuda.is_available()``).
 
 torch-sim itself would be the library for this, but its releases for Python 3.11
