@@ -102,6 +102,8 @@ def crystal_graph(converter, structure: Structure):
     from chgnet.graph.converter import TORCH_DTYPE
     from chgnet.graph.crystalgraph import CrystalGraph
 
+    if getattr(converter, "algorithm", None) != "fast":  # the order mirrored here is that of CHGNet's C code
+        return converter(structure)
     n_atoms = len(structure)
     center, neighbor, image, distance = structure.get_neighbor_list(
         r=converter.atom_graph_cutoff, sites=structure.sites, numerical_tol=1e-8)

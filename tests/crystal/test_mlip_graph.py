@@ -20,6 +20,7 @@ def converter():
 
     converter = CHGNet.load(verbose=False).graph_converter
     converter.set_isolated_atom_response("ignore")
+    assert converter.algorithm == "fast"  # the converter crystal_graph mirrors (the relaxer's, CHGNet's default)
     return converter
 
 
