@@ -17,7 +17,10 @@ for 5-atom cells (cubic ABO3) and 20-atom cells (2x2x1 supercells of them), then
 split evenly between the workers, through the screen's own chunk function (each worker loads CHGNet once and
 keeps it, as a campaign's long-lived workers do; that load is outside the measured time), with the malloc
 settings matloop gives its workers (``matloop.compute.glibc_malloc_in_workers``), and (full run) the 20-atom
-cells alone on the 2 workers, the issue's hardest case.
+cells alone on the 2 workers, the issue's hardest case, in two forms: the screen's (64 cells in the screen's fixed
+chunks of ``RELAX_CHUNK`` = 32, one per worker, as a screen of a large pool hands them out) and the earlier
+6-cell form (three cells per worker, kept for comparison: a worker's time is the sum of its cells' steps, so one
+slow cell among three sets the row).
 ``--quick`` (under a minute on an idle 2-core box): 5-atom cells only, a few of them, fmax 0.2.
 Each row gives wall-clock relaxations per second, the process's CPU seconds per relaxation (less inflated by a
 busy machine), the mean optimiser steps, and the largest energy difference from the one-at-a-time results on the
@@ -25,7 +28,7 @@ cells both relaxed.
 
 Ends with ``summary: relax_per_s=<batched, all cells, 2 Dask workers: the 2 cores> vs_serial=<batched/one at a
 time, one process each> two_workers_speedup=<2 workers/1 worker> relax_per_s_20atom=<20-atom cells alone, 2 Dask
-workers; the full run only>``.
+workers, the screen's chunks; the full run only> relax_per_s_20atom_6=<the same, the earlier 6-cell form>``.
 """
 
 from __future__ import annotations
@@ -86,25 +89,28 @@ def relax_rate(structures: list[Structure], s: MLIPSettings) -> tuple[float, flo
     return n / (time.perf_counter() - start), (time.process_time() - cpu) / n, results
 
 
-def _relax_chunk_timed(handle, structures: list[Structure]) -> tuple[list[float | None], float]:
-    """One chunk through the screen's own chunk function, and the worker's CPU seconds for it."""
+def _relax_chunk_timed(handle, structures: list[Structure]) -> tuple[list[float | None], float, int]:
+    """One chunk through the screen's own chunk function, the worker's CPU seconds for it and the chunk's steps."""
     from surrogates.mlip.screen import relax_chunk
 
     cpu = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = relax_chunk(handle, structures)
-    return [r.energy_per_atom for r in results], time.process_time() - cpu
+    return [r.energy_per_atom for r in results], time.process_time() - cpu, sum(r.steps for r in results)
 
 
-def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> tuple[float, float]:
-    """Relaxations per second on a LocalCluster of ``workers`` single-threaded processes, and their CPU seconds
-    per relaxation.
+def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int,
+              chunk: int | None = None) -> tuple[float, float, list[int]]:
+    """Relaxations per second on a LocalCluster of ``workers`` single-threaded processes, their CPU seconds
+    per relaxation, and the optimiser steps each worker took.
 
     The chunks go through the screen's own path (``relax_chunk`` with a ``RelaxerHandle``, which a worker turns
     into its one CHGNet, built once and kept): each worker first relaxes one cell untimed, so what is measured is
-    a long-lived worker's throughput (a campaign's workers load the potential once, not per step). The pool is
-    split evenly between the workers, one chunk each, the cell sizes mixed alike.
+    a long-lived worker's throughput (a campaign's workers load the potential once, not per step). Without
+    ``chunk`` the pool is split evenly between the workers, one chunk each, the cell sizes mixed alike; with it,
+    the pool is cut into consecutive chunks of that size (as ``matloop.compute.map_chunked`` cuts a screen's),
+    dealt to the workers in turn.
     """
     from distributed import Client, LocalCluster
 
@@ -119,16 +125,31 @@ def dask_rate(structures: list[Structure], s: MLIPSettings, workers: int) -> tup
         addresses = list(client.scheduler_info()["workers"])
         warm = [client.submit(_relax_chunk_timed, handle, structures[:1], workers=[a], pure=False) for a in addresses]
         client.gather(warm)
-        chunks = [structures[i::workers] for i in range(workers)]
+        if chunk is None:
+            parts = [structures[i::workers] for i in range(workers)]
+        else:
+            parts = [structures[i:i + chunk] for i in range(0, len(structures), chunk)]
+        owners = [addresses[i % workers] for i in range(len(parts))]
         start = time.perf_counter()
-        futures = [client.submit(_relax_chunk_timed, handle, chunk, workers=[a], pure=False)
-                   for chunk, a in zip(chunks, addresses, strict=True)]
+        futures = [client.submit(_relax_chunk_timed, handle, part, workers=[a], pure=False)
+                   for part, a in zip(parts, owners, strict=True)]
         answers = client.gather(futures)
         elapsed = time.perf_counter() - start
     energies = [e for a in answers for e in a[0]]
     if any(e is None for e in energies):
         raise SystemExit("a relaxation failed on a Dask worker")
-    return len(structures) / elapsed, sum(a[1] for a in answers) / len(structures)
+    steps = [sum(a[2] for a, o in zip(answers, owners, strict=True) if o == w) for w in addresses]
+    return len(structures) / elapsed, sum(a[1] for a in answers) / len(structures), steps
+
+
+#: 20-atom cells in the screen-like row: two of the screen's chunks, one per worker
+N_SCREEN_20 = 64
+
+
+def dask_row(atoms: str, mode: str, n: int, rate: float, cpu: float, steps: list[int]) -> None:
+    """A Dask row; its last column is the optimiser steps each worker took (their spread is the load imbalance)."""
+    print(f"{atoms:>5} {mode:<25} {n:>3} {rate:>8.3f} {cpu:>11.2f} {sum(steps) / n:>10.1f} {'':>15} "
+          f"steps per worker {'/'.join(map(str, steps))}", flush=True)
 
 
 def main() -> None:
@@ -167,19 +188,24 @@ def main() -> None:
                 batched_total, batched_time = batched_total + len(res), batched_time + len(res) / rate
     # the same cells as the one-process batched rows, both sizes, on 1 and on 2 workers (2 cores)
     dask_pool = [c for atoms, supercell in sizes for c in pool(2 if q else n_batched[atoms], supercell, seed=atoms)]
-    rate_1, cpu_1 = dask_rate(dask_pool, settings(q), 1)
-    print(f"{'all':>5} {'batched, 1 Dask worker':<25} {len(dask_pool):>3} {rate_1:>8.3f} {cpu_1:>11.2f}", flush=True)
-    rate_2, cpu_2 = dask_rate(dask_pool, settings(q), 2)
-    print(f"{'all':>5} {'batched, 2 Dask workers':<25} {len(dask_pool):>3} {rate_2:>8.3f} {cpu_2:>11.2f}", flush=True)
+    rate_1, cpu_1, steps_1 = dask_rate(dask_pool, settings(q), 1)
+    dask_row("all", "batched, 1 Dask worker", len(dask_pool), rate_1, cpu_1, steps_1)
+    rate_2, cpu_2, steps_2 = dask_rate(dask_pool, settings(q), 2)
+    dask_row("all", "batched, 2 Dask workers", len(dask_pool), rate_2, cpu_2, steps_2)
     large = ""
-    if not q:  # the issue's hardest case: 20-atom cells only, on the 2 cores
-        rate_20, cpu_20 = dask_rate(pool(n_batched[20], True, seed=20), settings(q), 2)
-        print(f"{20:>5} {'batched, 2 Dask workers':<25} {n_batched[20]:>3} {rate_20:>8.3f} {cpu_20:>11.2f}", flush=True)
-        large = f" relax_per_s_20atom={rate_20:.3f}"
+    if not q:  # the issue's hardest case: 20-atom cells only, on the 2 cores; as a screen chunks them, and 6 cells
+        from surrogates.mlip.screen import RELAX_CHUNK
+
+        rate_20, cpu_20, steps_20 = dask_rate(pool(N_SCREEN_20, True, seed=20), settings(q), 2, chunk=RELAX_CHUNK)
+        dask_row("20", "screen chunks, 2 workers", N_SCREEN_20, rate_20, cpu_20, steps_20)
+        rate_6, cpu_6, steps_6 = dask_rate(pool(n_batched[20], True, seed=20), settings(q), 2)
+        dask_row("20", "batched, 2 Dask workers", n_batched[20], rate_6, cpu_6, steps_6)
+        large = f" relax_per_s_20atom={rate_20:.3f} relax_per_s_20atom_6={rate_6:.3f}"
     one_process = batched_total / batched_time
     vs_serial = one_process / (serial_total / serial_time)
     print(f"batched in one process (1 core): {one_process:.3f} relax/s; on 2 Dask workers (2 cores): {rate_2:.3f}"
-          + (f"; 20-atom cells alone on 2 Dask workers: {rate_20:.3f}" if large else ""))
+          + (f"; 20-atom cells alone on 2 Dask workers: {rate_20:.3f} ({N_SCREEN_20} cells in the screen's chunks), "
+             f"{rate_6:.3f} (6 cells)" if large else ""))
     print(f"summary: relax_per_s={rate_2:.3f} vs_serial={vs_serial:.2f} two_workers_speedup={rate_2 / rate_1:.2f}"
           + large)
 

@@ -10,6 +10,7 @@ for the filter and FIRE, :mod:`surrogates.mlip.bfgs` for BFGS, the default) — 
 scheme of batched relaxers such as torch-sim.  Each structure keeps its own
 optimiser state (FIRE's time step and velocity, BFGS's Hessian), and leaves the batch on its own convergence test (max row of the filter's forces
 below ``fmax``) or step limit; the freed places are topped up from the queue.
+Each step's graphs are CHGNet's own, built from the neighbour list with numpy (:mod:`surrogates.mlip.graph`).
 Everything runs on the model's device (the GPU when ``torch.cuda.is_available()``).
 
 torch-sim itself would be the library for this, but its releases for Python 3.11
@@ -27,6 +28,7 @@ from pymatgen.core import Lattice, Structure
 
 from surrogates.mlip.bfgs import bfgs_elastic_step, bfgs_step
 from surrogates.mlip.fire import FireState, filter_forces, fire_step
+from surrogates.mlip.graph import crystal_graph
 from surrogates.mlip.relax import RelaxResult, limit_threads, one_blas_thread
 
 
@@ -181,7 +183,7 @@ class BatchedCHGNetRelaxer:
         graphs, live = [], []
         for run in runs:
             try:
-                graphs.append(self.model.graph_converter(self._structure(run)).to(self.device))
+                graphs.append(crystal_graph(self.model.graph_converter, self._structure(run)).to(self.device))
                 live.append(run)
             except Exception as exc:  # e.g. an atom with no neighbour within the cutoff
                 self._fail(run, exc)

@@ -10,7 +10,7 @@ follows the same path as ``FIRE(FrechetCellFilter(atoms))`` (tested against it):
   deformation gradient ``F`` (``cell = cell₀ Fᵀ``), ``x_cell = n · log F`` for ``n`` atoms;
 - their forces are ``f F`` and the derivative of ``-E`` along ``log F``, divided by ``n``: ASE sums the virial
   against ``expm_frechet`` in nine directions, which is the gradient of ``<G, expm(X)>`` with respect to
-  ``X`` and here one batched ``autograd.grad`` through ``torch.linalg.matrix_exp``;
+  ``X`` and here one batched ``autograd.grad`` through ``torch.linalg.matrix_exp`` (taken per structure);
 - the log is kept as state rather than recomputed from the cell (ASE's ``logm(expm(X))`` gives back ``X``);
 - FIRE's time step, mixing and velocity are per structure, with ASE's defaults and its maximum step over
   all of a structure's degrees of freedom.
@@ -79,7 +79,9 @@ def filter_forces(
     cell0 = torch.stack([s.cell0 for s in states])
     with torch.enable_grad():
         x = log_f.detach().requires_grad_(True)
-        f_mat = torch.linalg.matrix_exp(x)
+        # one matrix at a time: torch's batched matrix_exp chooses its series for the whole batch, which would make
+        # a structure's path depend on its batch neighbours (at rounding level, but a relaxation amplifies it)
+        f_mat = torch.stack([torch.linalg.matrix_exp(m) for m in x])
         cell = cell0 @ f_mat.detach().transpose(1, 2)
         volume = torch.linalg.det(cell).abs()
         virial = -volume[:, None, None] * stress

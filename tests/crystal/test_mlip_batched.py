@@ -93,6 +93,27 @@ def test_each_structure_leaves_the_batch_on_its_own(batched):
     assert all(r.ok and not r.converged and r.steps == 2 for r in capped)  # three runs through a batch of two
 
 
+@pytest.mark.parametrize("optimizer", ["bfgs-elastic", "fire"])
+def test_a_structures_relaxation_does_not_depend_on_its_batch_neighbours(batched, optimizer):
+    """Alone, or joining a batch of two as a neighbour converges (in-flight), a structure takes the same path."""
+    relaxer = batched if optimizer == "fire" else BatchedCHGNetRelaxer(fmax=0.1, steps=80, batch_size=2)
+    relaxer.batch_size = 2
+    mine = rattled(make_perovskite("Sr", "Ti", "O", 3.95), 0.06, 11)
+    neighbours = [rattled(make_perovskite("Ba", "Zr", "O", 4.3), 0.08, 12),
+                  rattled(make_perovskite("K", "Nb", "O", 4.0), 0.02, 13)]
+    try:
+        alone = relaxer.relax(mine)
+        together = relaxer.relax_many([neighbours[0], neighbours[1], mine])
+    finally:
+        relaxer.batch_size = 32
+    assert together[1].steps != together[0].steps  # the neighbours leave the batch at different steps
+    joined = together[2]
+    assert alone.ok and joined.ok and alone.steps > 5
+    assert (joined.steps, joined.energy_per_atom) == (alone.steps, alone.energy_per_atom)
+    assert np.array_equal(joined.structure.lattice.matrix, alone.structure.lattice.matrix)
+    assert np.array_equal(joined.structure.cart_coords, alone.structure.cart_coords)
+
+
 def test_the_screen_relaxes_its_pool_in_batches(tmp_path):
     screen = MLIPScreen(MLIPSettings(cache_dir=str(tmp_path), fmax=0.2, steps=40))
     assert isinstance(screen.relaxer, BatchedCHGNetRelaxer)
