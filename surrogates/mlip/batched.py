@@ -216,7 +216,8 @@ class BatchedCHGNetRelaxer:
         return Structure(Lattice(cell.cpu().numpy()), run.species, positions.cpu().numpy(), coords_are_cartesian=True)
 
     def _step(self, runs: list[_Run]) -> None:
-        """Evaluate every run in one model call, test convergence, and move the rest one FIRE step together."""
+        """Evaluate every run (one model call, or bounded calls on a CPU), test convergence, and move the rest one
+        optimiser step together."""
         import torch
 
         graphs, live = [], []
