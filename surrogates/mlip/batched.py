@@ -62,7 +62,7 @@ def efs_tensors(model, graphs: list):
     return energy.detach().double(), forces, 0.5 * (stress + stress.transpose(1, 2))
 
 
-#: On a CPU, the most three-body angles (rows of CHGNet's bond graph, ~2,700 per 20-atom cell, ~500 per 5-atom one)
+#: On a CPU, the most three-body angles (rows of CHGNet's bond graph, ~2,700 per 20-atom cell, ~700 per 5-atom one)
 #: evaluated in one model call. The bond-graph layers hold ``[angles, 256]`` float32 activations (1 KiB per angle)
 #: and autograd keeps them for the backward: a call over a whole batch of 32 twenty-atom cells allocated ~88 MB
 #: blocks, above glibc's largest mmap threshold (32 MiB), so every block was mapped afresh and faulted in page by
