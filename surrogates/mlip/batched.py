@@ -62,9 +62,46 @@ def efs_tensors(model, graphs: list):
     return energy.detach().double(), forces, 0.5 * (stress + stress.transpose(1, 2))
 
 
-def energies_forces_stresses(model, graphs: list) -> list[tuple[float, np.ndarray, np.ndarray]]:
+#: On a CPU, the most three-body angles (rows of CHGNet's bond graph, ~2,700 per 20-atom cell, ~700 per 5-atom one)
+#: evaluated in one model call. The bond-graph layers hold ``[angles, 256]`` float32 activations (1 KiB per angle)
+#: and autograd keeps them for the backward: a call over a whole batch of 32 twenty-atom cells allocated ~88 MB
+#: blocks, above glibc's largest mmap threshold (32 MiB), so every block was mapped afresh and faulted in page by
+#: page at each step (2.4 GB peak, 10-25k page faults and 25-75 ms of kernel time per cell-evaluation on top of
+#: ~80 ms of compute). Calls of at most this many angles keep each block well inside the heap. On a CPU a call
+#: costs what its atoms cost, so splitting loses nothing; the numbers are the same bit for bit (each graph's
+#: energy, forces and stress do not depend on its batch neighbours); on a GPU the batch stays one call.
+CPU_ANGLES_PER_CALL = 16_384
+
+
+def calls(angles: Sequence[int], limit: int | None) -> list[slice]:
+    """Consecutive groups of graphs with at most ``limit`` angles in all (a larger graph alone); one without a limit."""
+    if limit is None or not angles:
+        return [slice(0, len(angles))]
+    out, start, total = [], 0, 0
+    for i, n in enumerate(angles):
+        if i > start and total + n > limit:
+            out.append(slice(start, i))
+            start, total = i, 0
+        total += n
+    out.append(slice(start, len(angles)))
+    return out
+
+
+def efs_in_calls(model, graphs: list, max_angles: int | None):
+    """:func:`efs_tensors` over ``graphs`` in calls of at most ``max_angles`` angles (:data:`CPU_ANGLES_PER_CALL`),
+    joined back into one batch's tensors."""
+    import torch
+
+    parts = [efs_tensors(model, graphs[part]) for part in calls([len(g.bond_graph) for g in graphs], max_angles)]
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
+
+
+def energies_forces_stresses(model, graphs: list,
+                             max_angles: int | None = None) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """:func:`efs_tensors` per graph, as numpy: (energy per atom, forces, 3x3 stress)."""
-    energy, forces, stress = efs_tensors(model, graphs)
+    energy, forces, stress = efs_in_calls(model, graphs, max_angles)
     split = forces.cpu().numpy()
     bounds = np.cumsum([0] + [len(g.atomic_number) for g in graphs])
     return [(float(e), split[bounds[i]:bounds[i + 1]], s) for i, (e, s) in
@@ -93,9 +130,10 @@ class _Run:
 class BatchedCHGNetRelaxer:
     """CHGNet relaxations, many at once; ``relax`` (the :class:`Relaxer` protocol) is a batch of one.
 
-    ``batch_size`` caps how many structures share one model call (memory, and on a CPU the point where
-    a larger batch stops paying); more structures are relaxed in consecutive chunks of that size, each
-    chunk topped up from the queue as its members converge.
+    ``batch_size`` caps how many structures share one optimiser step (on a GPU one model call; on a CPU
+    the call is split into calls of at most :data:`CPU_ANGLES_PER_CALL` angles, the point where a larger call
+    stops paying); more structures are relaxed in consecutive chunks of that size, each chunk topped up from
+    the queue as its members converge.
     """
 
     def __init__(
@@ -119,6 +157,7 @@ class BatchedCHGNetRelaxer:
         # backward (the same numbers; ~20% less CPU per evaluation of 20-atom cells, benchmarks/RESULTS-mlip.md)
         self.model.requires_grad_(False)
         self.model.graph_converter.set_isolated_atom_response("ignore")  # as CHGNet's calculator: relax anyway
+        self.max_angles = CPU_ANGLES_PER_CALL if torch.device(self.device).type == "cpu" else None
         self.fmax = fmax
         self.steps = steps
         self.batch_size = max(1, int(batch_size))
@@ -177,7 +216,8 @@ class BatchedCHGNetRelaxer:
         return Structure(Lattice(cell.cpu().numpy()), run.species, positions.cpu().numpy(), coords_are_cartesian=True)
 
     def _step(self, runs: list[_Run]) -> None:
-        """Evaluate every run in one model call, test convergence, and move the rest one FIRE step together."""
+        """Evaluate every run (one model call, or bounded calls on a CPU), test convergence, and move the rest one
+        optimiser step together."""
         import torch
 
         graphs, live = [], []
@@ -190,7 +230,7 @@ class BatchedCHGNetRelaxer:
         if not live:
             return
         try:
-            energy, forces, stress = efs_tensors(self.model, graphs)
+            energy, forces, stress = efs_in_calls(self.model, graphs, self.max_angles)
         except Exception as exc:
             for run in live:
                 self._fail(run, exc)

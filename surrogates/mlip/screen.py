@@ -39,8 +39,9 @@ class MLIPSettings(BaseModel):
     threads: int | None = Field(default=1, ge=1)
     batch_size: int = Field(
         default=32, ge=1, le=4096,
-        description="CHGNet structures relaxed together, one batched model call per optimiser step "
-        "(surrogates/mlip/batched.py); 1 relaxes one at a time with CHGNet's StructOptimizer",
+        description="CHGNet structures relaxed together, one batched optimiser step for all (surrogates/mlip/"
+        "batched.py; on a CPU the model is called in parts of bounded size); 1 relaxes one at a time with CHGNet's "
+        "StructOptimizer",
     )
     optimizer: Literal["bfgs-elastic", "bfgs", "fire"] = Field(
         default="bfgs-elastic",

@@ -7,7 +7,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from surrogates.mlip import BatchedCHGNetRelaxer, CHGNetRelaxer, MLIPScreen, MLIPSettings, relax_all
-from surrogates.mlip.batched import OPTIMIZERS, energies_forces_stresses
+from surrogates.mlip.batched import OPTIMIZERS, calls, energies_forces_stresses
 from tests.crystal.conftest import make_perovskite
 
 #: eV/atom: both follow ASE's FIRE over a FrechetCellFilter on the same potential; the batched forces differ from
@@ -50,6 +50,29 @@ def test_one_backward_pass_gives_chgnets_own_forces_and_stress(batched):
         assert np.abs(forces - ref["f"]).max() < 1e-3
         assert np.abs(stress - ref["s"] / 160.21766208).max() < 1e-5  # GPa -> eV/Å³
         assert np.abs(ref["f"]).max() > 0.05  # rattled: the comparison is not between zeros
+
+
+def test_calls_cover_the_batch_in_order_within_the_limit():
+    angles = [500, 2700, 2700, 40000, 10, 10, 16370]
+    groups = calls(angles, 16384)
+    assert [(g.start, g.stop) for g in groups] == [(0, 3), (3, 4), (4, 6), (6, 7)]  # a graph over the limit alone
+    assert calls(angles, None) == [slice(0, 7)] and calls([], 100) == [slice(0, 0)]
+
+
+def test_a_batch_split_into_several_model_calls_gives_the_same_numbers(batched):
+    """The CPU's calls of bounded size (CPU_ANGLES_PER_CALL) change no bit of any structure's result."""
+    structures = [rattled(make_perovskite("Sr", "Ti", "O", 3.95), 0.05, 1), rattled(make_perovskite("Ba", "Zr"), 0.05, 2),
+                  *_test_structures()]
+    model = batched.model
+    graphs = [model.graph_converter(s) for s in structures]
+    angles = [len(g.bond_graph) for g in graphs]
+    limit = angles[0] + angles[1]
+    assert len(calls(angles, limit)) in range(2, len(graphs))  # several calls, one of them of two graphs
+    whole = energies_forces_stresses(model, graphs)
+    split = energies_forces_stresses(model, graphs, max_angles=limit)
+    for (e, f, s), (e2, f2, s2) in zip(whole, split, strict=True):
+        assert e == e2 and np.array_equal(f, f2) and np.array_equal(s, s2)
+    assert len({e for e, _, _ in split}) == len(graphs)  # four different structures, not one repeated
 
 
 @pytest.mark.slow
