@@ -86,7 +86,11 @@ def prefect_server(sync_playwright: Any, tmp_path: Path) -> Iterator[str]:
     ui = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_UI_ENABLED="true",
-               PREFECT_UI_API_URL=f"{ui}/api", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+               PREFECT_UI_API_URL=f"{ui}/api", PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               # Prefect's own SQLite database: on a loaded 2-core box its services held the write lock past the
+               # default 10 s, and the approval's state change failed with "database is locked" (the form stayed
+               # open); a longer busy timeout waits for the lock instead
+               PREFECT_API_DATABASE_TIMEOUT="60")
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect)] if prefect.exists() else [sys.executable, "-m", "prefect"]
     with (tmp_path / "prefect-server.log").open("wb") as log:
