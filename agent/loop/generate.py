@@ -66,10 +66,8 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None,
     if checked is not None:
         # (fingerprint, candidate) pairs the generator already checked against the space: no hash or check again
         pairs = checked(ctx.campaign.space, context, size)
-        raw = [c for _, c in pairs]
     else:
-        raw = generator.propose(ctx.campaign.space, context, size)
-        pairs = [(c.fingerprint, c) for c in raw]
+        pairs = [(c.fingerprint, c) for c in generator.propose(ctx.campaign.space, context, size)]
     pool: list[Candidate] = []
     seen: set[str] = set()
     invalid = 0
@@ -83,11 +81,11 @@ def generate(ctx: LoopContext, iteration_id: int, fit: FitOutcome | None = None,
         seen.add(fp)
         pool.append(candidate)
     stats = {
-        "proposed": len(raw),
+        "proposed": len(pairs),
         "invalid": invalid,
         "known_excluded": len(known),
         "novel": len(pool),
-        "valid_rate": (len(raw) - invalid) / len(raw) if raw else 0.0,
+        "valid_rate": (len(pairs) - invalid) / len(pairs) if pairs else 0.0,
         **_generator_stats(generator),
     }
     with ctx.db.transaction() as session:
