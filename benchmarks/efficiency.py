@@ -40,10 +40,11 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, Field, ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -374,27 +375,60 @@ def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> st
             f"heldout_ratio={text(heldout, np.mean)} heldout_max={text(heldout, max)}")
 
 
+class PerSeedRun(BaseModel):
+    """One replay's outcome in a ``--per-seed`` file."""
+
+    dataset: str
+    q: int = Field(ge=1)
+    strategy: Literal["matloop", "baybe"]
+    seed: int = Field(ge=0)
+    n_best: int = Field(ge=1)
+    n_top: int = Field(ge=1)
+
+
+class PerSeedFile(BaseModel):
+    """What ``--per-seed`` writes (:func:`write_per_seed`), read back by ``--combine``."""
+
+    budget: int = Field(ge=1)
+    n_init: int = Field(ge=1)
+    runs: list[PerSeedRun]
+    random_top: dict[str, float]
+
+
+def read_per_seed(path: Path) -> PerSeedFile:
+    """A ``--per-seed`` file, or one sentence saying why it is not one."""
+    try:
+        return PerSeedFile.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise SystemExit(f"{path} is not a per-seed file written by efficiency.py --per-seed "
+                         f"({where}: {first['msg']})") from None
+
+
 def combine(paths: list[Path]) -> int:
     """The ratio table and summary line over several ``--per-seed`` files: a long comparison split into
-    processes (one per strategy or batch size) is reported as one. A run (dataset, q, strategy, seed) found in
-    two files must agree; files of different budgets cannot be combined (censoring would differ)."""
+    processes (one per strategy, batch size or seed) is reported as one. A run (dataset, q, strategy, seed) found
+    in two files must agree; files of different budgets cannot be combined (censoring would differ)."""
     runs: dict[tuple, dict[str, Any]] = {}
     random_top: dict[str, float] = {}
     budgets = set()
     for path in paths:
-        try:
-            data = json.loads(path.read_text())
-            budgets.add(int(data["budget"]))
-            random_top.update(data["random_top"])
-            for run in data["runs"]:
-                key = (run["dataset"], run["q"], run["strategy"], run["seed"])
-                if key in runs and runs[key] != run:
-                    raise SystemExit(f"{path}: run {key} differs from the same run in an earlier file")
-                runs[key] = run
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SystemExit(f"{path} is not a per-seed file written by efficiency.py --per-seed ({exc})") from None
+        data = read_per_seed(path)
+        budgets.add(data.budget)
+        random_top.update(data.random_top)
+        for run in data.runs:
+            key = (run.dataset, run.q, run.strategy, run.seed)
+            if key in runs and runs[key] != run.model_dump():
+                raise SystemExit(f"{path}: run {key} differs from the same run in an earlier file")
+            runs[key] = run.model_dump()
     if len(budgets) != 1:
         raise SystemExit(f"per-seed files of different budgets {sorted(budgets)} cannot be combined")
+    unknown = sorted({r["dataset"] for r in runs.values() if r["strategy"] == "matloop"} - set(random_top))
+    if unknown:
+        raise SystemExit(f"the per-seed files give no random-search baseline (random_top) for {unknown}")
     per_seed = sorted(runs.values(), key=lambda r: (r["dataset"], r["q"], r["strategy"], r["seed"]))
     for line in ratio_table(per_seed, budgets.pop()):
         print(line)

@@ -117,3 +117,22 @@ def test_combine_refuses_disagreeing_runs_and_mixed_budgets(tmp_path):
     longer = _per_seed(tmp_path / "c.json", "matloop", [20], budget=300)
     with pytest.raises(SystemExit, match="different budgets"):
         main(["--combine", str(one), str(longer)])
+
+
+def test_combine_answers_a_file_that_is_not_a_per_seed_file_in_one_sentence(tmp_path):
+    from benchmarks.efficiency import main
+
+    good = _per_seed(tmp_path / "good.json", "matloop", [10])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"budget": 250, "n_init": 4, "random_top": {"branin": 3.0}, "runs": [
+        {"dataset": "branin", "q": 4, "strategy": "matloop", "seed": 0, "n_best": "many", "n_top": 2}]}))
+    with pytest.raises(SystemExit, match=r"bad.json is not a per-seed file written by efficiency.py --per-seed "
+                                         r"\(runs.0.n_best: .*\)$"):
+        main(["--combine", str(good), str(bad)])
+    missing = tmp_path / "missing.json"
+    with pytest.raises(SystemExit, match=r"missing.json cannot be read \(No such file or directory\)$"):
+        main(["--combine", str(missing)])
+    no_baseline = tmp_path / "no_baseline.json"
+    no_baseline.write_text(json.dumps({**json.loads(good.read_text()), "random_top": {}}))
+    with pytest.raises(SystemExit, match=r"no random-search baseline \(random_top\) for \['branin'\]"):
+        main(["--combine", str(no_baseline)])
