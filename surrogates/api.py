@@ -30,7 +30,7 @@ from surrogates import reuse
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.config import check_surrogate
 from surrogates.ensemble import DeepEnsemble, fit_ensemble, rebuild_ensemble
-from surrogates.gp import build_gp, fit_gp, gp_variant, hyperparameters, rebuild_gp
+from surrogates.gp import build_gp, fit_gp, gp_on_rows, gp_variant, hyperparameters, rebuild_gp
 from surrogates.threads import one_thread_up_to
 
 FORMAT = "matloop-surrogate/1"
@@ -243,12 +243,20 @@ def _fit_surrogate(X: Tensor, Y: Tensor, Yvar: Tensor | None, *, kind: str, seed
     plan = reuse.plan(memo, key=key, rows=rows, learnable=learnable) if kind != "prior" and learnable else None
     candidates = ["gp", "ensemble"] if kind == "auto" else ([kind] if kind != "prior" else [])
     cv: dict[str, dict[int, tuple[dict[str, float], StdMap, str]]] = {k: {} for k in candidates}
+    #: the GP on every row of each output, fitted once on a re-decision: its folds reuse its hyperparameters
+    full_gp: dict[int, tuple[Model, dict, dict[str, Any], str]] = {}
     if plan is None or plan.redecide:
         # Cross-validate each candidate kind on every learnable output.
         for k in candidates:
             for c in learnable:
-                cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings)
+                if k == "gp":
+                    full_gp[c] = _fit_final("gp", plan, c, *columns[c], seed, settings)
+                cv[k][c] = _cross_validate(k, *columns[c], folds=cv_folds, seed=seed, settings=settings,
+                                           full=full_gp[c][:2] if k == "gp" else None)
         chosen, reason = _choose(kind, candidates, cv, learnable, prior_outputs)
+        if cv_folds >= 2 and any(full_gp[c][1].get("variant") == "exact" for c in full_gp):
+            # part of the verdict's first clause, so a kept verdict's reason says it too
+            reason += " (GP cross-validated with the full fit's hyperparameters, conditioned on each fold's rows)"
     else:  # the previous verdict stands: its kind, recalibration and cross-validated metrics
         chosen = str(plan.memo["kind"])
         cv[chosen] = {c: _kept_verdict(plan.output(c)) for c in learnable}
@@ -266,7 +274,10 @@ def _fit_surrogate(X: Tensor, Y: Tensor, Yvar: Tensor | None, *, kind: str, seed
             outputs.append(OutputModel("prior", PriorModel(mean, 1.0), {}, StdMap(), Xc, y, yvar))
             metrics[str(c)] = {k: float("nan") for k in METRIC_KEYS} | {"n": float(len(y))}
             continue
-        base, recipe, entry, note = _fit_final(chosen, plan, c, Xc, y, yvar, seed, settings)
+        if chosen == "gp" and c in full_gp:  # already fitted for the cross-validation: not fitted twice
+            base, recipe, entry, note = full_gp[c]
+        else:
+            base, recipe, entry, note = _fit_final(chosen, plan, c, Xc, y, yvar, seed, settings)
         col_metrics, std_map, why = cv[chosen][c]
         outputs.append(OutputModel(chosen, base, recipe, std_map, Xc, y, yvar))
         metrics[str(c)] = col_metrics
@@ -412,27 +423,24 @@ def _kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
 
 
 def _cross_validate(
-    kind: str, X: Tensor, y: Tensor, yvar: Tensor | None, *, folds: int, seed: int, settings: dict[str, Any]
+    kind: str, X: Tensor, y: Tensor, yvar: Tensor | None, *, folds: int, seed: int, settings: dict[str, Any],
+    full: tuple[Model, dict] | None = None,
 ) -> tuple[dict[str, float], StdMap, str]:
-    """Held-out metrics (after recalibration, with ``*_raw`` before), the std map and why."""
+    """Held-out metrics (after recalibration, with ``*_raw`` before), the std map and why.
+
+    ``full`` (the GP fitted on every row, and its recipe): an exact GP's folds are that GP conditioned on each
+    fold's training rows, with its hyperparameters (:func:`surrogates.gp.gp_on_rows`), as Ax cross-validates
+    by default (``refit_on_cv=False``): one hyperparameter optimisation per output instead of one per fold
+    (those were almost all of a re-deciding ask's time). The held-out rows still shaped the hyperparameters,
+    a small optimism that Ax accepts too; the ensemble's folds are trained from scratch on their rows only.
+    A sparse GP's folds are fitted afresh (a variational posterior is not conditioned on other rows).
+    """
     n = X.shape[0]
     folds = min(folds, n)
     if folds < 2 or n < 3:
         nan = {k: float("nan") for k in METRIC_KEYS} | {"n": float(n), "variance_scale": 1.0, "std_power": 1.0}
         return nan, StdMap(), "no cross-validation"
-    mean = torch.empty(n, dtype=torch.double)
-    var = torch.empty(n, dtype=torch.double)
-    for i, test in enumerate(_kfold(n, folds, seed)):
-        train = np.setdiff1d(np.arange(n), test)
-        tr, te = torch.as_tensor(train), torch.as_tensor(test)
-        model, _ = FITTERS[kind](X[tr], y[tr], None if yvar is None else yvar[tr], seed + 1 + i, settings)
-        with torch.no_grad():
-            if yvar is not None and kind == "gp":
-                mu, v = _predict(model, X[te], observation_noise=False)
-                v = v + yvar[te, 0]
-            else:
-                mu, v = _predict(model, X[te], observation_noise=True)
-        mean[te], var[te] = mu, v
+    mean, var = _cv_predictions(kind, X, y, yvar, folds=folds, seed=seed, settings=settings, full=full)
     yy, mm, vv = y[:, 0].numpy(), mean.numpy(), var.numpy()
     raw = regression_metrics(yy, mm, vv)
     std_map, why, calibrated = StdMap(), "recalibration off", raw
@@ -444,6 +452,32 @@ def _cross_validate(
     out = calibrated | {f"{k}_raw": raw[k] for k in ("nll", "cov68", "cov95")} | {
         "variance_scale": std_map.a, "std_power": std_map.b, "std_sigma0": std_map.sigma0}
     return out, std_map, why
+
+
+def _cv_predictions(
+    kind: str, X: Tensor, y: Tensor, yvar: Tensor | None, *, folds: int, seed: int, settings: dict[str, Any],
+    full: tuple[Model, dict] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Every row's held-out predictive mean and variance (of a new measurement) over ``folds`` folds (2 or more)."""
+    n = X.shape[0]
+    reuse_full = kind == "gp" and full is not None and full[1].get("variant") == "exact"
+    mean = torch.empty(n, dtype=torch.double)
+    var = torch.empty(n, dtype=torch.double)
+    for i, test in enumerate(_kfold(n, folds, seed)):
+        train = np.setdiff1d(np.arange(n), test)
+        tr, te = torch.as_tensor(train), torch.as_tensor(test)
+        if reuse_full:
+            model = gp_on_rows(full[0], full[1], X[tr], y[tr], None if yvar is None else yvar[tr])
+        else:
+            model, _ = FITTERS[kind](X[tr], y[tr], None if yvar is None else yvar[tr], seed + 1 + i, settings)
+        with torch.no_grad():
+            if yvar is not None and kind == "gp":
+                mu, v = _predict(model, X[te], observation_noise=False)
+                v = v + yvar[te, 0]
+            else:
+                mu, v = _predict(model, X[te], observation_noise=True)
+        mean[te], var[te] = mu, v
+    return mean, var
 
 
 def _choose(

@@ -247,13 +247,33 @@ def hyperparameters(model: Model) -> dict[str, Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+def gp_on_rows(model: Model, recipe: dict, X: Tensor, y: Tensor, yvar: Tensor | None) -> Model:
+    """A fitted exact GP on other rows ``(X, y, yvar)``: its hyperparameters and transforms, nothing re-optimised.
+
+    What cross-validation fits on a fold's training rows (Ax's ``refit_on_cv=False``): BoTorch's
+    ``load_state_dict(keep_transforms=True)`` keeps the full fit's input scaling and outcome standardisation, so
+    the hyperparameters mean exactly what they meant, and the fold's targets are standardised the same way.
+    """
+    if recipe["variant"] != "exact":
+        raise ValueError("only an exact GP can be conditioned on other rows with its hyperparameters")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        fold = build_gp(X, y, yvar, "exact", _recipe_settings(recipe))
+    fold.load_state_dict(model.state_dict(), keep_transforms=True)
+    return fold.eval()
+
+
+def _recipe_settings(recipe: dict) -> dict[str, Any]:
+    # recipes written before the gamma prior and the known-bounds scaling rebuild what they were fitted with
+    return {"cat_dims": recipe["cat_dims"], "num_inducing": recipe["num_inducing"],
+            "gp_prior": recipe.get("gp_prior", "botorch"), "bounds": recipe.get("bounds", "data"),
+            # recipes written before the additive kernel were fitted with the single Matern
+            "kernel": recipe.get("kernel", "matern"), "feature_groups": recipe.get("feature_groups", [])}
+
+
 def rebuild_gp(X: Tensor, y: Tensor, yvar: Tensor | None, recipe: dict, state: dict) -> Model:
     """The fitted GP again, from its training data, recipe and state dict."""
-    # recipes written before the gamma prior and the known-bounds scaling rebuild what they were fitted with
-    settings = {"cat_dims": recipe["cat_dims"], "num_inducing": recipe["num_inducing"],
-                "gp_prior": recipe.get("gp_prior", "botorch"), "bounds": recipe.get("bounds", "data"),
-                # recipes written before the additive kernel were fitted with the single Matern
-                "kernel": recipe.get("kernel", "matern"), "feature_groups": recipe.get("feature_groups", [])}
+    settings = _recipe_settings(recipe)
     variant = recipe["variant"]
     with torch.random.fork_rng():
         torch.manual_seed(0)
