@@ -29,7 +29,7 @@ from torch import Tensor
 from surrogates import reuse
 from surrogates.calibration import PriorModel, RecalibratedModel, StdMap, fit_recalibration, regression_metrics
 from surrogates.config import check_surrogate
-from surrogates.ensemble import DeepEnsemble, fit_ensemble, rebuild_ensemble
+from surrogates.ensemble import DeepEnsemble, fit_ensemble, fit_ensemble_folds, rebuild_ensemble
 from surrogates.gp import build_gp, fit_gp, gp_on_rows, gp_variant, hyperparameters, rebuild_gp
 from surrogates.threads import one_thread_up_to
 
@@ -463,11 +463,16 @@ def _cv_predictions(
     reuse_full = kind == "gp" and full is not None and full[1].get("variant") == "exact"
     mean = torch.empty(n, dtype=torch.double)
     var = torch.empty(n, dtype=torch.double)
-    for i, test in enumerate(_kfold(n, folds, seed)):
-        train = np.setdiff1d(np.arange(n), test)
-        tr, te = torch.as_tensor(train), torch.as_tensor(test)
+    tests = [torch.as_tensor(test) for test in _kfold(n, folds, seed)]
+    trains = [torch.as_tensor(np.setdiff1d(np.arange(n), test.numpy())) for test in tests]
+    # the ensemble's folds: every fold's members trained together (each on its own fold's rows only)
+    ensembles = fit_ensemble_folds(X, y, trains, [seed + 1 + i for i in range(len(tests))], settings) \
+        if kind == "ensemble" else None
+    for i, (tr, te) in enumerate(zip(trains, tests, strict=True)):
         if reuse_full:
             model = gp_on_rows(full[0], full[1], X[tr], y[tr], None if yvar is None else yvar[tr])
+        elif ensembles is not None:
+            model = ensembles[i]
         else:
             model, _ = FITTERS[kind](X[tr], y[tr], None if yvar is None else yvar[tr], seed + 1 + i, settings)
         with torch.no_grad():

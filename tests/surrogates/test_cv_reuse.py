@@ -16,6 +16,7 @@ import torch
 import surrogates.gp as gp_module
 from surrogates import fit_surrogate
 from surrogates.api import _cv_predictions, _kfold
+from surrogates.ensemble import fit_ensemble, fit_ensemble_folds
 from surrogates.gp import fit_gp, gp_on_rows, hyperparameters
 
 
@@ -94,3 +95,18 @@ def test_auto_still_picks_the_ensemble_where_the_gp_is_clearly_worse() -> None:
     fitted = fit_surrogate(X, y, kind="auto", settings={"ensemble": {"steps": 150, "n_members": 3, "hidden": 16}})
     assert fitted.kind == "ensemble", fitted.reason
     assert fitted.reason.startswith("auto: ensemble cv-NLL")
+
+
+def test_the_ensembles_folds_trained_together_equal_folds_trained_one_by_one() -> None:
+    """All folds' members in one batched module: each fold's ensemble is what training it alone on its rows gives
+    (so no member sees its fold's held-out rows), here with folds of 18 and 19 rows."""
+    X, Y = _data(23)
+    y = Y[:, :1]
+    settings = {"ensemble": {"n_members": 3, "hidden": 8, "steps": 30}}
+    tests = [torch.as_tensor(t) for t in _kfold(23, 5, 0)]
+    trains = [torch.as_tensor(np.setdiff1d(np.arange(23), t.numpy())) for t in tests]
+    together = fit_ensemble_folds(X, y, trains, [1 + i for i in range(5)], settings)
+    for i, tr in enumerate(trains):
+        alone, _ = fit_ensemble(X[tr], y[tr], None, 1 + i, settings)
+        for got, want in zip(together[i].member_predictions(X), alone.member_predictions(X), strict=True):
+            torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-12, atol=1e-12)
