@@ -10,6 +10,13 @@ gives the best cross-fitted NLL on those CV predictions (``calibration.py``).
 
 ``kind="auto"`` cross-validates both a GP and a deep ensemble and keeps the one
 with the lower summed NLL; the reason string records both numbers.
+
+The cross-validation is what a re-deciding fit spends its time on, so it does each kind's work once where it
+can: an exact GP is fitted on every row once (the final model, too), and each fold is that GP conditioned on
+the fold's training rows with its hyperparameters (Ax's default, ``refit_on_cv=False``: one hyperparameter
+optimisation per output instead of one per fold); the ensemble's folds are trained from scratch on their own
+rows (fine-tuning full-data members would have seen the held-out rows and flatter the ensemble's cv-NLL), all
+folds' members in one batched module (``ensemble.fit_ensemble_folds``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ the verdict and the std map it produced rarely change. So a fit may start from t
 * **The verdict** (which kind, the std map, the cross-validated metrics) is kept until the evidence changes:
   the rows of an output grew by ``REDECIDE_GROWTH`` since the verdict (``CLOSE_GROWTH`` when the two kinds'
   cv-NLLs were within ``CLOSE_NLL`` nats per point), the rows shrank, or the request changed (kind, settings,
-  folds, seed, outputs). Then cross-validation and recalibration run again, exactly as without a memo.
+  folds, seed, outputs). Then cross-validation and recalibration run again, exactly as without a memo (the
+  GP's folds with the hyperparameters of the GP fitted on all rows, warm-started from the memo's: see ``api``).
 * **The GP's hyperparameters** start from the previous optimum (a warm start). They are re-optimised when
   the verdict is re-run or an output grew by ``REOPTIMISE_GROWTH`` since they were last optimised; in
   between, the GP is only conditioned on the new rows with the kept hyperparameters, as most BO libraries
