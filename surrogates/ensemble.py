@@ -259,7 +259,7 @@ def train_member_groups(
 
     Every member of every group gets exactly what :func:`train_members` would give it alone (its own seed's
     initialisation and minibatches, from its own group's rows; the members share no arithmetic), so the groups
-    must have the same number of steps and minibatch size (:func:`same_schedule`). One module of 5 x 10
+    must have the same number of steps and minibatch size. One module of 5 x 10
     members costs about what one of 10 does per step at these sizes (Python and kernel-launch overhead), which is
     what makes the ensemble's cross-validation cheaper than training fold after fold.
     """
@@ -324,12 +324,6 @@ def _schedule(n: int, settings: dict[str, Any]) -> tuple[int, int]:
     return batch, training_steps(n, batch, settings)
 
 
-def same_schedule(sizes: list[int], settings: dict[str, Any]) -> bool:
-    """Whether ensembles on these numbers of rows train with the same steps and minibatch size (batchable)."""
-    s = {**DEFAULTS, **settings}
-    return len({_schedule(n, s) for n in sizes}) <= 1
-
-
 def _train(net: BatchedMeanVarianceMLP, opt: Any, sched: Any, xs: Tensor, ys: Tensor, group_of: Tensor,
            order: Tensor, steps: int, warmup: int, beta: float) -> None:
     """The optimiser loop of :func:`train_member_groups` (members batched: every tensor has them as its first axis;
@@ -366,23 +360,30 @@ def fit_ensemble_folds(
     X: Tensor, y: Tensor, trains: list[Tensor], seeds: list[int], settings: dict[str, Any]
 ) -> list[DeepEnsemble]:
     """One ensemble per fold, on the rows ``trains[i]`` from seed ``seeds[i]``: what ``fit_ensemble`` gives each
-    fold, with all folds' members trained as one batched module when they run in this process and share a schedule
-    (else fold after fold). Each fold's members see only their fold's rows: cross-validation stays held-out."""
+    fold. In this process, the members of all folds that share a schedule (steps and minibatch size: on fewer
+    than ``batch_size`` rows the minibatch is every row, so folds of 12 and 13 rows make two groups) are trained
+    as one batched module; on a cluster, fold after fold in the usual chunks. Each fold's members see only their
+    fold's rows: the cross-validation stays held-out."""
     from matloop.compute import IN_PROCESS, current_fan_out
 
     ens_settings = dict(settings.get("ensemble", {}))
     y = y.reshape(-1)
     models = [DeepEnsemble(X.shape[-1], ens_settings) for _ in trains]
     s = models[0].settings
-    if current_fan_out() is not IN_PROCESS or not same_schedule([len(t) for t in trains], s):
+    if current_fan_out() is not IN_PROCESS:
         return [m.fit(X[t], y[t], seed) for m, t, seed in zip(models, trains, seeds, strict=True)]
-    groups = []
-    for m, t, seed in zip(models, trains, seeds, strict=True):
-        m.standardize_on(X[t], y[t])
-        groups.append(((X[t] - m.x_shift) / m.x_scale, (y[t] - m.y_shift) / m.y_scale, seed))
-    trained = train_member_groups(groups, dict(s), list(range(int(s["n_members"]))))
-    for m, members in zip(models, trained, strict=True):
-        m.load_members(members)
+    by_schedule: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(trains):
+        by_schedule.setdefault(_schedule(len(t), s), []).append(i)
+    for folds in by_schedule.values():
+        groups = []
+        for i in folds:
+            m, t = models[i], trains[i]
+            m.standardize_on(X[t], y[t])
+            groups.append(((X[t] - m.x_shift) / m.x_scale, (y[t] - m.y_shift) / m.y_scale, seeds[i]))
+        trained = train_member_groups(groups, dict(s), list(range(int(s["n_members"]))))
+        for i, members in zip(folds, trained, strict=True):
+            models[i].load_members(members)
     return models
 
 

@@ -97,12 +97,14 @@ def test_auto_still_picks_the_ensemble_where_the_gp_is_clearly_worse() -> None:
     assert fitted.reason.startswith("auto: ensemble cv-NLL")
 
 
-def test_the_ensembles_folds_trained_together_equal_folds_trained_one_by_one() -> None:
-    """All folds' members in one batched module: each fold's ensemble is what training it alone on its rows gives
-    (so no member sees its fold's held-out rows), here with folds of 18 and 19 rows."""
+@pytest.mark.parametrize("batch_size", [8, 128])
+def test_the_ensembles_folds_trained_together_equal_folds_trained_one_by_one(batch_size: int) -> None:
+    """Folds' members in one batched module: each fold's ensemble is what training it alone on its rows gives (so
+    no member sees its fold's held-out rows), with folds of 18 and 19 rows: minibatches of 8 put all five folds in
+    one module (rows padded), of 128 (every row) make two groups (the 18-row fold, the 19-row ones)."""
     X, Y = _data(23)
     y = Y[:, :1]
-    settings = {"ensemble": {"n_members": 3, "hidden": 8, "steps": 30}}
+    settings = {"ensemble": {"n_members": 3, "hidden": 8, "steps": 30, "batch_size": batch_size}}
     tests = [torch.as_tensor(t) for t in _kfold(23, 5, 0)]
     trains = [torch.as_tensor(np.setdiff1d(np.arange(23), t.numpy())) for t in tests]
     together = fit_ensemble_folds(X, y, trains, [1 + i for i in range(5)], settings)
