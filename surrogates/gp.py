@@ -63,6 +63,13 @@ EXACT_GP_MAX_N = 1000
 NUM_INDUCING = 256
 #: L-BFGS iterations for the ELBO: scipy's default (15,000) takes minutes over ~33k variational parameters.
 SPARSE_MAXITER = 200
+#: L-BFGS-B's relative tolerance on the negative marginal log likelihood for a fit warm-started from a previous
+#: optimum (scipy's default, 2.2e-9, is kept for a start from the priors). BoTorch's own fitting loop
+#: (``fit_gpytorch_mll_torch``'s ``ExpMAStoppingCriterion``) calls a fit converged at 1e-5 relative change of a
+#: 10-step moving average; L-BFGS-B tests single steps, so one tenth of that. From a nearby optimum the default
+#: spends most of its 80-240 evaluations on the last few 1e-3 nats per point of a flat, prior-dominated
+#: likelihood (``benchmarks/RESULTS-ask-speed.md``); this stops after 20-65 within 0.005 nats per point.
+WARM_FTOL = 1e-6
 
 
 def gp_variant(n: int, settings: dict[str, Any]) -> str:
@@ -215,8 +222,8 @@ def fit_gp(
     """Fit a GP to one output column; returns the model and what is needed to rebuild it.
 
     ``init`` (an exact GP's hyperparameters by parameter name, see :func:`hyperparameters`) starts the
-    marginal-likelihood optimisation from a previous fit's optimum instead of the priors' modes; with
-    ``optimize=False`` they are used as they are (the GP is only conditioned on the new data).
+    marginal-likelihood optimisation from a previous fit's optimum instead of the priors' modes, and stops at
+    ``WARM_FTOL``; with ``optimize=False`` they are used as they are (the GP is only conditioned on the new data).
     """
     variant = gp_variant(X.shape[0], settings)
     with torch.random.fork_rng():
@@ -232,8 +239,11 @@ def fit_gp(
             # lazily evaluated kernel tensors cost more Python than the arithmetic they defer (each L-BFGS step
             # builds one per additive term and evaluates it at once anyway); the same numbers, ~10 % sooner.
             with gpytorch.settings.lazily_evaluate_kernels(False):
-                if optimize or init is None:
+                if init is None:
                     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+                elif optimize:
+                    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
+                                     optimizer_kwargs={"options": {"ftol": WARM_FTOL}})
         else:
             mll = VariationalELBO(model.likelihood, model.model, num_data=X.shape[0])
             maxiter = int(settings.get("sparse_maxiter", SPARSE_MAXITER))

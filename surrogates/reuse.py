@@ -9,7 +9,8 @@ the verdict and the std map it produced rarely change. So a fit may start from t
   cv-NLLs were within ``CLOSE_NLL`` nats per point), the rows shrank, or the request changed (kind, settings,
   folds, seed, outputs). Then cross-validation and recalibration run again, exactly as without a memo (the
   GP's folds with the hyperparameters of the GP fitted on all rows, warm-started from the memo's: see ``api``).
-* **The GP's hyperparameters** start from the previous optimum (a warm start). They are re-optimised when
+* **The GP's hyperparameters** start from the previous optimum (a warm start, whose L-BFGS-B stops at
+  ``surrogates.gp.WARM_FTOL``, not at scipy's tolerance for a start from the priors). They are re-optimised when
   the verdict is re-run or an output grew by ``REOPTIMISE_GROWTH`` since they were last optimised; in
   between, the GP is only conditioned on the new rows with the kept hyperparameters, as most BO libraries
   do between hyperparameter refits.
