@@ -3,6 +3,7 @@ than scipy's default tolerance from the same start, for a likelihood within a sm
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -22,6 +23,13 @@ def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return X, y
 
 
+@functools.cache
+def _previous() -> dict[str, torch.Tensor]:
+    """The hyperparameters of a fit on the first 20 rows, from the priors (what a warm start starts from)."""
+    X, y = _data(24)
+    return hyperparameters(fit_gp(X[:20], y[:20], None, 0, SETTINGS)[0])
+
+
 def _loss(model: Any) -> float:
     """The negative marginal log likelihood per point (with the priors), what the fit minimises."""
     mll = ExactMarginalLogLikelihood(model.likelihood, model).train()
@@ -33,8 +41,7 @@ def _loss(model: Any) -> float:
 
 def test_a_warm_started_fit_stops_sooner_at_nearly_the_same_likelihood(monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = _data(24)
-    previous, _ = fit_gp(X[:20], y[:20], None, 0, SETTINGS)  # the optimum on 20 rows, from the priors
-    init = hyperparameters(previous)
+    init = _previous()
     evaluations: list[int] = [0]
     real = ExactMarginalLogLikelihood.forward
 
@@ -64,7 +71,7 @@ def test_the_fit_gives_the_hyperparameters_botorchs_plain_fit_gives() -> None:
     """Fitting with dense kernel matrices (not gpytorch's lazy ones) is pure speed: the same optimum, from the priors
     and from a previous one."""
     X, y = _data(24)
-    for init in (None, hyperparameters(fit_gp(X[:20], y[:20], None, 0, SETTINGS)[0])):
+    for init in (None, _previous()):
         ours, _ = fit_gp(X, y, None, 0, SETTINGS, init=init)
         with torch.random.fork_rng():
             torch.manual_seed(0)
