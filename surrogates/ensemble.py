@@ -267,6 +267,8 @@ def train_member_groups(
     d = groups[0][0].shape[-1]
     n_max = max(int(xs.shape[0]) for xs, _, _ in groups)
     batch, steps = _schedule(int(groups[0][0].shape[0]), s)
+    if any(_schedule(int(xs.shape[0]), s) != (batch, steps) for xs, _, _ in groups):
+        raise ValueError("train_member_groups needs groups with the same steps and minibatch size")
     warmup = int(float(s["warmup_fraction"]) * steps)
     fresh_steps = steps
     if init is not None:
@@ -278,8 +280,6 @@ def train_member_groups(
     with torch.no_grad():
         for k, (g, member) in enumerate(slots):
             xs, _, seed = groups[g]
-            if _schedule(int(xs.shape[0]), s) != (batch, fresh_steps):
-                raise ValueError("train_member_groups needs groups with the same steps and minibatch size")
             gen = torch.Generator().manual_seed(member_seed(seed, member))
             for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
                 if init is not None:
