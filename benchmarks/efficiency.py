@@ -421,9 +421,10 @@ def combine(paths: list[Path]) -> int:
         random_top.update(data.random_top)
         for run in data.runs:
             key = (run.dataset, run.q, run.strategy, run.seed)
-            if key in runs and runs[key] != run.model_dump():
+            entry = run.model_dump()
+            if key in runs and runs[key] != entry:
                 raise SystemExit(f"{path}: run {key} differs from the same run in an earlier file")
-            runs[key] = run.model_dump()
+            runs[key] = entry
     if len(budgets) != 1:
         raise SystemExit(f"per-seed files of different budgets {sorted(budgets)} cannot be combined")
     unknown = sorted({r["dataset"] for r in runs.values() if r["strategy"] == "matloop"} - set(random_top))
