@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from agent.loop.outage import through_outage
+from agent.loop.outage import read_through_outage, through_outage
 from agent.spec import Campaign
 from agent.store import Database, DatabaseBusy
 from agent.store.campaigns import (
@@ -259,24 +259,39 @@ class CampaignRun:
                          f"{why}")
 
     def record_paused(self, reason: str | None) -> None:
-        """The run ended early on purpose (``max_iterations``): the campaign is paused, resumable."""
-        with self.database.transaction() as session:
-            record = session.get(CampaignRecord, self.campaign_id)
-            assert record is not None
-            record.status = "paused"
-            record_event(session, "run_paused", campaign_id=self.campaign_id, payload={"reason": reason})
+        """The run ended early on purpose (``max_iterations``): the campaign is paused, resumable.
+
+        Written after the loop's last step, outside the flow's step retries, so a database restarting just then
+        is waited for here as between two steps; a retried write at worst logs ``run_paused`` twice.
+        """
+
+        def write() -> None:
+            with self.database.transaction() as session:
+                record = session.get(CampaignRecord, self.campaign_id)
+                assert record is not None
+                record.status = "paused"
+                record_event(session, "run_paused", campaign_id=self.campaign_id, payload={"reason": reason})
+
+        through_outage(write)
 
     def summary(self, campaign: Campaign | None = None) -> RunSummary:
-        """The campaign as it stands: status, reason, experiments, best value and candidate, the model's pick."""
+        """The campaign as it stands: status, reason, experiments, best value and candidate, the model's pick.
+
+        Read after the loop's last step, outside the flow's step retries: a database restarting just then is
+        waited for as between two steps, so a campaign that stopped cleanly never ends its run Failed on it.
+        """
         from agent.loop.state import best_value, latest_recommendation, observations, progress
 
         spec = campaign or self.spec
-        with self.database.reading() as session:
+
+        def read(session: Any) -> tuple[CampaignRecord, Any, Any, Any, Any]:
             record = session.get(CampaignRecord, self.campaign_id)
             assert record is not None
             snap = progress(session, spec, self.campaign_id)
             best, who = best_value(spec, observations(session, spec, self.campaign_id))
-            recommended = latest_recommendation(session, self.campaign_id)
+            return record, snap, best, who, latest_recommendation(session, self.campaign_id)
+
+        record, snap, best, who, recommended = read_through_outage(self.database, read)
         return RunSummary(
             campaign=spec.name, status=record.status, stop_reason=record.stop_reason,
             iterations=snap.completed_iterations, experiments=snap.experiments, results=snap.results,

@@ -100,3 +100,25 @@ def test_a_run_ending_while_the_database_restarts_waits_and_releases_its_lease(
     probe.dispose()
     assert record is not None and record.lock_owner is None  # released, not left to lapse
     assert "could not record the end of the run" not in caplog.text
+
+
+def test_a_run_summarised_while_the_database_restarts_waits_for_it(server: Any) -> None:
+    """The flow's last reads and writes (pausing the campaign, its summary) come after the last step, outside the
+    step retries: in the soak a restart just then ended a cleanly stopped campaign's run Failed, with the driver's
+    traceback. Both now wait for the database as a read between two steps does."""
+    from agent.run import CampaignRun
+    from agent.store.migrate import upgrade
+    from tests.loop.conftest import branin_spec
+
+    url = server.create_database("summary")
+    upgrade(url)
+    run = CampaignRun(branin_spec(name="summarised-in-outage"), database_url=url, resume=False, flow_run_id="run-b")
+    run.__enter__()
+    try:
+        with server.down_for(3.0):
+            run.record_paused("max_iterations reached")
+        with server.down_for(3.0):
+            summary = run.summary()
+    finally:
+        run.__exit__(None, None, None)
+    assert summary.status == "paused" and summary.experiments == 0
