@@ -173,8 +173,10 @@ def ensemble_start(plan: Plan, c: int, expected: dict[str, Tensor]) -> tuple[dic
         return None, "ensemble trained afresh (no previous members)"
     try:
         warm = int(stored.get("warm", 0))
-        float(stored["spread_ref"])
+        ref = float(stored["spread_ref"])
     except (KeyError, TypeError, ValueError):
+        return None, "ensemble trained afresh (previous members unreadable)"
+    if not (math.isfinite(ref) and ref > 0):  # the fine-tuned spread is judged as a share of it
         return None, "ensemble trained afresh (previous members unreadable)"
     if warm >= MAX_WARM:
         return None, f"ensemble trained afresh (fine-tuned {warm} times in a row)"

@@ -156,6 +156,11 @@ def test_a_kept_ensemble_is_trained_afresh_when_its_members_are_unusable_or_fine
     wrong_shape["outputs"]["0"]["ensemble"]["state"]["members.weights.0"]["shape"] = [3, 2, 8]
     assert "previous members unreadable" in fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE,
                                                           memo=wrong_shape).reason
+    for bad_ref in (0.0, -1.0, "nan", None):  # no fresh spread to judge the fine-tuned one against
+        no_ref = json.loads(json.dumps(first.memo))
+        no_ref["outputs"]["0"]["ensemble"]["spread_ref"] = bad_ref
+        assert "previous members unreadable" in fit_surrogate(X[:26], y[:26], kind="ensemble",
+                                                              settings=SMALL_ENSEMBLE, memo=no_ref).reason, bad_ref
     tired = json.loads(json.dumps(first.memo))
     tired["outputs"]["0"]["ensemble"]["warm"] = MAX_WARM
     again = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=tired)
