@@ -174,9 +174,9 @@ def ensemble_start(plan: Plan, c: int, expected: dict[str, Tensor]) -> tuple[dic
     try:
         warm = int(stored.get("warm", 0))
         ref = float(stored["spread_ref"])
+        if not (math.isfinite(ref) and ref > 0):  # the fine-tuned spread is judged as a share of it
+            raise ValueError(ref)
     except (KeyError, TypeError, ValueError):
-        return None, "ensemble trained afresh (previous members unreadable)"
-    if not (math.isfinite(ref) and ref > 0):  # the fine-tuned spread is judged as a share of it
         return None, "ensemble trained afresh (previous members unreadable)"
     if warm >= MAX_WARM:
         return None, f"ensemble trained afresh (fine-tuned {warm} times in a row)"
