@@ -284,22 +284,22 @@ class CampaignRun:
 
         spec = campaign or self.spec
 
-        def read(session: Any) -> tuple[CampaignRecord, Any, Any, Any, Any]:
+        def read(session: Any) -> RunSummary:
             record = session.get(CampaignRecord, self.campaign_id)
             assert record is not None
             snap = progress(session, spec, self.campaign_id)
             best, who = best_value(spec, observations(session, spec, self.campaign_id))
-            return record, snap, best, who, latest_recommendation(session, self.campaign_id)
+            return RunSummary(
+                campaign=spec.name, status=record.status, stop_reason=record.stop_reason,
+                iterations=snap.completed_iterations, experiments=snap.experiments, results=snap.results,
+                failed=snap.failed, cost=snap.cost, objective=spec.objectives[0].property, best=best,
+                best_candidate=None if who is None else who.content,
+                best_label=None if who is None else who.label(max_len=120),
+                best_kind=None if who is None else who.kind.value,
+                recommended=latest_recommendation(session, self.campaign_id),
+            )
 
-        record, snap, best, who, recommended = read_through_outage(self.database, read)
-        return RunSummary(
-            campaign=spec.name, status=record.status, stop_reason=record.stop_reason,
-            iterations=snap.completed_iterations, experiments=snap.experiments, results=snap.results,
-            failed=snap.failed, cost=snap.cost, objective=spec.objectives[0].property, best=best,
-            best_candidate=None if who is None else who.content,
-            best_label=None if who is None else who.label(max_len=120),
-            best_kind=None if who is None else who.kind.value, recommended=recommended,
-        )
+        return read_through_outage(self.database, read)
 
     # -- ending ----------------------------------------------------------------------------------------------
 
