@@ -258,6 +258,20 @@ class CampaignRun:
         return LeaseHeld(f"this run lost campaign {self.spec.name!r} and stops here (what it committed is kept): "
                          f"{why}")
 
+    def record_approval_override(self, policy: str, spec_policy: str) -> None:
+        """The audit event for a run whose approval policy overrides the campaign file's.
+
+        Written before the loop's first step, outside the flow's step retries, so a database restarting just then
+        is waited for as between two steps; a retried write at worst logs ``approval_override`` twice.
+        """
+
+        def write() -> None:
+            with self.database.transaction() as session:
+                record_event(session, "approval_override", campaign_id=self.campaign_id,
+                             payload={"policy": policy, "spec_policy": spec_policy})
+
+        through_outage(write)
+
     def record_paused(self, reason: str | None) -> None:
         """The run ended early on purpose (``max_iterations``): the campaign is paused, resumable.
 

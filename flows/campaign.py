@@ -33,7 +33,6 @@ from agent.loop.state import latest_iteration
 from agent.run import LOCK_TTL, CampaignRun, open_database
 from agent.spec import Approval, Campaign
 from agent.store import Database, DatabaseBusy, DatabaseUnreachable, StoreError
-from agent.store.events import record_event
 from flows.approval import ask_person_in_prefect
 from flows.artifacts import ArtifactPublisher
 from flows.compute import ComputeUnavailable, open_fan_out
@@ -280,14 +279,11 @@ def _run(
     run: CampaignRun, campaign: CampaignSource, spec: Campaign, approval: ApprovalParameter,
     max_iterations: int | None, poll_initial_seconds: float, poll_max_seconds: float, compute: Compute,
 ) -> dict[str, Any]:
-    db, campaign_id = run.database, run.campaign_id
     run_spec = spec
     if approval != "campaign" and approval != spec.approval.policy:
         limit = spec.approval.cost_limit if approval == "auto_below_cost" else None
         run_spec = spec.model_copy(update={"approval": Approval(policy=approval, cost_limit=limit)})
-        with db.transaction() as session:
-            record_event(session, "approval_override", campaign_id=campaign_id,
-                         payload={"policy": approval, "spec_policy": spec.approval.policy})
+        run.record_approval_override(approval, spec.approval.policy)
     publisher = ArtifactPublisher()
     with contextlib.ExitStack() as stack:
         try:

@@ -122,3 +122,26 @@ def test_a_run_summarised_while_the_database_restarts_waits_for_it(server: Any) 
     finally:
         run.__exit__(None, None, None)
     assert summary.status == "paused" and summary.experiments == 0
+
+
+def test_an_approval_override_written_while_the_database_restarts_waits_for_it(server: Any) -> None:
+    """A run started with another approval policy than its file's records that first, before the loop's step
+    retries: a restart just then must be waited for, not end the run's start with ``DatabaseUnreachable``."""
+    from agent.run import CampaignRun
+    from agent.store.migrate import upgrade
+    from agent.store.models import EventRecord
+    from tests.loop.conftest import branin_spec
+
+    url = server.create_database("override")
+    upgrade(url)
+    run = CampaignRun(branin_spec(name="overridden-in-outage"), database_url=url, resume=False, flow_run_id="run-c")
+    run.__enter__()
+    try:
+        with server.down_for(3.0):
+            run.record_approval_override("auto", "manual")
+        with run.database.reading() as session:
+            events = session.query(EventRecord).filter_by(campaign_id=run.campaign_id, kind="approval_override").all()
+            payloads = [e.payload for e in events]
+    finally:
+        run.__exit__(None, None, None)
+    assert payloads and all(p == {"policy": "auto", "spec_policy": "manual"} for p in payloads)
