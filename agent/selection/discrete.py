@@ -8,7 +8,18 @@ Three stages, each doing only the work it must:
    and an optimistic score that keeps a few hundred survivors (:mod:`agent.selection.screening`).
 3. **Exact batch** — sequential greedy on the survivors with the real q-batch acquisition: each pick maximises
    the acquisition with the earlier picks (and the caller's pending jobs) as pending points, exactly as
-   BoTorch's ``optimize_acqf_discrete`` does, but only over survivors.
+   BoTorch's ``optimize_acqf_discrete`` does, but only over survivors. With ``acquisition: auto`` and one
+   objective, picks beyond the first ``AUTO_GREEDY_PICKS`` of a batch are batch Thompson samples instead.
+
+Why large batches end in Thompson samples. Our reading: a batch is greedy qLogEI's best guess of where the optimum is, pick
+after pick, each conditioned on the ones before; by the fifth pick the fantasised batch already covers the
+incumbent's neighbourhood, and the later picks' marginal improvement is estimated from the few samples in which
+the batch does not already hold the maximum. In the pool replay on the development problems, q=8 batches of pure
+qLogEI missed the best of two needle-like OER plates within 150 experiments in 7 of 10 seeds each; four qLogEI
+picks plus four Thompson samples (each pick the maximiser of one joint posterior draw, so a region gets picks
+in proportion to its probability of holding the optimum: Kandasamy et al. 2018, Hernández-Lobato et al. 2017)
+missed them in 4 of 10 and needed about as many experiments elsewhere on average; at q=4 pure qLogEI was better
+(``benchmarks/RESULTS-selection.md``). An explicit ``acquisition: qlogei`` keeps every pick qLogEI's.
 """
 
 from __future__ import annotations
@@ -35,6 +46,10 @@ from agent.selection.picks import Pick, as_dicts, explain
 from agent.selection.screening import available_rows, feasibility_probability, posterior_moments, prescreen
 from agent.spec.acquisition import GREEDY_SHARE_ACQUISITIONS
 from agent.spec.objectives import Objective, OutcomeConstraint
+
+#: With ``acquisition: auto`` (qLogEI for one objective), how many picks of a batch are qLogEI's greedy; the rest
+#: are batch Thompson samples (see the module docstring).
+AUTO_GREEDY_PICKS = 4
 
 #: Survivors of the pre-screen: at least this many, and at least SURVIVORS_PER_PICK per batch slot.
 SURVIVORS_MIN = 384
@@ -86,9 +101,11 @@ def _greedy(acq, X: Tensor, q: int, X_pending: Tensor | None, chunk: int = EVAL_
 
 
 def _thompson(
-    model, omap: ObjectiveMap, X: Tensor, q: int, seed: int, feasibility: FeasibilityModel | None
+    model, omap: ObjectiveMap, X: Tensor, q: int, seed: int, feasibility: FeasibilityModel | None,
+    taken: Sequence[int] = (),
 ) -> tuple[list[int], list[float]]:
-    """Batch Thompson sampling: pick ``j`` maximises the ``j``-th joint posterior sample over the survivors.
+    """Batch Thompson sampling: pick ``j`` maximises the ``j``-th joint posterior sample over the survivors
+    not in ``taken`` (positions already picked for the batch).
 
     Outcome constraints and learnt feasibility act per sample (an infeasible or failed draw is worth nothing);
     several objectives are scalarised by a random Chebyshev weight per sample (ParEGO-style).
@@ -112,8 +129,9 @@ def _thompson(
             fails = torch.rand(q, len(X)) > feasibility.probability(X).unsqueeze(0)
             util = util.masked_fill(fails, -float("inf"))
     free = torch.ones(len(X), dtype=torch.bool)
+    free[list(taken)] = False
     order, values = [], []
-    for i in range(min(q, len(X))):
+    for i in range(min(q, int(free.sum()))):
         u = util[i].masked_fill(~free, -float("inf"))
         j = int(torch.argmax(u))
         if not free[j]:
@@ -210,6 +228,13 @@ def _best_mean(omap: ObjectiveMap, mean: Tensor, std: Tensor, log_success: Tenso
     return torch.topk(utility, k).indices.tolist() if k else []
 
 
+def _reason(rank: int, n_exploit: int, n_thompson_from: int, name: str) -> str:
+    """What chose the pick at ``rank``: the exploitation share, the acquisition, or the batch's Thompson tail."""
+    if rank < n_exploit:
+        return "posterior mean: "
+    return "thompson: " if rank >= n_thompson_from else f"{name}: "
+
+
 def select_batch(
     model,
     X_pool: Tensor,
@@ -234,8 +259,9 @@ def select_batch(
     Fewer than ``q`` picks come back only when fewer rows are eligible. The joint posterior is sampled with
     ``MC_SAMPLES`` quasi-MC draws (``MC_SAMPLES_MULTI`` for hypervolume acquisitions).
 
-    ``acquisition``: ``auto`` (default: ``qlogei`` for one objective), ``qlogei``, ``qlognei``, ``ucb``,
-    ``thompson``; several objectives use ``qlognehvi`` and a target band the in-band probability (see
+    ``acquisition``: ``auto`` (default: ``qlogei`` for one objective, its picks beyond the first
+    ``AUTO_GREEDY_PICKS`` of a batch Thompson samples), ``qlogei``, ``qlognei``, ``ucb``, ``thompson``; several
+    objectives use ``qlognehvi`` and a target band the in-band probability (see
     :mod:`agent.selection.acquisition`). Thompson sampling keeps
     pending points out of the batch but does not condition on them (it has no notion of pending outcomes).
     ``exploit_share`` (0 by default): ``int(q * share)`` picks go to the rows with the best posterior mean among
@@ -265,6 +291,7 @@ def select_batch(
     positions = prescreen(omap, mean, std, keep, seed)
     mc_samples = MC_SAMPLES_MULTI if name == "qlognehvi" else MC_SAMPLES
     X_surv = X_eligible[positions]
+    n_thompson_from = q  # rank of the first pick that is a Thompson sample (none unless auto's tail below)
 
     if name == "thompson":
         with torch.no_grad(), gpytorch.settings.fast_pred_var():
@@ -279,10 +306,16 @@ def select_batch(
                 acq = FeasibilityWeighted(acq, feasibility_model, log=is_log_acquisition(name))
             order, values = _greedy(acq, X_surv, q, X_pending, chunk=MULTI_CHUNK)
     else:
+        n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if acquisition.lower() == "auto" and name == "qlogei" else q
         order, values, n_exploit = _sample_greedy(
-            name, model, omap, X_surv, X_pending, X_observed.to(dtype), q, seed, mc_samples, feasibility_model,
-            mean[positions], std[positions], n_exploit,
+            name, model, omap, X_surv, X_pending, X_observed.to(dtype), min(q, n_greedy), seed, mc_samples,
+            feasibility_model, mean[positions], std[positions], n_exploit,
         )
+        if q > len(order) == n_greedy:
+            with torch.no_grad(), gpytorch.settings.fast_pred_var():
+                tail, tail_values = _thompson(model, omap, X_surv, q - len(order), seed, feasibility_model, order)
+            n_thompson_from = len(order)
+            order, values = order + tail, values + tail_values
 
     picks: list[Pick] = []
     rows = [int(eligible[positions[j]]) for j in order]
@@ -298,7 +331,7 @@ def select_batch(
                 mean=as_dicts(properties, m),
                 std=as_dicts(properties, s),
                 rank=rank,
-                reason=(("posterior mean: " if rank < n_exploit else f"{name}: ") + explain(omap, m, s, mean, std)),
+                reason=_reason(rank, n_exploit, n_thompson_from, name) + explain(omap, m, s, mean, std),
                 features=X_pool[row].tolist(),
             )
         )

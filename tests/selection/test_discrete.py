@@ -243,10 +243,11 @@ def test_an_exploit_share_gives_its_picks_to_the_best_posterior_means_and_qlogei
     ranked = [i for i in torch.argsort(mean[:, 0], descending=True).tolist() if i not in observed]
     assert [p.index for p in picks[:2]] == ranked[:2]
     assert all(p.reason.startswith("posterior mean: ") for p in picks[:2])
-    assert all(p.reason.startswith("qlogei: ") for p in picks[2:])
+    assert all(p.reason.startswith("qlogei: ") for p in picks[2:4])  # auto: picks beyond four are Thompson's
+    assert all(p.reason.startswith("thompson: ") for p in picks[4:])
     assert len({p.index for p in picks}) == 8 and not {p.index for p in picks} & set(observed)
-    # the default (no share) gives the whole batch to the acquisition
-    assert all(p.reason.startswith("qlogei: ") for p in select_batch(model, pool, **kwargs))
+    # qlogei asked for by name (no share) gives the whole batch to the acquisition
+    assert all(p.reason.startswith("qlogei: ") for p in select_batch(model, pool, **kwargs, acquisition="qlogei"))
     with pytest.raises(ValueError, match="exploit_share"):
         select_batch(model, pool, **kwargs, exploit_share=1.0)
 
@@ -263,3 +264,25 @@ def test_greedy_share_skips_rows_that_break_an_outcome_constraint():
                          properties=["y", "c"], q=4, X_observed=X, Y_observed=Y, seed=0, exploit_share=0.25)
     assert picks[0].reason.startswith("posterior mean: ")
     assert picks[0].mean["c"] < 0.5
+
+
+def test_auto_gives_a_large_batch_the_small_batch_and_thompson_samples_after_it():
+    """``auto`` at q=8 is qLogEI's q=4 batch followed by four batch Thompson samples (``AUTO_GREEDY_PICKS``); at
+    q<=4 and with ``qlogei`` by name every pick is qLogEI's."""
+    from agent.selection.discrete import AUTO_GREEDY_PICKS
+
+    pool = grid_2d(15)
+    observed = torch.randperm(len(pool), generator=torch.Generator().manual_seed(5))[:10].tolist()
+    X, Y = pool[observed], bumpy(pool[observed]).unsqueeze(-1)
+    model = fit_gp(X, Y)
+    kwargs = dict(objectives=MAX, properties=["y"], X_observed=X, Y_observed=Y, seed=2)
+    small = select_batch(model, pool, q=AUTO_GREEDY_PICKS, **kwargs)
+    large = select_batch(model, pool, q=8, **kwargs)
+    named = select_batch(model, pool, q=8, acquisition="qlogei", **kwargs)
+    assert [p.index for p in large[:AUTO_GREEDY_PICKS]] == [p.index for p in small]
+    assert [p.index for p in named[:AUTO_GREEDY_PICKS]] == [p.index for p in small]
+    assert all(p.reason.startswith("qlogei: ") for p in small + named)
+    assert all(p.reason.startswith("thompson: ") for p in large[AUTO_GREEDY_PICKS:])
+    indices = [p.index for p in large]
+    assert len(set(indices)) == 8 and not set(indices) & set(observed)
+    assert [p.rank for p in large] == list(range(8))
