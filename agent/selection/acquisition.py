@@ -5,8 +5,8 @@ hypervolume one are evaluated on one joint sample table, :mod:`agent.selection.e
 
 * one objective, maximise/minimise: ``qlogei`` (the default that ``auto`` picks: qLogExpectedImprovement over
   the best posterior mean among measured points; why it beats qLogNEI here is in
-  :mod:`agent.selection.improvement`; ``auto`` hands a batch's picks after the fourth to Thompson sampling, why is
-  in :mod:`agent.selection.discrete`), ``qlognei`` (qLogNoisyExpectedImprovement, the incumbent drawn from the
+  :mod:`agent.selection.improvement`; in a batch of five to eight ``auto`` hands the picks after the fourth to
+  Thompson sampling, why is in :mod:`agent.selection.discrete`), ``qlognei`` (qLogNoisyExpectedImprovement, the incumbent drawn from the
   posterior at the measured points), ``ucb`` (qUpperConfidenceBound), or ``thompson`` (handled in the discrete
   selector: one joint posterior sample per pick);
 * one objective, target band ``t ± tol``: the probability that at least one pick of the batch lands in the

@@ -9,17 +9,17 @@ Three stages, each doing only the work it must:
 3. **Exact batch** — sequential greedy on the survivors with the real q-batch acquisition: each pick maximises
    the acquisition with the earlier picks (and the caller's pending jobs) as pending points, exactly as
    BoTorch's ``optimize_acqf_discrete`` does, but only over survivors. With ``acquisition: auto`` and one
-   objective, picks beyond the first ``AUTO_GREEDY_PICKS`` of a batch are batch Thompson samples instead.
+   objective, a batch of five to eight (``AUTO_THOMPSON_MAX_BATCH``) ends in batch Thompson samples after its
+   first ``AUTO_GREEDY_PICKS`` picks.
 
-Why large batches end in Thompson samples. Our reading: a batch is greedy qLogEI's best guess of where the optimum is, pick
-after pick, each conditioned on the ones before; by the fifth pick the fantasised batch already covers the
-incumbent's neighbourhood, and the later picks' marginal improvement is estimated from the few samples in which
-the batch does not already hold the maximum. In the pool replay on the development problems, q=8 batches of pure
-qLogEI missed the best of two needle-like OER plates within 150 experiments in 7 of 10 seeds each; four qLogEI
-picks plus four Thompson samples (each pick the maximiser of one joint posterior draw, so a region gets picks
-in proportion to its probability of holding the optimum: Kandasamy et al. 2018, Hernández-Lobato et al. 2017)
-missed them in 4 of 10 and needed about as many experiments elsewhere on average; at q=4 pure qLogEI was better
-(``benchmarks/RESULTS-selection.md``). An explicit ``acquisition: qlogei`` keeps every pick qLogEI's.
+Why batches of five to eight end in Thompson samples: measured, not derived. In the pool replay on the
+development problems, q=8 batches of pure qLogEI missed the best of two needle-like OER plates within 150
+experiments in 7 of 10 seeds each; four qLogEI picks plus four Thompson samples (each pick the maximiser of one
+joint posterior draw, so a region gets picks in proportion to its probability of holding the optimum: Kandasamy et
+al. 2018, Hernández-Lobato et al. 2017) missed them in 4 of 10 and needed about as many experiments elsewhere on
+average. At q=4 pure qLogEI was better than two picks of each, and at q=16 better than a Thompson tail of twelve or
+of eight picks (``benchmarks/RESULTS-selection.md``). So the tail is applied only to batches of five to eight. Why it
+stops helping above eight is not known. An explicit ``acquisition: qlogei`` keeps every pick qLogEI's.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from agent.spec.acquisition import GREEDY_SHARE_ACQUISITIONS
 from agent.spec.objectives import Objective, OutcomeConstraint
 
 #: With ``acquisition: auto`` (qLogEI for one objective), how many picks of a batch are qLogEI's greedy; the rest
-#: are batch Thompson samples (see the module docstring).
+#: are batch Thompson samples, in batches of at most ``AUTO_THOMPSON_MAX_BATCH`` (see the module docstring).
 AUTO_GREEDY_PICKS = 4
+AUTO_THOMPSON_MAX_BATCH = 8
 
 #: Survivors of the pre-screen: at least this many, and at least SURVIVORS_PER_PICK per batch slot.
 SURVIVORS_MIN = 384
@@ -259,8 +260,8 @@ def select_batch(
     Fewer than ``q`` picks come back only when fewer rows are eligible. The joint posterior is sampled with
     ``MC_SAMPLES`` quasi-MC draws (``MC_SAMPLES_MULTI`` for hypervolume acquisitions).
 
-    ``acquisition``: ``auto`` (default: ``qlogei`` for one objective, its picks beyond the first
-    ``AUTO_GREEDY_PICKS`` of a batch Thompson samples), ``qlogei``, ``qlognei``, ``ucb``, ``thompson``; several
+    ``acquisition``: ``auto`` (default: ``qlogei`` for one objective; in a batch of five to eight, the picks after
+    the first ``AUTO_GREEDY_PICKS`` are Thompson samples), ``qlogei``, ``qlognei``, ``ucb``, ``thompson``; several
     objectives use ``qlognehvi`` and a target band the in-band probability (see
     :mod:`agent.selection.acquisition`). Thompson sampling keeps
     pending points out of the batch but does not condition on them (it has no notion of pending outcomes).
@@ -306,7 +307,8 @@ def select_batch(
                 acq = FeasibilityWeighted(acq, feasibility_model, log=is_log_acquisition(name))
             order, values = _greedy(acq, X_surv, q, X_pending, chunk=MULTI_CHUNK)
     else:
-        n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if acquisition.lower() == "auto" and name == "qlogei" else q
+        tail = acquisition.lower() == "auto" and name == "qlogei" and q <= AUTO_THOMPSON_MAX_BATCH
+        n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if tail else q
         order, values, n_exploit = _sample_greedy(
             name, model, omap, X_surv, X_pending, X_observed.to(dtype), min(q, n_greedy), seed, mc_samples,
             feasibility_model, mean[positions], std[positions], n_exploit,

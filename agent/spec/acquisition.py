@@ -28,8 +28,8 @@ class GreedyShareAcquisition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["auto", "qlogei", "qlognei", "ucb"] = Field(
-        default="auto", description="auto (qLogEI for one objective, Thompson samples after a batch's fourth pick; "
-                                    "qLogNEHVI for several, band for a target)"
+        default="auto", description="auto (qLogEI for one objective, Thompson samples after the fourth pick of "
+                                    "a batch of 5-8; qLogNEHVI for several, band for a target)"
     )
     exploit_share: float = Field(
         default=0.0, ge=0, lt=1,

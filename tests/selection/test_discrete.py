@@ -268,8 +268,8 @@ def test_greedy_share_skips_rows_that_break_an_outcome_constraint():
 
 def test_auto_gives_a_large_batch_the_small_batch_and_thompson_samples_after_it():
     """``auto`` at q=8 is qLogEI's q=4 batch followed by four batch Thompson samples (``AUTO_GREEDY_PICKS``); at
-    q<=4 and with ``qlogei`` by name every pick is qLogEI's."""
-    from agent.selection.discrete import AUTO_GREEDY_PICKS
+    q<=4, above ``AUTO_THOMPSON_MAX_BATCH`` and with ``qlogei`` by name every pick is qLogEI's."""
+    from agent.selection.discrete import AUTO_GREEDY_PICKS, AUTO_THOMPSON_MAX_BATCH
 
     pool = grid_2d(15)
     observed = torch.randperm(len(pool), generator=torch.Generator().manual_seed(5))[:10].tolist()
@@ -286,3 +286,5 @@ def test_auto_gives_a_large_batch_the_small_batch_and_thompson_samples_after_it(
     indices = [p.index for p in large]
     assert len(set(indices)) == 8 and not set(indices) & set(observed)
     assert [p.rank for p in large] == list(range(8))
+    larger = select_batch(model, pool, q=AUTO_THOMPSON_MAX_BATCH + 1, **kwargs)
+    assert len(larger) == AUTO_THOMPSON_MAX_BATCH + 1 and all(p.reason.startswith("qlogei: ") for p in larger)
