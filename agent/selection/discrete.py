@@ -307,8 +307,8 @@ def select_batch(
                 acq = FeasibilityWeighted(acq, feasibility_model, log=is_log_acquisition(name))
             order, values = _greedy(acq, X_surv, q, X_pending, chunk=MULTI_CHUNK)
     else:
-        tail = acquisition.lower() == "auto" and name == "qlogei" and q <= AUTO_THOMPSON_MAX_BATCH
-        n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if tail else q
+        thompson_tail = acquisition.lower() == "auto" and name == "qlogei" and q <= AUTO_THOMPSON_MAX_BATCH
+        n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if thompson_tail else q
         order, values, n_exploit = _sample_greedy(
             name, model, omap, X_surv, X_pending, X_observed.to(dtype), min(q, n_greedy), seed, mc_samples,
             feasibility_model, mean[positions], std[positions], n_exploit,
