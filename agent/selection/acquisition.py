@@ -6,9 +6,9 @@ hypervolume one are evaluated on one joint sample table, :mod:`agent.selection.e
 * one objective, maximise/minimise: ``qlogei`` (the default that ``auto`` picks: qLogExpectedImprovement over
   the best posterior mean among measured points; why it beats qLogNEI here is in
   :mod:`agent.selection.improvement`; in a batch of five to eight ``auto`` hands the picks after the fourth to
-  Thompson sampling, why is in :mod:`agent.selection.discrete`), ``qlognei`` (qLogNoisyExpectedImprovement, the incumbent drawn from the
-  posterior at the measured points), ``ucb`` (qUpperConfidenceBound), or ``thompson`` (handled in the discrete
-  selector: one joint posterior sample per pick);
+  Thompson sampling, why is in :mod:`agent.selection.discrete`), ``qlognei`` (qLogNoisyExpectedImprovement, the
+  incumbent drawn from the posterior at the measured points), ``ucb`` (qUpperConfidenceBound), or ``thompson``
+  (handled in the discrete selector: one joint posterior sample per pick);
 * one objective, target band ``t ± tol``: the probability that at least one pick of the batch lands in the
   band, ``E[max_j 1{|y_j - t| <= tol}]`` (qSimpleRegret on a soft in-band indicator). This is what the
   scientist asked for ("find a material in the band"), it does not chase points that overshoot the band

@@ -102,46 +102,38 @@ def test_a_run_ending_while_the_database_restarts_waits_and_releases_its_lease(
     assert "could not record the end of the run" not in caplog.text
 
 
-def test_a_run_summarised_while_the_database_restarts_waits_for_it(server: Any) -> None:
-    """The flow's last reads and writes (pausing the campaign, its summary) come after the last step, outside the
-    step retries: in the soak a restart just then ended a cleanly stopped campaign's run Failed, with the driver's
-    traceback. Both now wait for the database as a read between two steps does."""
+def _run_on_a_fresh_database(server: Any, database: str, name: str, flow_run_id: str) -> Any:
+    """A :class:`CampaignRun` of a small campaign on a new, migrated database of ``server``; enter it to start."""
     from agent.run import CampaignRun
     from agent.store.migrate import upgrade
     from tests.loop.conftest import branin_spec
 
-    url = server.create_database("summary")
+    url = server.create_database(database)
     upgrade(url)
-    run = CampaignRun(branin_spec(name="summarised-in-outage"), database_url=url, resume=False, flow_run_id="run-b")
-    run.__enter__()
-    try:
+    return CampaignRun(branin_spec(name=name), database_url=url, resume=False, flow_run_id=flow_run_id)
+
+
+def test_a_run_summarised_while_the_database_restarts_waits_for_it(server: Any) -> None:
+    """The flow's last reads and writes (pausing the campaign, its summary) come after the last step, outside the
+    step retries: in the soak a restart just then ended a cleanly stopped campaign's run Failed, with the driver's
+    traceback. Both now wait for the database as a read between two steps does."""
+    with _run_on_a_fresh_database(server, "summary", "summarised-in-outage", "run-b") as run:
         with server.down_for(3.0):
             run.record_paused("max_iterations reached")
         with server.down_for(3.0):
             summary = run.summary()
-    finally:
-        run.__exit__(None, None, None)
     assert summary.status == "paused" and summary.experiments == 0
 
 
 def test_an_approval_override_written_while_the_database_restarts_waits_for_it(server: Any) -> None:
     """A run started with another approval policy than its file's records that first, before the loop's step
     retries: a restart just then must be waited for, not end the run's start with ``DatabaseUnreachable``."""
-    from agent.run import CampaignRun
-    from agent.store.migrate import upgrade
     from agent.store.models import EventRecord
-    from tests.loop.conftest import branin_spec
 
-    url = server.create_database("override")
-    upgrade(url)
-    run = CampaignRun(branin_spec(name="overridden-in-outage"), database_url=url, resume=False, flow_run_id="run-c")
-    run.__enter__()
-    try:
+    with _run_on_a_fresh_database(server, "override", "overridden-in-outage", "run-c") as run:
         with server.down_for(3.0):
             run.record_approval_override("auto", "manual")
         with run.database.reading() as session:
             events = session.query(EventRecord).filter_by(campaign_id=run.campaign_id, kind="approval_override").all()
             payloads = [e.payload for e in events]
-    finally:
-        run.__exit__(None, None, None)
     assert payloads and all(p == {"policy": "auto", "spec_policy": "manual"} for p in payloads)
