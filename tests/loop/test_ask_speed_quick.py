@@ -30,8 +30,11 @@ def test_ask_speed_quick_times_both_asks_and_baybe_on_the_same_pools() -> None:
                      r"re-decided: output 0 grew from 16 to 20)", out), out
     # what both asks picked, since the re-deciding fit cross-validates the GP with the full fit's hyperparameters
     # (which changed the verdict's numbers, hence the recalibration and the picks; the speed work before it was
-    # pure speed) and since a warm-started re-optimisation stops at ``WARM_FTOL`` (the second ask's GP): bit for
-    # bit on the development box; compared to 1e-12 here, so that another CPU's last-bit rounding does not fail. A change meant to alter selection updates these.
+    # pure speed) and since a warm-started re-optimisation stops at ``WARM_FTOL`` (the second ask's GP). Bit for
+    # bit on the development box where they were recorded. On another CPU (an AMD EPYC box) the fits' rounding
+    # moved the acquisition values by up to 0.3 % and swapped two near-tied picks of the second ask on the
+    # 100-row pool, so the second ask's picks are compared as a set and the values to 1 %: a change in selection
+    # moves them by far more. A change meant to alter selection updates these.
     expected = {100: ([88, 119, 81, 87], [66, 86, 75, 97], ["-0x1.3d61ba2125da0p+2", "-0x1.17049c9dc7697p+2",
                                                              "-0x1.04bd613b02408p+2", "-0x1.f21bcada366c5p+1"]),
                 1000: ([88, 987, 717, 318], [181, 879, 826, 751], ["-0x1.28534743b2db8p+2", "-0x1.0335dc837ec7ap+2",
@@ -40,9 +43,9 @@ def test_ask_speed_quick_times_both_asks_and_baybe_on_the_same_pools() -> None:
         found = re.search(rf"^  pool={pool} n=20 picks: first (\[.*?\]) second (\[.*?\]) acquisition (\[.*?\])$",
                           out, re.M)
         assert found, out
-        assert ast.literal_eval(found[1]) == first and ast.literal_eval(found[2]) == second, found[0]
-        got = [float.fromhex(v) for v in ast.literal_eval(found[3])]
-        assert got == pytest.approx([float.fromhex(v) for v in values], rel=1e-12, abs=0), found[0]
+        assert ast.literal_eval(found[1]) == first and sorted(ast.literal_eval(found[2])) == sorted(second), found[0]
+        got = sorted(float.fromhex(v) for v in ast.literal_eval(found[3]))
+        assert got == pytest.approx(sorted(float.fromhex(v) for v in values), rel=1e-2, abs=0), found[0]
     assert re.fullmatch(rf"summary: ask_s={number} baybe_s={number} ratio={number} worst_ratio={number} "
                         rf"redecide_s={number}",
                         out.strip().splitlines()[-1]), out
