@@ -9,10 +9,16 @@ chance. This reads the per-seed runs (``efficiency.py --per-seed FILE``), so tha
 * every run is paired with BayBE's run of the same seed and batch size (the same initial points): how many
   runs matloop needed fewer experiments, how many more, and a 90 % bootstrap interval of the pooled ratio
   (pairs resampled, so the interval reflects seed-to-seed spread);
-* an earlier measurement (``--before``) is shown beside it.
+* an earlier measurement (``--before``) is shown beside it;
+* or a variant is paired with a reference measurement of matloop itself (``--against``), run by run, with a 90 %
+  interval of the mean ratio over the problems. This is how a change is decided on the development problems: the
+  same code measured on two machines (different CPUs round differently, and the fits drift apart) gave a mean
+  ratio of 0.92 over eight problems at q=4, so a variant's ratio means something only when its interval says so.
 
     .venv/bin/python benchmarks/efficiency_pooled.py /tmp/p1.json /tmp/p2.json \\
         --before benchmarks/results/efficiency-per-seed-42ce5aa.json
+    .venv/bin/python benchmarks/efficiency_pooled.py /tmp/variant-s*.json \\
+        --against benchmarks/results/dev-q4/main-344efe4-amd-epyc.json
 """
 
 from __future__ import annotations
@@ -59,12 +65,15 @@ def random_top_from_pools(datasets: list[str]) -> dict[str, float]:
     return {pool.name: pool.random_top for pool in pools}
 
 
-def paired(runs: list[dict[str, Any]], dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """matloop's and BayBE's n_best for every (batch size, seed) both ran on ``dataset``."""
+def paired(
+    runs: list[dict[str, Any]], dataset: str, ours: str = "matloop", theirs: str = "baybe"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``ours``' and ``theirs``' n_best (strategies; matloop and BayBE by default) for every (batch size, seed) both
+    ran on ``dataset``."""
     by_key = {(r["q"], r["seed"], r["strategy"]): r["n_best"] for r in runs if r["dataset"] == dataset}
-    keys = sorted({(q, s) for q, s, name in by_key if name == "matloop" and (q, s, "baybe") in by_key})
-    return (np.array([by_key[(q, s, "matloop")] for q, s in keys]),
-            np.array([by_key[(q, s, "baybe")] for q, s in keys]))
+    keys = sorted({(q, s) for q, s, name in by_key if name == ours and (q, s, theirs) in by_key})
+    return (np.array([by_key[(q, s, ours)] for q, s in keys]),
+            np.array([by_key[(q, s, theirs)] for q, s in keys]))
 
 
 def ratio_interval(ours: np.ndarray, theirs: np.ndarray, level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
@@ -103,12 +112,70 @@ def table(runs: list[dict[str, Any]], budget: int, before: tuple[list[dict[str, 
     return lines
 
 
+#: The reference's runs are relabelled with this strategy name when paired with a variant (``--against``).
+REFERENCE = "reference"
+
+
+def against_reference(variant: list[dict[str, Any]], reference: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One list of runs: the variant's matloop runs as they are and the reference's matloop runs as ``REFERENCE``."""
+    return ([r for r in variant if r["strategy"] == "matloop"]
+            + [{**r, "strategy": REFERENCE} for r in reference if r["strategy"] == "matloop"])
+
+
+def mean_ratio_interval(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.9,
+                        resamples: int = 2000) -> tuple[float, float, float]:
+    """The mean over problems of median(variant) / median(reference), and its bootstrap interval (each
+    problem's pairs resampled on their own, so the interval reflects seed-to-seed spread on every problem)."""
+    rng = np.random.default_rng(0)
+    point = float(np.mean([np.median(a) / np.median(b) for a, b in pairs]))
+    draws = np.zeros(resamples)
+    for a, b in pairs:
+        picks = rng.integers(0, len(a), size=(resamples, len(a)))
+        draws += np.median(a[picks], axis=1) / np.median(b[picks], axis=1)
+    lo, hi = np.quantile(draws / len(pairs), [(1 - level) / 2, (1 + level) / 2])
+    return point, float(lo), float(hi)
+
+
+def against_table(runs: list[dict[str, Any]], budget: int) -> list[str]:
+    """A variant (``matloop`` runs) against a reference (``REFERENCE`` runs), paired by batch size and seed."""
+    lines = [f"{'dataset':<18} {'variant':>8} {'reference':>9} {'ratio (90% interval)':>22} "
+             f"{'found within budget':>20} {'fewer/more/tie':>15}"]
+    pairs = []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        ours, theirs = paired(runs, dataset, "matloop", REFERENCE)
+        if len(ours) == 0:
+            continue
+        pairs.append((ours, theirs))
+        lo, hi = ratio_interval(ours, theirs)
+        ratio = float(np.median(ours)) / float(np.median(theirs))
+        found = f"{int((ours <= budget).sum())} / {int((theirs <= budget).sum())} of {len(ours)}"
+        counts = f"{int((ours < theirs).sum())} / {int((ours > theirs).sum())} / {int((ours == theirs).sum())}"
+        lines.append(f"{dataset:<18} {median_text(list(ours), budget, exact=True):>8} "
+                     f"{median_text(list(theirs), budget, exact=True):>9} {f'{ratio:.2f} ({lo:.2f}-{hi:.2f})':>22} "
+                     f"{found:>20} {counts:>15}")
+    if not pairs:
+        raise SystemExit("the variant and the reference have no (problem, batch size, seed) in common")
+    mean, lo, hi = mean_ratio_interval(pairs)
+    lines.append(f"summary: problems={len(pairs)} mean_ratio={mean:.3f} interval_90=({lo:.3f}-{hi:.3f})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="per-seed files of one measurement (efficiency.py --per-seed)")
     parser.add_argument("--before", type=Path, default=None, help="an earlier measurement's per-seed file")
+    parser.add_argument("--against", type=Path, nargs="+", default=None,
+                        help="per-seed files of a reference measurement of matloop: pair the runs with it, not BayBE")
     args = parser.parse_args(argv)
     runs, budget, random_top = load_runs(args.runs)
+    if args.against is not None:
+        reference, reference_budget, _ = load_runs(args.against)
+        if reference_budget != budget:
+            raise SystemExit(f"the reference was measured with budget {reference_budget}, the variant with {budget}: "
+                             "not comparable")
+        print(f"# a variant against a reference measurement, paired by problem, batch size and seed; budget {budget}")
+        print("\n".join(against_table(against_reference(runs, reference), budget)))
+        return 0
     before = None
     if args.before is not None:
         old_runs, old_budget, _ = load_runs([args.before])

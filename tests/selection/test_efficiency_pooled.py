@@ -61,3 +61,34 @@ def test_the_interval_resamples_pairs():
     ], "p")
     assert list(ours) == [10, 20, 30] and list(theirs) == [20, 40, 60]
     assert ratio_interval(ours, theirs) == (0.5, 0.5)  # every resample keeps matloop at half of BayBE
+
+
+def _matloop_file(path: Path, budget: int, by_dataset: dict[str, list[int]]) -> Path:
+    runs = [{"dataset": dataset, "q": 4, "strategy": "matloop", "seed": seed, "n_best": b, "n_top": 5}
+            for dataset, values in by_dataset.items() for seed, b in enumerate(values)]
+    path.write_text(json.dumps({"budget": budget, "n_init": 4, "runs": runs, "random_top": {}}))
+    return path
+
+
+def test_a_variant_is_paired_with_a_reference_run_by_run(tmp_path):
+    variant = _matloop_file(tmp_path / "v.json", 150, {"p": [10, 20, 30], "r": [151, 40, 50]})
+    reference = _matloop_file(tmp_path / "m.json", 150, {"p": [20, 40, 60], "r": [151, 40, 50]})
+    done = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(variant), "--against", str(reference)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    row_p = next(line for line in lines if line.startswith("p "))
+    assert row_p.split()[1:5] == ["20", "40", "0.50", "(0.50-0.50)"]  # every resample keeps the variant at half
+    assert "3 / 3 of 3" in row_p and "3 / 0 / 0" in row_p
+    row_r = next(line for line in lines if line.startswith("r "))
+    assert "2 / 2 of 3" in row_r and "0 / 0 / 3" in row_r
+    # (0.5 + 1.0) / 2, and both problems' resamples are exact, so the interval is the point
+    assert lines[-1] == "summary: problems=2 mean_ratio=0.750 interval_90=(0.750-0.750)"
+
+
+def test_a_reference_of_another_budget_is_refused(tmp_path):
+    variant = _matloop_file(tmp_path / "v.json", 150, {"p": [10]})
+    reference = _matloop_file(tmp_path / "m.json", 250, {"p": [10]})
+    done = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(variant), "--against", str(reference)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "budget 250" in done.stderr and "Traceback" not in done.stderr
