@@ -156,7 +156,10 @@ def against_table(runs: list[dict[str, Any]], budget: int) -> list[str]:
     if not pairs:
         raise SystemExit("the variant and the reference have no (problem, batch size, seed) in common")
     mean, lo, hi = mean_ratio_interval(pairs)
-    lines.append(f"summary: problems={len(pairs)} mean_ratio={mean:.3f} interval_90=({lo:.3f}-{hi:.3f})")
+    # found within budget, summed over problems: on needle-like pools a median censored at the budget hides it
+    found = f"{sum(int((a <= budget).sum()) for a, _ in pairs)}/{sum(int((b <= budget).sum()) for _, b in pairs)}"
+    lines.append(f"summary: problems={len(pairs)} mean_ratio={mean:.3f} interval_90=({lo:.3f}-{hi:.3f}) "
+                 f"found={found} of {sum(len(a) for a, _ in pairs)}")
     return lines
 
 

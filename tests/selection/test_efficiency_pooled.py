@@ -83,7 +83,7 @@ def test_a_variant_is_paired_with_a_reference_run_by_run(tmp_path):
     row_r = next(line for line in lines if line.startswith("r "))
     assert "2 / 2 of 3" in row_r and "0 / 0 / 3" in row_r
     # (0.5 + 1.0) / 2, and both problems' resamples are exact, so the interval is the point
-    assert lines[-1] == "summary: problems=2 mean_ratio=0.750 interval_90=(0.750-0.750)"
+    assert lines[-1] == "summary: problems=2 mean_ratio=0.750 interval_90=(0.750-0.750) found=5/5 of 6"
 
 
 def test_a_reference_of_another_budget_is_refused(tmp_path):
