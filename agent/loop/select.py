@@ -14,8 +14,7 @@ from sqlalchemy import select
 
 from agent.loop.context import LoopContext
 from agent.loop.fit import FitOutcome, points_of
-from agent.loop.state import Observations, best_value, current_batch, spending
-from agent.spec import Campaign
+from agent.loop.state import current_batch, spending
 from agent.store.events import record_event
 from agent.store.models import BatchItemRecord, BatchRecord, CandidateRecord, IterationRecord
 from matloop.space import ParametricSpace
@@ -92,7 +91,6 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
         acquisition=acquisition,  # "auto": selection picks (qlogei for one objective)
         seed=seed, feasibility_model=_feasibility(obs, X_obs, seed),
         exploit_share=getattr(ctx.campaign.acquisition, "exploit_share", 0.0),
-        stalled_for=stalled_for(ctx.campaign, obs),
     )
     if ctx.campaign.is_multifidelity:  # (candidate, fidelity) pairs: agent/selection/fidelity.py
         from agent.selection.fidelity import select_with_fidelities
@@ -114,20 +112,6 @@ def choose(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, ite
          "mean": p.mean, "std": p.std, "reason": str(p.reason)}
         for p in chosen
     ]
-
-
-def stalled_for(campaign: Campaign, obs: Observations) -> int:
-    """How many results arrived after the best one so far (first objective), in the order they arrived: what
-    ``select_batch`` turns to Thompson samples on (``agent.selection.discrete``). 0 with several objectives,
-    whose front has no single best."""
-    if len(campaign.objectives) != 1 or len(obs.first_measured) != len(obs.candidates):
-        return 0  # (observations built without their arrival order say nothing about it)
-    _, best = best_value(campaign, obs)
-    if best is None:
-        return 0
-    at = obs.first_measured[next(i for i, c in enumerate(obs.candidates) if c is best)]
-    return sum(1 for arrived, row in zip(obs.first_measured, obs.values, strict=True)
-               if arrived > at and not any(math.isnan(v) for v in row))
 
 
 def _initial(ctx: LoopContext, fit: FitOutcome, pool: list[Candidate], q: int, seed: int) -> list[dict]:

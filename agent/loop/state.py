@@ -117,8 +117,6 @@ class Observations:
     properties: list[str] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)  # NaN where missing or failed
     variances: list[list[float]] = field(default_factory=list)
-    #: each row's first measurement id: the order results arrived in (rows are in candidate order)
-    first_measured: list[int] = field(default_factory=list)
     pending: list[Candidate] = field(default_factory=list)  # dispatched, no result yet
     #: Several fidelities: the values at each cheaper fidelity (``candidates``/``values`` are the target's),
     #: and which fidelities each candidate has a job at (what it may not be sent to again).
@@ -148,9 +146,7 @@ def observations(session: Session, campaign: Campaign, campaign_id: int) -> Obse
         query = query.where(MeasurementRecord.fidelity == campaign.target_fidelity)
     rows = session.execute(query).all()
     by_candidate: dict[int, tuple[CandidateRecord, dict[str, tuple[float, float]]]] = {}
-    first_id: dict[int, int] = {}
     for m, c in rows:
-        first_id[c.id] = min(first_id.get(c.id, m.id), m.id)
         entry = by_candidate.setdefault(c.id, (c, {}))
         if m.property in props and not m.failed and m.value is not None:
             entry[1][m.property] = (m.value, (m.std or 0.0) ** 2)
@@ -160,7 +156,6 @@ def observations(session: Session, campaign: Campaign, campaign_id: int) -> Obse
     for cid, (record, values) in by_candidate.items():
         obs.candidates.append(candidate_from_record(record))
         obs.candidate_ids.append(cid)
-        obs.first_measured.append(first_id[cid])
         obs.values.append([values.get(p, (math.nan, math.nan))[0] for p in props])
         obs.variances.append([values.get(p, (math.nan, math.nan))[1] for p in props])
     pending = session.scalars(

@@ -10,7 +10,7 @@ Three stages, each doing only the work it must:
    the acquisition with the earlier picks (and the caller's pending jobs) as pending points, exactly as
    BoTorch's ``optimize_acqf_discrete`` does, but only over survivors. With ``acquisition: auto`` and one
    objective, a batch of five to eight (``AUTO_THOMPSON_MAX_BATCH``) ends in batch Thompson samples after its
-   first ``AUTO_GREEDY_PICKS`` picks, and a smaller batch does once the campaign has stalled (below).
+   first ``AUTO_GREEDY_PICKS`` picks.
 
 Why batches of five to eight end in Thompson samples: measured, not derived. In the pool replay on the
 development problems, q=8 batches of pure qLogEI missed the best of two needle-like OER plates within 150
@@ -20,18 +20,6 @@ al. 2018, Hernández-Lobato et al. 2017) missed them in 4 of 10 and needed about
 average. At q=4 pure qLogEI was better than two picks of each, and at q=16 better than a Thompson tail of twelve or
 of eight picks (``benchmarks/RESULTS-selection.md``). So the tail is applied only to batches of five to eight. Why it
 stops helping above eight is not known. An explicit ``acquisition: qlogei`` keeps every pick qLogEI's.
-
-Why a batch of at most four turns to Thompson samples once stalled. qLogEI's picks concentrate where the model
-already expects improvement; on a needle-like pool a GP that has seen only the flat part is confident there is
-none elsewhere, and the campaign can spend its budget next to its incumbent. The loop counts the results measured
-since the best one (``stalled_for``). Once that count reaches ``stall_limit(d)`` (``STALL_FACTOR`` times the larger
-of ``STALL_MIN_FEATURES`` and the feature count ``d``: TuRBO's failure count, Eriksson et al. 2019, counted in
-results and doubled), the last half of the batch (at q=1 the pick) becomes batch Thompson samples, until a result
-beats the best. Below the limit nothing changes, so a campaign that keeps improving is untouched. In the pool
-replay on the development problems (budget 150) this found needle_dropwave's best in 19 of 20 seeds at q=4
-against 14, and in 9 of 10 at q=1 against 8; no problem needed more experiments beyond seed-to-seed noise (mean
-ratio 0.964 at q=4 over 20 seeds, 90 % interval 0.918-1.073; 1.004 at q=1). Replacing qLogEI picks with Thompson
-samples *always* (two of four at q=4) had cost the needle-like plates (``benchmarks/RESULTS-selection.md``).
 """
 
 from __future__ import annotations
@@ -63,10 +51,6 @@ from agent.spec.objectives import Objective, OutcomeConstraint
 #: are batch Thompson samples, in batches of at most ``AUTO_THOMPSON_MAX_BATCH`` (see the module docstring).
 AUTO_GREEDY_PICKS = 4
 AUTO_THOMPSON_MAX_BATCH = 8
-#: A batch of at most ``AUTO_GREEDY_PICKS`` under ``auto`` counts as stalled after ``stall_limit(d)`` results
-#: without a better one (see the module docstring).
-STALL_FACTOR = 2
-STALL_MIN_FEATURES = 4
 
 #: Survivors of the pre-screen: at least this many, and at least SURVIVORS_PER_PICK per batch slot.
 SURVIVORS_MIN = 384
@@ -245,19 +229,11 @@ def _best_mean(omap: ObjectiveMap, mean: Tensor, std: Tensor, log_success: Tenso
     return torch.topk(utility, k).indices.tolist() if k else []
 
 
-def stall_limit(d: int) -> int:
-    """Results in a row without a better one after which a small ``auto`` batch is half Thompson samples."""
-    return STALL_FACTOR * max(STALL_MIN_FEATURES, d)
-
-
-def _reason(rank: int, n_exploit: int, n_thompson_from: int, name: str, stalled_for: int | None = None) -> str:
-    """What chose the pick at ``rank``: the exploitation share, the acquisition, or the batch's Thompson samples
-    (``stalled_for``: they are there because that many results in a row beat none of the best)."""
+def _reason(rank: int, n_exploit: int, n_thompson_from: int, name: str) -> str:
+    """What chose the pick at ``rank``: the exploitation share, the acquisition, or the batch's Thompson tail."""
     if rank < n_exploit:
         return "posterior mean: "
-    if rank < n_thompson_from:
-        return f"{name}: "
-    return "thompson: " if stalled_for is None else f"thompson: no better result in the last {stalled_for}; "
+    return "thompson: " if rank >= n_thompson_from else f"{name}: "
 
 
 def select_batch(
@@ -275,7 +251,6 @@ def select_batch(
     seed: int = 0,
     feasibility_model: FeasibilityModel | None = None,
     exploit_share: float = 0.0,
-    stalled_for: int = 0,
 ) -> list[Pick]:
     """Choose up to ``q`` rows of ``X_pool`` (features, as the model sees them) for the next experiments.
 
@@ -295,17 +270,12 @@ def select_batch(
     "Greed is good", ACM TELO 2021). It applies to ``qlogei``, ``qlognei`` and ``ucb``. It is off by default
     because on the benchmark pools a quarter share did not need fewer experiments than plain qLogEI over 30
     seeds (benchmarks/RESULTS-selection.md); it is there for campaigns that want more exploitation per batch.
-    ``stalled_for``: how many results were measured after the best one so far (the loop counts them in the order
-    they arrived). With ``auto`` and a batch of at most ``AUTO_GREEDY_PICKS``, from ``stall_limit`` on the last
-    half of the batch (at q=1 the pick) is batch Thompson samples (see the module docstring).
     """
     _check_inputs(X_pool, X_observed, Y_observed, properties, q)
     omap = ObjectiveMap.build(objectives, constraints, properties)
     name = resolve_acquisition(acquisition, omap)
     if not 0.0 <= exploit_share < 1.0:
         raise ValueError(f"exploit_share must be in [0, 1), got {exploit_share}")
-    if stalled_for < 0:
-        raise ValueError(f"stalled_for must be at least 0, got {stalled_for}")
     n_exploit = int(q * exploit_share) if name in GREEDY_SHARE_ACQUISITIONS else 0
     if len(X_observed) == 0 and name in ("qlogei", "qlognei", "qlognehvi"):
         raise ValueError("no observations yet: use initial_design() for the first batch")
@@ -323,7 +293,6 @@ def select_batch(
     mc_samples = MC_SAMPLES_MULTI if name == "qlognehvi" else MC_SAMPLES
     X_surv = X_eligible[positions]
     n_thompson_from = q  # rank of the first pick that is a Thompson sample (none unless auto's tail below)
-    stalled = False
 
     if name == "thompson":
         with torch.no_grad(), gpytorch.settings.fast_pred_var():
@@ -340,13 +309,10 @@ def select_batch(
     else:
         thompson_tail = acquisition.lower() == "auto" and name == "qlogei" and q <= AUTO_THOMPSON_MAX_BATCH
         n_greedy = max(AUTO_GREEDY_PICKS, n_exploit) if thompson_tail else q
-        stalled = thompson_tail and q <= AUTO_GREEDY_PICKS and stalled_for >= stall_limit(X_pool.shape[-1])
-        if stalled:
-            n_greedy = max(q // 2, n_exploit)
         order, values, n_exploit = _sample_greedy(
             name, model, omap, X_surv, X_pending, X_observed.to(dtype), min(q, n_greedy), seed, mc_samples,
             feasibility_model, mean[positions], std[positions], n_exploit,
-        ) if n_greedy else ([], [], 0)
+        )
         if q > len(order) == n_greedy:
             with torch.no_grad(), gpytorch.settings.fast_pred_var():
                 tail, tail_values = _thompson(model, omap, X_surv, q - len(order), seed, feasibility_model, order)
@@ -367,8 +333,7 @@ def select_batch(
                 mean=as_dicts(properties, m),
                 std=as_dicts(properties, s),
                 rank=rank,
-                reason=_reason(rank, n_exploit, n_thompson_from, name, stalled_for if stalled else None)
-                + explain(omap, m, s, mean, std),
+                reason=_reason(rank, n_exploit, n_thompson_from, name) + explain(omap, m, s, mean, std),
                 features=X_pool[row].tolist(),
             )
         )

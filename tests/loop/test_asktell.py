@@ -217,28 +217,3 @@ def test_the_pool_parsed_once_proposes_what_the_frame_pool_proposes() -> None:
         context = GenerationContext(known_fingerprints=known)
         assert [c.fingerprint for c in parsed.propose(space, context, n)] == \
             [c.fingerprint for c in plain.propose(space, context, n)]
-
-
-def test_a_stalled_campaign_counts_results_in_the_order_they_arrived_and_turns_to_thompson_samples() -> None:
-    """The stall count is taken in arrival order, not candidate order: the best row is told first, then twelve
-    worse rows that come before it in the pool. Twelve results without a better one pass ``stall_limit`` for four
-    features, so a single pick is a Thompson sample, and says why; one better result ends the stall."""
-    from agent.loop.select import stalled_for
-    from agent.loop.state import observations
-    from agent.selection.discrete import stall_limit
-
-    pool = _grid_pool()
-    best = pool["y"].idxmin()
-    worse = [i for i in pool.index if i != best][:12]
-    assert pool.index.get_loc(best) > pool.index.get_loc(worse[-1])  # created after them: candidate order differs
-    assert 12 >= stall_limit(4)  # a, b and the categorical's two one-hot columns
-    with Recommender(_grid_spec(), pool[["a", "b", "kind"]]) as rec:
-        rec.add_measurements(pool.loc[[best]])
-        rec.add_measurements(pool.loc[worse])
-        with rec.db.reading() as session:
-            assert stalled_for(rec.campaign, observations(session, rec.campaign, rec.ctx.campaign_id)) == 12
-        pick = rec.recommend(1)
-        assert pick["reason"].iloc[0].startswith("thompson: no better result in the last 12; ")
-
-        rec.add_measurements(pool.loc[pick.index].assign(y=pool.loc[best, "y"] - 1.0))  # the pick beats the best
-        assert rec.recommend(1)["reason"].iloc[0].startswith("qlogei: ")

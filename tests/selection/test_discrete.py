@@ -288,34 +288,3 @@ def test_auto_gives_a_large_batch_the_small_batch_and_thompson_samples_after_it(
     assert [p.rank for p in large] == list(range(8))
     larger = select_batch(model, pool, q=AUTO_THOMPSON_MAX_BATCH + 1, **kwargs)
     assert len(larger) == AUTO_THOMPSON_MAX_BATCH + 1 and all(p.reason.startswith("qlogei: ") for p in larger)
-
-
-def test_auto_turns_half_a_small_batch_to_thompson_samples_once_stalled():
-    """Below ``stall_limit`` a small ``auto`` batch is qLogEI's alone; from it on, the last half of the batch (at
-    q=1 the pick) is batch Thompson samples after the same qLogEI picks, and the reason says why. ``qlogei`` by
-    name and batches above ``AUTO_GREEDY_PICKS`` ignore the count."""
-    from agent.selection.discrete import AUTO_GREEDY_PICKS, stall_limit
-
-    pool = grid_2d(15)
-    observed = torch.randperm(len(pool), generator=torch.Generator().manual_seed(5))[:10].tolist()
-    X, Y = pool[observed], bumpy(pool[observed]).unsqueeze(-1)
-    model = fit_gp(X, Y)
-    kwargs = dict(objectives=MAX, properties=["y"], X_observed=X, Y_observed=Y, seed=2)
-    limit = stall_limit(pool.shape[-1])
-    assert limit == 8  # two features: twice the minimum of four
-    fresh = select_batch(model, pool, q=4, **kwargs)
-    assert [p.index for p in select_batch(model, pool, q=4, stalled_for=limit - 1, **kwargs)] == [p.index for p in fresh]
-    stalled = select_batch(model, pool, q=4, stalled_for=limit, **kwargs)
-    assert [p.index for p in stalled[:2]] == [p.index for p in fresh[:2]]
-    assert all(p.reason.startswith("qlogei: ") for p in stalled[:2])
-    assert all(p.reason.startswith(f"thompson: no better result in the last {limit}; ") for p in stalled[2:])
-    assert len({p.index for p in stalled}) == 4 and not {p.index for p in stalled} & set(observed)
-    one = select_batch(model, pool, q=1, stalled_for=limit, **kwargs)
-    assert len(one) == 1 and one[0].reason.startswith("thompson: ")
-    named = select_batch(model, pool, q=4, stalled_for=limit, acquisition="qlogei", **kwargs)
-    assert [p.index for p in named] == [p.index for p in fresh]
-    large = select_batch(model, pool, q=AUTO_GREEDY_PICKS + 2, stalled_for=limit, **kwargs)
-    assert [p.reason.split(":")[0] for p in large] == ["qlogei"] * AUTO_GREEDY_PICKS + ["thompson"] * 2
-    assert "no better result" not in large[-1].reason
-    with pytest.raises(ValueError, match="stalled_for"):
-        select_batch(model, pool, q=4, stalled_for=-1, **kwargs)
