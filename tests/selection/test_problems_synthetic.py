@@ -11,20 +11,40 @@ from agent import Recommender
 from benchmarks._common import campaign_spec
 from benchmarks.problems import PROBLEMS
 from benchmarks.problems import SPLIT as ALL_SPLITS
-from benchmarks.problems_synthetic import SOURCE, SPLIT, SYNTHETIC
+from benchmarks.problems_synthetic import DEV_ONLY, SOURCE, SPLIT, SYNTHETIC, GaussianWell
 
 #: Pools drawn from a seed (the others are grids, the same whatever the seed).
-DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz"}
-KINDS = ("simplex", "mixed", "needle")
+DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz", "long_levy6", "needle_bump4"}
+KINDS = ("simplex", "mixed", "needle", "long")
 
 
 def test_every_pool_has_a_split_and_a_source_and_the_splits_are_halves():
     assert set(SPLIT) == set(SYNTHETIC) == set(SOURCE)
-    assert sorted(SPLIT.values()) == ["dev"] * (len(SPLIT) // 2) + ["heldout"] * (len(SPLIT) // 2)
     assert all("licence" in SOURCE[name] for name in SOURCE)
-    for kind in KINDS:  # each kind of structure in both splits
-        assert {SPLIT[n] for n in SPLIT if n.startswith(kind)} == {"dev", "heldout"}
+    paired = {n: s for n, s in SPLIT.items() if n not in DEV_ONLY}
+    assert sorted(paired.values()) == ["dev"] * (len(paired) // 2) + ["heldout"] * (len(paired) // 2)
+    for kind in ("simplex", "mixed", "needle"):  # each of these kinds of structure in both splits
+        assert {paired[n] for n in paired if n.startswith(kind)} == {"dev", "heldout"}
+    assert all(SPLIT[n] == "dev" for n in DEV_ONLY)
     assert all(n.startswith(KINDS) for n in SYNTHETIC)
+
+
+def test_the_development_only_pools_use_no_held_out_function_family():
+    held_out_sources = {SOURCE[n] for n, split in SPLIT.items() if split == "heldout"}
+    assert not {SOURCE[n] for n in DEV_ONLY} & held_out_sources
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_well_holds_the_best_of_every_drawn_pool(seed):
+    """Whatever the seed, the pool's best rows lie in the well, a handful of rows beat the bowl's minimum (0), and
+    no row near the bowl's minimum does."""
+    pool = SYNTHETIC["needle_bump4"](seed)
+    x = pool.frame.to_numpy()
+    best = x[sorted(pool.best_rows)]
+    assert np.linalg.norm(best - np.array(GaussianWell.WELL), axis=1).max() < 0.2
+    assert 5 <= int((pool.y < 0).sum()) <= 40
+    near_bowl = np.linalg.norm(x - np.array(GaussianWell.BOWL), axis=1) < 0.3
+    assert near_bowl.any() and pool.y[near_bowl].min() > 0
 
 
 def test_the_registry_holds_them_with_their_split():
