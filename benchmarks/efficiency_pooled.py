@@ -85,6 +85,11 @@ def ratio_interval(ours: np.ndarray, theirs: np.ndarray, level: float = 0.9, res
     return float(lo), float(hi)
 
 
+def fewer_more_tie(ours: np.ndarray, theirs: np.ndarray) -> str:
+    """How many paired runs ``ours`` needed fewer experiments in, how many more, how many the same."""
+    return f"{int((ours < theirs).sum())} / {int((ours > theirs).sum())} / {int((ours == theirs).sum())}"
+
+
 def table(runs: list[dict[str, Any]], budget: int, before: tuple[list[dict[str, Any]], int] | None) -> list[str]:
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     head = f"{'dataset':<12} {'matloop':>8} " + (f"{'before':>8} " if before else "") + f"{'BayBE':>8} " \
@@ -104,7 +109,7 @@ def table(runs: list[dict[str, Any]], budget: int, before: tuple[list[dict[str, 
             before_text = f"{median_text(old, old_budget, exact=True) if old else '-':>8} "
             found += f" / {sum(v <= old_budget for v in old)}" if old else " / -"
         found += f" / {int((theirs <= budget).sum())} of {len(ours)}"
-        counts = f"{int((ours < theirs).sum())} / {int((ours > theirs).sum())} / {int((ours == theirs).sum())}"
+        counts = fewer_more_tie(ours, theirs)
         lines.append(
             f"{dataset:<12} {median_text(list(ours), budget, exact=True):>8} {before_text}{median_text(list(theirs), budget, exact=True):>8} "
             f"{f'{ratio:.2f} ({lo:.2f}-{hi:.2f})':>22} {found:>20} {counts:>15}"
@@ -149,7 +154,7 @@ def against_table(runs: list[dict[str, Any]], budget: int) -> list[str]:
         lo, hi = ratio_interval(ours, theirs)
         ratio = float(np.median(ours)) / float(np.median(theirs))
         found = f"{int((ours <= budget).sum())} / {int((theirs <= budget).sum())} of {len(ours)}"
-        counts = f"{int((ours < theirs).sum())} / {int((ours > theirs).sum())} / {int((ours == theirs).sum())}"
+        counts = fewer_more_tie(ours, theirs)
         lines.append(f"{dataset:<18} {median_text(list(ours), budget, exact=True):>8} "
                      f"{median_text(list(theirs), budget, exact=True):>9} {f'{ratio:.2f} ({lo:.2f}-{hi:.2f})':>22} "
                      f"{found:>20} {counts:>15}")
