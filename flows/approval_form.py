@@ -59,12 +59,32 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _acquisition_name(reasons: list[str], configured: str) -> str | None:
-    for reason in reasons:
-        head = reason.split(":", 1)[0].strip().lower()
-        if head in ACQUISITION_MEANING:
-            return head
+def _acquisition_name(reason: str, configured: str) -> str | None:
+    """The acquisition whose units a pick's value is in: its reason's head (``thompson: ...``) where that names one,
+    else the campaign's configured acquisition (``auto`` ranks by qLogEI, and its exploitation share and
+    ``explore:``-style reasons carry qLogEI values)."""
+    head = reason.split(":", 1)[0].strip().lower()
+    if head in ACQUISITION_MEANING:
+        return head
     return configured if configured in ACQUISITION_MEANING else ("qlogei" if configured == "auto" else None)
+
+
+def _acquisition_lines(picks: list[tuple[int, str, float | None]], configured: str) -> list[str]:
+    """What the batch's acquisition values mean. One sentence when every pick's value is in one acquisition's units;
+    when a batch mixes them (``auto``'s qLogEI head and Thompson tail), one line per kind naming its picks, so
+    nobody compares a log-improvement with a posterior sample."""
+    kinds: dict[str, list[int]] = {}
+    for candidate_id, reason, value in picks:
+        name = _acquisition_name(reason, configured)
+        if value is not None and name is not None:
+            kinds.setdefault(name, []).append(candidate_id)
+    if len(kinds) <= 1:
+        return [f"**Acquisition value:** {ACQUISITION_MEANING[name]}." for name in kinds]
+    lines = ["**Acquisition values** are of different kinds in this batch; compare a value only with its own kind's:"]
+    for name, ids in kinds.items():
+        picked = ", ".join(map(str, ids))
+        lines.append(f"- {_count(len(ids), 'pick')} ({picked}), {name}: {ACQUISITION_MEANING[name]}.")
+    return lines
 
 
 def _links(ctx: LoopContext, ui_url: str | None) -> str:
@@ -100,13 +120,13 @@ def batch_form(ctx: LoopContext, batch_id: int, ui_url: str | None = None) -> Ba
         acquisition_value = "" if item.acquisition_value is None else f" · acquisition {_number(item.acquisition_value)}"
         lines.append(f"- **{item.candidate_id}** · {_cell(candidate.label(90))} · {predicted}{acquisition_value}"
                      f" · why: {_cell(item.reason)}")
-    acquisition = _acquisition_name([item.reason for item, _ in rows], campaign.acquisition.type)
     lines.append("")
     if all(item.acquisition_value is None for item, _ in rows):
         lines.append("**Acquisition value:** none yet — these are the space-filling initial design, chosen before any "
                      "model exists, to spread the first experiments over the design space.")
-    elif acquisition is not None:
-        lines.append(f"**Acquisition value:** {ACQUISITION_MEANING[acquisition]}.")
+    else:
+        lines += _acquisition_lines([(item.candidate_id, item.reason, item.acquisition_value) for item, _ in rows],
+                                    campaign.acquisition.type)
     fidelities = [item.fidelity for item, _ in rows]
     cost = campaign.batch_cost(fidelities)
     per_pick = (f"{_count(len(rows), 'experiment')} × {campaign.experiment_cost:g}" if len(set(fidelities)) <= 1

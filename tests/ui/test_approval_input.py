@@ -114,3 +114,42 @@ def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_link
     assert "**Cost** 1 cost units (1 experiment × 1)" in text
     assert "**budget left** 85 of 88 experiments, 11 of 11 iterations" in text  # three jobs of batch 1 so far
     assert f"[this batch](http://prefect.example:4200/artifacts/key/{spec.name}-batch)" in text
+
+
+def test_a_batch_mixing_qlogei_and_thompson_picks_explains_each_kind_s_values(migrated_db_url: str) -> None:
+    """``auto`` at q>=5 picks a qLogEI head and a Thompson tail: their values are in different units, so the form
+    says which picks are which kind instead of explaining them all as the first pick's."""
+    from agent.store.models import BatchItemRecord, CandidateRecord
+
+    build_hand_made_campaign(migrated_db_url)
+    db = Database(migrated_db_url)
+    spec = parse_campaign(template_text("oer"))
+    with db.transaction() as session:
+        campaign_id = session.scalar(select(CampaignRecord.id).where(CampaignRecord.name == spec.name))
+        batch = session.scalars(select(BatchRecord).where(BatchRecord.status == "proposed")).one()
+        head = batch.items[0]
+        head.reason = "qlogei: exploit: high predicted utility"
+        others = session.scalars(select(CandidateRecord.id).where(CandidateRecord.id != head.candidate_id)).all()
+        for rank, candidate_id in enumerate(others[:2], start=1):
+            session.add(BatchItemRecord(batch_id=batch.id, candidate_id=candidate_id, rank=rank,
+                                        acquisition_value=-0.3 * rank, posterior_mean=0.41, posterior_std=0.04,
+                                        reason="thompson: explore: high std"))
+        batch_id, head_id = batch.id, head.candidate_id
+    ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={})
+    text = batch_form(ctx, batch_id).markdown
+    db.dispose()
+    assert "**Acquisition values** are of different kinds in this batch" in text
+    assert f"- 1 pick ({head_id}), qlogei: the logarithm of the expected improvement" in text
+    assert f"- 2 picks ({others[0]}, {others[1]}), thompson: the pick's value in one sample" in text
+    assert "**Acquisition value:**" not in text
+
+
+def test_a_batch_of_one_kind_keeps_one_sentence_and_values_without_a_kind_explain_nothing() -> None:
+    from flows.approval_form import _acquisition_lines
+
+    assert _acquisition_lines([(1, "thompson: x", 0.2), (2, "thompson: y", 0.1)], "auto") == [
+        "**Acquisition value:** the pick's value in one sample drawn from the model's posterior (Thompson sampling): "
+        "the sample's best are picked, so likely and uncertain candidates both get their turn."]
+    assert _acquisition_lines([(1, "posterior mean: exploit", -2.0)], "auto")[0].startswith(
+        "**Acquisition value:** the logarithm of the expected improvement over the best result so far (qLogEI)")
+    assert _acquisition_lines([(1, "initial design", None)], "auto") == []
