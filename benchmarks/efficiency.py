@@ -392,7 +392,8 @@ class PerSeedFile(BaseModel):
     budget: int = Field(ge=1)
     n_init: int = Field(ge=1)
     runs: list[PerSeedRun]
-    random_top: dict[str, float]
+    #: absent from files written before it was recorded; readers that need it say so for the datasets it lacks
+    random_top: dict[str, float] = Field(default_factory=dict)
 
 
 def read_per_seed(path: Path) -> PerSeedFile:

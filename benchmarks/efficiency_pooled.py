@@ -24,7 +24,6 @@ chance. This reads the per-seed runs (``efficiency.py --per-seed FILE``), so tha
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.efficiency import median_text, pooled_median, summary_line  # noqa: E402
+from benchmarks.efficiency import median_text, pooled_median, read_per_seed, summary_line  # noqa: E402
 
 Key = tuple[str, int, str, int]
 
@@ -44,14 +43,14 @@ def load_runs(paths: list[Path]) -> tuple[list[dict[str, Any]], int, dict[str, f
     budgets: set[int] = set()
     random_top: dict[str, float] = {}
     for path in paths:
-        data = json.loads(path.read_text())
-        budgets.add(int(data["budget"]))
-        random_top.update(data.get("random_top", {}))
-        for run in data["runs"]:
-            key = (run["dataset"], run["q"], run["strategy"], run["seed"])
+        data = read_per_seed(path)
+        budgets.add(data.budget)
+        random_top.update(data.random_top)
+        for run in data.runs:
+            key = (run.dataset, run.q, run.strategy, run.seed)
             if key in runs:
                 raise SystemExit(f"{path}: run {key} appears in more than one file")
-            runs[key] = run
+            runs[key] = run.model_dump()
     if len(budgets) != 1:
         raise SystemExit(f"the files were measured with different budgets {sorted(budgets)}: not comparable")
     return list(runs.values()), budgets.pop(), random_top

@@ -54,6 +54,28 @@ def test_a_run_in_two_files_is_refused(tmp_path):
         load_runs([a, b])
 
 
+
+@pytest.mark.parametrize("text, says", [
+    ("{not json", "is not a per-seed file written by efficiency.py --per-seed"),
+    ('{"budget": 150, "n_init": 4, "runs": [{"dataset": "x", "q": 0}]}', "runs.0.q"),
+    ('{"budget": "many", "n_init": 4, "runs": []}', "budget"),
+])
+def test_a_malformed_file_is_refused_in_one_sentence(tmp_path, text, says):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(SystemExit, match=says) as refused:
+        load_runs([path])
+    assert "\n" not in str(refused.value)
+
+
+def test_files_written_before_random_top_was_recorded_still_load(tmp_path):
+    path = _file(tmp_path / "old.json", "branin", 250, [10, 30], [20, 20])
+    data = json.loads(path.read_text())
+    del data["random_top"]
+    path.write_text(json.dumps(data))
+    runs, budget, random_top = load_runs([path])
+    assert (len(runs), budget, random_top) == (4, 250, {})
+
 def test_the_interval_resamples_pairs():
     ours, theirs = paired([
         {"dataset": "p", "q": 1, "seed": s, "strategy": n, "n_best": v}
