@@ -201,7 +201,9 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
     sync_playwright: Any, prefect_server: str, served: dict[str, str], tmp_path: Path
 ) -> None:
     ui = prefect_server
-    campaign_file = tiny_oer_file(tmp_path, CAMPAIGN, experiments=8, approval="manual")
+    # Batches of 6: the second, the model's, is four qLogEI picks and two Thompson picks, whose values the form
+    # explains kind by kind.
+    campaign_file = tiny_oer_file(tmp_path, CAMPAIGN, experiments=12, approval="manual", batch_size=6)
     db = Database(served["MATLOOP_DATABASE_URL"])
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -262,7 +264,11 @@ def test_launch_watch_and_approve_a_batch_in_the_browser(
             items = [line for line in description.splitlines() if " · predicted " in line]
             assert [int(line.split(" · ", 1)[0]) for line in items] == ids, description  # one entry per candidate
             assert "predicted" in description and " V ·" in description  # mean ± std with the objective's units
-            assert "Acquisition value:" in description and "expected improvement" in description
+            assert "Acquisition values are of different kinds in this batch" in description, description
+            kinds = {line.split(": ", 1)[0].split(", ")[-1]: line for line in description.splitlines()
+                     if line.split(": ", 1)[0].endswith(("qlogei", "thompson"))}
+            assert "expected improvement" in kinds["qlogei"] and "sample drawn from" in kinds["thompson"], description
+            assert sum(" · why: thompson: " in line for line in items) == 2, description
             assert "why:" in description and "budget left" in description
             link = dialog.get_by_role("link", name="this batch")
             assert link.get_attribute("href") == f"{ui}/artifacts/key/{CAMPAIGN}-batch"
