@@ -19,10 +19,10 @@ from agent.loop.context import LoopContext
 from agent.policy.approval import APPROVER_MAX_LENGTH, Decision
 from agent.spec import parse_campaign
 from agent.store import Database
-from agent.store.models import BatchRecord, CampaignRecord
+from agent.store.models import BatchItemRecord, BatchRecord, CampaignRecord, CandidateRecord
 from cli import app
 from cli.campaign_files import template_text
-from flows.approval_form import batch_form
+from flows.approval_form import _acquisition_lines, batch_form
 from flows.inputs import ApprovalInput, batch_approval_input, input_problems
 from tests.cli.conftest import build_hand_made_campaign
 
@@ -119,8 +119,6 @@ def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_link
 def test_a_batch_mixing_qlogei_and_thompson_picks_explains_each_kind_s_values(migrated_db_url: str) -> None:
     """``auto`` at q>=5 picks a qLogEI head and a Thompson tail: their values are in different units, so the form
     says which picks are which kind instead of explaining them all as the first pick's."""
-    from agent.store.models import BatchItemRecord, CandidateRecord
-
     build_hand_made_campaign(migrated_db_url)
     db = Database(migrated_db_url)
     spec = parse_campaign(template_text("oer"))
@@ -145,8 +143,6 @@ def test_a_batch_mixing_qlogei_and_thompson_picks_explains_each_kind_s_values(mi
 
 
 def test_a_batch_of_one_kind_keeps_one_sentence_and_values_without_a_kind_explain_nothing() -> None:
-    from flows.approval_form import _acquisition_lines
-
     assert _acquisition_lines([(1, "thompson: x", 0.2), (2, "thompson: y", 0.1)], "auto") == [
         "**Acquisition value:** the pick's value in one sample drawn from the model's posterior (Thompson sampling): "
         "the sample's best are picked, so likely and uncertain candidates both get their turn."]
