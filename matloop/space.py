@@ -107,6 +107,12 @@ class SimplexGroup(BaseModel):
     parameters: list[str] = Field(min_length=2, description="the fractions that sum to total")
     total: float = Field(default=1.0, gt=0, description="what the fractions sum to")
     step: float | None = Field(default=None, gt=0, description="grid step of each fraction; must divide total")
+    absence_matters: bool = Field(
+        default=True,
+        description="on a grid, whether a component at 0 differs in kind from a little of it (an element in a "
+                    "catalyst: true, the default) or is just the smallest amount (a blend of solvents: false); "
+                    "when true the model also learns from which components are present",
+    )
 
     @model_validator(mode="after")
     def _grid_fits(self) -> SimplexGroup:

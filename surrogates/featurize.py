@@ -74,6 +74,10 @@ class ParametricFeaturizer:
     which elements are present, and one over both (see ``surrogates/gp.py``). In the OER plates' pool replay
     matloop then found the isolated best compositions of plates 3851 and 3860 within 150 experiments in 14 and
     15 of 30 runs, against 6 and 8 without the bits (benchmarks/RESULTS-selection.md).
+    A group with ``absence_matters: false`` gets no bits: where 0 is just the smallest amount (a blend of
+    solvents or of two phases whose property varies smoothly), the bits' kernel terms spend early experiments on
+    which components to combine; on a smooth six-part mixture without them matloop needed 17 experiments to the
+    best instead of 21.5 (simplex_hartmann6, q=4, 10 seeds, RESULTS-selection.md's fifth round).
     The bits are not affine in the parameters; that is fine because the loop selects from pools (a Sobol pool
     for continuous parameters), never by gradients over the parameters.
     """
@@ -117,8 +121,10 @@ class ParametricFeaturizer:
     def _add_presence(self, space: ParametricSpace, group: SimplexGroup) -> None:
         """Presence bits for a gridded mixture's optional components; its fractions become one group."""
         optional = [n for n in group.parameters if float(space.parameter(n).bounds[0]) <= 0.0]
-        if group.step is None or not optional:
-            return  # off the grid "absent" is not an exact value; a component that is always there tells nothing
+        if group.step is None or not optional or not group.absence_matters:
+            # off the grid "absent" is not an exact value; a component that is always there tells nothing; and a
+            # campaign that says 0 is just the smallest amount (a smooth blend) pays for the bits without gain
+            return
         half_step = group.step / 2
         fractions = [self.feature_names.index(n) for n in group.parameters]
         merged = [g for g in self.feature_groups if not set(g) <= set(fractions)]

@@ -170,14 +170,14 @@ def test_featurizers_accept_candidates() -> None:
         f.transform([comp])
 
 
-def mixture_space(step: float | None = 0.1, low: float = 0.0) -> ParametricSpace:
+def mixture_space(step: float | None = 0.1, low: float = 0.0, absence_matters: bool = True) -> ParametricSpace:
     """Three metals on a simplex (the third always present when ``low`` > 0), and a temperature."""
     return ParametricSpace.model_validate({
         "parameters": [{"name": "ni", "type": "continuous", "bounds": [0.0, 1.0]},
                        {"name": "temp", "type": "continuous", "bounds": [300.0, 500.0]},
                        {"name": "fe", "type": "continuous", "bounds": [0.0, 1.0]},
                        {"name": "co", "type": "continuous", "bounds": [low, 1.0]}],
-        "simplex": [{"parameters": ["ni", "fe", "co"], "total": 1.0, "step": step}],
+        "simplex": [{"parameters": ["ni", "fe", "co"], "total": 1.0, "step": step, "absence_matters": absence_matters}],
     })
 
 
@@ -192,6 +192,9 @@ def test_a_gridded_mixture_gets_presence_bits_and_one_group_for_its_fractions() 
     assert ParametricFeaturizer(mixture_space(low=0.1)).feature_names[-2:] == ["ni>0", "fe>0"]
     assert ParametricFeaturizer(mixture_space(step=None)).dim == 4
     assert ParametricFeaturizer(mixture_space(), presence=False).feature_groups == [[0], [1], [2], [3]]
+    # and a campaign may say that 0 is just the smallest amount (a smooth blend): no bits either
+    smooth = ParametricFeaturizer(mixture_space(absence_matters=False))
+    assert (smooth.feature_names, smooth.feature_groups) == (["ni", "temp", "fe", "co"], [[0], [1], [2], [3]])
 
 
 def test_presence_bits_let_the_gp_learn_what_adding_an_element_does() -> None:
