@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         old_runs, old_budget, _ = load_runs([args.before])
         before = (old_runs, old_budget)
+    # only the problems both ran: a BayBE file often holds more problems than the matloop files it is paired with
+    both = {r["dataset"] for r in runs if r["strategy"] == "matloop"} & {r["dataset"] for r in runs
+                                                                          if r["strategy"] == "baybe"}
+    if not both:
+        raise SystemExit("the files hold no problem that both matloop and BayBE ran")
+    runs = [r for r in runs if r["dataset"] in both]
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     missing = [d for d in datasets if d not in random_top]
     if missing:

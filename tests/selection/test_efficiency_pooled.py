@@ -76,6 +76,22 @@ def test_files_written_before_random_top_was_recorded_still_load(tmp_path):
     runs, budget, random_top = load_runs([path])
     assert (len(runs), budget, random_top) == (4, 250, {})
 
+
+def test_problems_only_one_strategy_ran_are_left_out_of_the_table_and_the_summary(tmp_path):
+    ours = _file(tmp_path / "ours.json", "branin", 250, [10, 30], [])
+    theirs = tmp_path / "theirs.json"
+    runs = [{"dataset": d, "q": 4, "strategy": "baybe", "seed": seed, "n_best": 20, "n_top": 5}
+            for d in ("branin", "hartmann6") for seed in range(2)]
+    theirs.write_text(json.dumps({"budget": 250, "n_init": 4, "runs": runs, "random_top": {"hartmann6": 90.0}}))
+    done = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(ours), str(theirs)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "hartmann6" not in done.stdout and "nan" not in done.stdout and "Warning" not in done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("summary: datasets=1 ")
+    alone = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(ours)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 1 and alone.stderr.strip() == "the files hold no problem that both matloop and BayBE ran"
+
 def test_the_interval_resamples_pairs():
     ours, theirs = paired([
         {"dataset": "p", "q": 1, "seed": s, "strategy": n, "n_best": v}
