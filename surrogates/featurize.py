@@ -77,7 +77,7 @@ class ParametricFeaturizer:
     A group with ``absence_matters: false`` gets no bits: where 0 is just the smallest amount (a blend of
     solvents or of two phases whose property varies smoothly), the bits' kernel terms spend early experiments on
     which components to combine; on a smooth six-part mixture without them matloop needed 17 experiments to the
-    best instead of 21.5 (simplex_hartmann6, q=4, 10 seeds, RESULTS-selection.md's fifth round).
+    best instead of 21 (simplex_hartmann6, q=4, 10 seeds, RESULTS-selection.md's seventh round).
     The bits are not affine in the parameters; that is fine because the loop selects from pools (a Sobol pool
     for continuous parameters), never by gradients over the parameters.
     """
