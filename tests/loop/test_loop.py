@@ -211,21 +211,20 @@ def test_oer_template_fits_fractions_and_presence_bits_as_two_groups(sqlite_url:
         assert all(abs(v * 10 - round(v * 10)) < 1e-9 for v in point.values()), point
 
 
-
 def test_a_mixture_where_absence_does_not_matter_reaches_the_gp_without_presence_bits(sqlite_url: str) -> None:
     """``absence_matters: false`` on the template's mixture: one Matern over the six loadings, no bits."""
-    from pathlib import Path
-
     import yaml
 
-    template = Path(__file__).resolve().parents[2] / "agent" / "templates" / "oer.yaml"
-    space = yaml.safe_load(template.read_text())["space"]
+    from cli.campaign_files import template_text
+
+    space = yaml.safe_load(template_text("oer"))["space"]
     space["simplex"][0]["absence_matters"] = False
     ctx = run_template(sqlite_url, "oer", "oer_plate_3496", space=space, surrogate={"type": "gp"},
                        budget={"max_experiments": 12, "max_iterations": 2})
     with ctx.db.reading() as session:
         versions = list(session.scalars(select(ModelVersionRecord)))
     assert versions and not any("additive" in v.reason for v in versions), [v.reason for v in versions]
+
 
 def test_a_failing_final_fit_is_recorded_and_does_not_block_the_stop(
     sqlite_url: str, simlab: Any, monkeypatch: pytest.MonkeyPatch
