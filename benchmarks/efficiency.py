@@ -357,20 +357,22 @@ def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> st
     for dataset in datasets:
         for q in sorted({r["q"] for r in runs if r["dataset"] == dataset}):
             n_top = [r["n_top"] for r in runs if (r["dataset"], r["q"], r["strategy"]) == (dataset, q, "matloop")]
-            af_tops.append(random_top[dataset] / float(np.median(n_top)))
+            if n_top:  # BayBE's runs alone have no matloop AF_top
+                af_tops.append(random_top[dataset] / float(np.median(n_top)))
     ratios, heldout, wins = [], [], 0
     for dataset in datasets:
-        if any(r["dataset"] == dataset and r["strategy"] == "baybe" for r in runs):
+        ran = {r["strategy"] for r in runs if r["dataset"] == dataset}
+        if {"matloop", "baybe"} <= ran:  # a problem only one side ran has no ratio (a nan would poison the mean)
             ours, theirs = pooled_median(runs, dataset, "matloop"), pooled_median(runs, dataset, "baybe")
             ratios.append(ours / theirs)
             if split_of(dataset) == "heldout":
                 heldout.append(ours / theirs)
             wins += int(ours < theirs)
 
-    def text(values: list[float], how: Callable[[list[float]], float]) -> str:
-        return f"{how(values):.3f}" if values else "nan"
+    def text(values: list[float], how: Callable[[list[float]], float], digits: int = 3) -> str:
+        return f"{how(values):.{digits}f}" if values else "nan"
 
-    return (f"summary: datasets={len(datasets)} af_top_mean={np.mean(af_tops):.2f} "
+    return (f"summary: datasets={len(datasets)} af_top_mean={text(af_tops, np.mean, 2)} "
             f"vs_baybe_experiments_ratio={text(ratios, np.mean)} wins={wins}/{len(datasets)} "
             f"heldout_ratio={text(heldout, np.mean)} heldout_max={text(heldout, max)}")
 

@@ -136,3 +136,17 @@ def test_combine_answers_a_file_that_is_not_a_per_seed_file_in_one_sentence(tmp_
     no_baseline.write_text(json.dumps({**json.loads(good.read_text()), "random_top": {}}))
     with pytest.raises(SystemExit, match=r"no random-search baseline \(random_top\) for \['branin'\]"):
         main(["--combine", str(no_baseline)])
+
+
+def test_combine_leaves_a_problem_only_baybe_ran_out_of_the_summary(tmp_path, capsys):
+    from benchmarks.efficiency import main
+
+    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60])
+    extra = tmp_path / "baybe-hartmann6.json"  # BayBE's cache covers a problem matloop's files do not
+    extra.write_text(json.dumps({"budget": 250, "n_init": 4, "random_top": {}, "runs": [
+        {"dataset": "hartmann6", "q": 4, "strategy": "baybe", "seed": 0, "n_best": 90, "n_top": 9}]}))
+    assert main(["--combine", str(ours), str(theirs), str(extra)]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert "nan" not in summary
+    assert "vs_baybe_experiments_ratio=0.500 wins=1/2 heldout_ratio=0.500 heldout_max=0.500" in summary
