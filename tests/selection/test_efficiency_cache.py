@@ -149,4 +149,5 @@ def test_combine_leaves_a_problem_only_baybe_ran_out_of_the_summary(tmp_path, ca
     assert main(["--combine", str(ours), str(theirs), str(extra)]) == 0
     summary = capsys.readouterr().out.splitlines()[-1]
     assert "nan" not in summary
-    assert "vs_baybe_experiments_ratio=0.500 wins=1/2 heldout_ratio=0.500 heldout_max=0.500" in summary
+    assert "vs_baybe_experiments_ratio=0.500" in summary
+    assert "heldout_ratio=0.500 heldout_max=0.500" in summary
