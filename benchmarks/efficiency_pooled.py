@@ -187,12 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         old_runs, old_budget, _ = load_runs([args.before])
         before = (old_runs, old_budget)
-    # only the problems both ran: a BayBE file often holds more problems than the matloop files it is paired with
-    both = {r["dataset"] for r in runs if r["strategy"] == "matloop"} & {r["dataset"] for r in runs
-                                                                          if r["strategy"] == "baybe"}
+    # only the runs both ran (problem, batch size, seed): a BayBE file often holds more problems or seeds than the
+    # matloop files it is paired with, and medians over different seeds would compare different initial points
+    def run_key(r: dict[str, Any]) -> tuple[str, int, int]:
+        return r["dataset"], r["q"], r["seed"]
+
+    both = {run_key(r) for r in runs if r["strategy"] == "matloop"} & {run_key(r) for r in runs
+                                                                        if r["strategy"] == "baybe"}
     if not both:
-        raise SystemExit("the files hold no problem that both matloop and BayBE ran")
-    runs = [r for r in runs if r["dataset"] in both]
+        raise SystemExit("the files hold no run (problem, batch size, seed) that both matloop and BayBE made")
+    runs = [r for r in runs if run_key(r) in both]
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     missing = [d for d in datasets if d not in random_top]
     if missing:

@@ -90,7 +90,19 @@ def test_problems_only_one_strategy_ran_are_left_out_of_the_table_and_the_summar
     assert done.stdout.strip().splitlines()[-1].startswith("summary: datasets=1 ")
     alone = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(ours)], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
-    assert alone.returncode == 1 and alone.stderr.strip() == "the files hold no problem that both matloop and BayBE ran"
+    assert alone.returncode == 1 and alone.stderr.strip() == (
+        "the files hold no run (problem, batch size, seed) that both matloop and BayBE made")
+
+
+def test_seeds_only_one_strategy_ran_are_left_out_of_the_medians(tmp_path):
+    """A BayBE replay cut short covers fewer seeds than matloop's: the medians and the ratio use the shared seeds."""
+    both = _file(tmp_path / "both.json", "branin", 250, [10, 30, 200, 200], [20, 40])
+    done = subprocess.run([sys.executable, "benchmarks/efficiency_pooled.py", str(both)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("branin"))
+    assert row.split()[1:4] == ["20", "30", "0.67"]  # seeds 0-1 only: medians 20 and 30, not 115 for matloop
+    assert "2 / 0 / 0" in row
 
 def test_the_interval_resamples_pairs():
     ours, theirs = paired([
