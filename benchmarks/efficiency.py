@@ -348,6 +348,16 @@ def pooled_median(runs: list[dict[str, Any]], dataset: str, strategy: str) -> fl
     return float(np.median([r["n_best"] for r in runs if r["dataset"] == dataset and r["strategy"] == strategy]))
 
 
+def runs_both_made(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs whose (problem, batch size, seed) both matloop and BayBE made: medians over different seeds would
+    compare different initial points, and a BayBE file often holds more problems or seeds than matloop's."""
+    def key(r: dict[str, Any]) -> tuple[str, int, int]:
+        return r["dataset"], r["q"], r["seed"]
+
+    both = {key(r) for r in runs if r["strategy"] == "matloop"} & {key(r) for r in runs if r["strategy"] == "baybe"}
+    return [r for r in runs if key(r) in both]
+
+
 def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> str:
     """The one-line summary from per-seed runs; ``random_top`` is random search's expected experiments to a first
     top-set member per problem (AF_top is that over matloop's median n_top, per batch size). The ratios are over

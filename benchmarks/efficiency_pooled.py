@@ -32,7 +32,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.efficiency import median_text, pooled_median, read_per_seed, summary_line  # noqa: E402
+from benchmarks.efficiency import (  # noqa: E402
+    median_text,
+    pooled_median,
+    read_per_seed,
+    runs_both_made,
+    summary_line,
+)
 
 Key = tuple[str, int, str, int]
 
@@ -187,16 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         old_runs, old_budget, _ = load_runs([args.before])
         before = (old_runs, old_budget)
-    # only the runs both ran (problem, batch size, seed): a BayBE file often holds more problems or seeds than the
-    # matloop files it is paired with, and medians over different seeds would compare different initial points
-    def run_key(r: dict[str, Any]) -> tuple[str, int, int]:
-        return r["dataset"], r["q"], r["seed"]
-
-    both = {run_key(r) for r in runs if r["strategy"] == "matloop"} & {run_key(r) for r in runs
-                                                                        if r["strategy"] == "baybe"}
-    if not both:
+    runs = runs_both_made(runs)
+    if not runs:
         raise SystemExit("the files hold no run (problem, batch size, seed) that both matloop and BayBE made")
-    runs = [r for r in runs if run_key(r) in both]
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     missing = [d for d in datasets if d not in random_top]
     if missing:

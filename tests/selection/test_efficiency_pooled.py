@@ -104,6 +104,7 @@ def test_seeds_only_one_strategy_ran_are_left_out_of_the_medians(tmp_path):
     assert row.split()[1:4] == ["20", "30", "0.67"]  # seeds 0-1 only: medians 20 and 30, not 115 for matloop
     assert "2 / 0 / 0" in row
 
+
 def test_the_interval_resamples_pairs():
     ours, theirs = paired([
         {"dataset": "p", "q": 1, "seed": s, "strategy": n, "n_best": v}
