@@ -23,7 +23,7 @@ Problems are ``dev`` (used to decide changes: the four OER plates and the hybrid
 wins=<k>/<n> heldout_ratio=<h> heldout_max=<m>``: a problem's ratio is matloop's median n_best (all batch
 sizes and seeds pooled) over BayBE's; ``vs_baybe_experiments_ratio`` is their mean over all problems,
 ``heldout_ratio`` over the held-out ones and ``heldout_max`` the largest of those; ``wins`` counts problems
-where matloop's median is lower. Censored runs count as the budget + 1 (which favours whichever strategy
+where matloop's median is lower, out of the problems both ran. Censored runs count as the budget + 1 (which favours whichever strategy
 fails, so a ratio is only meaningful when medians are not censored); hence the default budget of 250. BayBE's
 orders are read from the committed cache (``benchmarks/results/baybe-cache``; ``--no-baybe-cache``
 recomputes them, hours), and cached orders of a shorter budget are resumed, not recomputed (``cached_replay``);
@@ -383,7 +383,7 @@ def summary_line(runs: list[dict[str, Any]], random_top: dict[str, float]) -> st
         return f"{how(values):.{digits}f}" if values else "nan"
 
     return (f"summary: datasets={len(datasets)} af_top_mean={text(af_tops, np.mean, 2)} "
-            f"vs_baybe_experiments_ratio={text(ratios, np.mean)} wins={wins}/{len(datasets)} "
+            f"vs_baybe_experiments_ratio={text(ratios, np.mean)} wins={wins}/{len(ratios)} "
             f"heldout_ratio={text(heldout, np.mean)} heldout_max={text(heldout, max)}")
 
 
@@ -424,7 +424,8 @@ def read_per_seed(path: Path) -> PerSeedFile:
 def combine(paths: list[Path]) -> int:
     """The ratio table and summary line over several ``--per-seed`` files: a long comparison split into
     processes (one per strategy, batch size or seed) is reported as one. A run (dataset, q, strategy, seed) found
-    in two files must agree; files of different budgets cannot be combined (censoring would differ)."""
+    in two files must agree; files of different budgets cannot be combined (censoring would differ). Given both
+    strategies' runs, only the (problem, batch size, seed) both made are compared (:func:`runs_both_made`)."""
     runs: dict[tuple, dict[str, Any]] = {}
     random_top: dict[str, float] = {}
     budgets = set()
@@ -444,6 +445,12 @@ def combine(paths: list[Path]) -> int:
     if unknown:
         raise SystemExit(f"the per-seed files give no random-search baseline (random_top) for {unknown}")
     per_seed = sorted(runs.values(), key=lambda r: (r["dataset"], r["q"], r["strategy"], r["seed"]))
+    if {r["strategy"] for r in per_seed} == {"matloop", "baybe"}:  # one strategy's files alone have nothing to pair
+        paired = runs_both_made(per_seed)
+        if len(paired) < len(per_seed):
+            print(f"# {len(per_seed) - len(paired)} of {len(per_seed)} runs left out: only one strategy made "
+                  "their (problem, batch size, seed)")
+        per_seed = paired
     for line in ratio_table(per_seed, budgets.pop()):
         print(line)
     print(summary_line(per_seed, random_top))

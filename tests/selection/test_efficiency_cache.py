@@ -107,6 +107,19 @@ def test_combine_reports_sides_run_as_separate_processes_as_one(tmp_path, capsys
     assert "heldout_ratio=0.500 heldout_max=0.500" in out.splitlines()[-1]
 
 
+def test_combine_compares_only_the_seeds_both_strategies_ran(tmp_path, capsys):
+    """BayBE's replays of seeds 3-4 (cached for a later round) must not move BayBE's median against matloop's 0-2."""
+    from benchmarks.efficiency import main
+
+    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60, 200, 200])
+    assert main(["--combine", str(ours), str(theirs)]) == 0
+    out = capsys.readouterr().out
+    assert "# 2 of 8 runs left out: only one strategy made their (problem, batch size, seed)" in out
+    assert "branin       heldout    4       20       40   0.50" in out
+    assert "wins=1/1 heldout_ratio=0.500" in out.splitlines()[-1]
+
+
 def test_combine_refuses_disagreeing_runs_and_mixed_budgets(tmp_path):
     from benchmarks.efficiency import main
 
