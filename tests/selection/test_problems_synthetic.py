@@ -14,8 +14,9 @@ from benchmarks.problems import SPLIT as ALL_SPLITS
 from benchmarks.problems_synthetic import DEV_ONLY, SOURCE, SPLIT, SYNTHETIC, GaussianWell
 
 #: Pools drawn from a seed (the others are grids, the same whatever the seed).
-DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz", "long_levy6", "needle_bump4"}
-KINDS = ("simplex", "mixed", "needle", "long")
+DRAWN = {"mixed_ackley", "mixed_styblinski", "needle_dropwave", "needle_michalewicz", "long_levy6", "needle_bump4",
+         "floor_rosenbrock7"}
+KINDS = ("simplex", "mixed", "needle", "long", "floor")
 
 
 def test_every_pool_has_a_split_and_a_source_and_the_splits_are_halves():
@@ -45,6 +46,16 @@ def test_the_well_holds_the_best_of_every_drawn_pool(seed):
     assert 5 <= int((pool.y < 0).sum()) <= 40
     near_bowl = np.linalg.norm(x - np.array(GaussianWell.BOWL), axis=1) < 0.3
     assert near_bowl.any() and pool.y[near_bowl].min() > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_most_of_the_floored_pool_reads_exactly_the_floor_and_its_top_rows_lie_off_it(seed):
+    """floor_rosenbrock7 is the development side's MoS2: most rows exactly 0 (the floor is the worst value of the
+    minimised pool), its top rows above it, its best alone."""
+    pool = SYNTHETIC["floor_rosenbrock7"](seed)
+    assert 0.55 <= float((pool.y == 0).mean()) <= 0.70
+    assert len(pool.best_rows) == 1
+    assert (pool.y[sorted(pool.top_rows)] < 0).all() and (pool.y <= 0).all()
 
 
 def test_the_registry_holds_them_with_their_split():
