@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from agent.loop.context import LoopContext
 from agent.policy.approval import APPROVER_MAX_LENGTH, Decision
-from agent.spec import parse_campaign
+from agent.spec import Campaign, parse_campaign
 from agent.store import Database
 from agent.store.models import BatchItemRecord, BatchRecord, CampaignRecord, CandidateRecord
 from cli import app
@@ -93,14 +93,21 @@ def test_approve_by_refuses_blank_and_overlong_names_in_one_sentence(migrated_db
     db.dispose()
 
 
-def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_links(migrated_db_url: str) -> None:
-    build_hand_made_campaign(migrated_db_url)
-    db = Database(migrated_db_url)
+def _hand_made_batch(db_url: str) -> tuple[Database, Campaign, int, int]:
+    """The hand-made OER campaign's database, its spec, its id and its proposed batch's id."""
+    build_hand_made_campaign(db_url)
+    db = Database(db_url)
     spec = parse_campaign(template_text("oer"))
     with db.reading() as session:
         campaign_id = session.scalar(select(CampaignRecord.id).where(CampaignRecord.name == spec.name))
-        batch = session.scalars(select(BatchRecord).where(BatchRecord.status == "proposed")).one()
-        batch_id, ids = batch.id, [item.candidate_id for item in batch.items]
+        batch_id = session.scalars(select(BatchRecord.id).where(BatchRecord.status == "proposed")).one()
+    return db, spec, campaign_id, batch_id
+
+
+def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_links(migrated_db_url: str) -> None:
+    db, spec, campaign_id, batch_id = _hand_made_batch(migrated_db_url)
+    with db.reading() as session:
+        ids = [item.candidate_id for item in session.get(BatchRecord, batch_id).items]
     ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={})
     form = batch_form(ctx, batch_id, ui_url="http://prefect.example:4200")
     db.dispose()
@@ -119,20 +126,16 @@ def test_the_description_shows_the_batch_with_units_reasons_cost_budget_and_link
 def test_a_batch_mixing_qlogei_and_thompson_picks_explains_each_kind_s_values(migrated_db_url: str) -> None:
     """``auto`` at q>=5 picks a qLogEI head and a Thompson tail: their values are in different units, so the form
     says which picks are which kind instead of explaining them all as the first pick's."""
-    build_hand_made_campaign(migrated_db_url)
-    db = Database(migrated_db_url)
-    spec = parse_campaign(template_text("oer"))
+    db, spec, campaign_id, batch_id = _hand_made_batch(migrated_db_url)
     with db.transaction() as session:
-        campaign_id = session.scalar(select(CampaignRecord.id).where(CampaignRecord.name == spec.name))
-        batch = session.scalars(select(BatchRecord).where(BatchRecord.status == "proposed")).one()
-        head = batch.items[0]
+        head = session.get(BatchRecord, batch_id).items[0]
         head.reason = "qlogei: exploit: high predicted utility"
         others = session.scalars(select(CandidateRecord.id).where(CandidateRecord.id != head.candidate_id)).all()
         for rank, candidate_id in enumerate(others[:2], start=1):
-            session.add(BatchItemRecord(batch_id=batch.id, candidate_id=candidate_id, rank=rank,
+            session.add(BatchItemRecord(batch_id=batch_id, candidate_id=candidate_id, rank=rank,
                                         acquisition_value=-0.3 * rank, posterior_mean=0.41, posterior_std=0.04,
                                         reason="thompson: explore: high std"))
-        batch_id, head_id = batch.id, head.candidate_id
+        head_id = head.candidate_id
     ctx = LoopContext(db=db, campaign=spec, campaign_id=campaign_id, adapters={})
     text = batch_form(ctx, batch_id).markdown
     db.dispose()
