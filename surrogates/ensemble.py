@@ -370,37 +370,32 @@ def fit_ensemble_folds(
     y = y.reshape(-1)
     models = [DeepEnsemble(X.shape[-1], ens_settings) for _ in trains]
     s = models[0].settings
+    data = []  # each fold's standardised rows and seed, as DeepEnsemble.fit would train them
+    for m, t, seed in zip(models, trains, seeds, strict=True):
+        m.standardize_on(X[t], y[t])
+        data.append(((X[t] - m.x_shift) / m.x_scale, (y[t] - m.y_shift) / m.y_scale, seed))
     if current_fan_out() is not IN_PROCESS:
-        return _fit_folds_fanned_out(models, X, y, trains, seeds)
+        return _fit_folds_fanned_out(models, data)
     by_schedule: dict[tuple[int, int], list[int]] = {}
     for i, t in enumerate(trains):
         by_schedule.setdefault(_schedule(len(t), s), []).append(i)
     for folds in by_schedule.values():
-        groups = []
-        for i in folds:
-            m, t = models[i], trains[i]
-            m.standardize_on(X[t], y[t])
-            groups.append(((X[t] - m.x_shift) / m.x_scale, (y[t] - m.y_shift) / m.y_scale, seeds[i]))
-        trained = train_member_groups(groups, dict(s), list(range(int(s["n_members"]))))
+        trained = train_member_groups([data[i] for i in folds], dict(s), list(range(int(s["n_members"]))))
         for i, members in zip(folds, trained, strict=True):
             models[i].load_members(members)
     return models
 
 
 def _fit_folds_fanned_out(
-    models: list[DeepEnsemble], X: Tensor, y: Tensor, trains: list[Tensor], seeds: list[int]
+    models: list[DeepEnsemble], data: list[tuple[Tensor, Tensor, int]]
 ) -> list[DeepEnsemble]:
-    """The folds on a cluster: one map over every fold's chunks of members, so that five folds of ten members keep
-    ten workers busy instead of two, fold after fold. Each chunk trains exactly what ``DeepEnsemble.fit`` would
-    send for its fold (the fold's standardised rows, its seed, the same member indices), so the ensembles are the
-    same as fitting fold after fold; the folds' data reach each worker once (``map_shared``)."""
+    """The folds on a cluster (``data``: each fold's standardised rows and seed): one map over every fold's chunks
+    of members, so that five folds of ten members keep ten workers busy instead of two, fold after fold. Each chunk
+    trains exactly what ``DeepEnsemble.fit`` would send for its fold (the same member indices), so the ensembles
+    are the same as fitting fold after fold; the folds' data reach each worker once (``map_shared``)."""
     from matloop.compute import chunks, current_fan_out
 
     settings = dict(models[0].settings)
-    data = []
-    for model, rows, seed in zip(models, trains, seeds, strict=True):
-        model.standardize_on(X[rows], y[rows])
-        data.append(((X[rows] - model.x_shift) / model.x_scale, (y[rows] - model.y_shift) / model.y_scale, seed))
     members = int(settings["n_members"])
     tasks = [(i, part) for i in range(len(models)) for part in chunks(list(range(members)), member_chunk(members))]
     results = current_fan_out().map_shared(_train_fold_chunk, (data, settings), tasks, name="ensemble-members")
