@@ -19,7 +19,8 @@ within the budget B):
   * then one table of matloop's and BayBE's median n_best and their ratio, per problem and batch size.
 
 Problems are ``dev`` (used to decide changes: the four OER plates and the hybrid perovskites) or ``heldout``
-(``problems.SPLIT``). Ends with ``summary: datasets=<n> af_top_mean=<x> vs_baybe_experiments_ratio=<r>
+(``problems.SPLIT``). ``--problem-file`` adds a dataset of one's own (a YAML file naming a CSV, its target and
+goal: ``benchmarks/problem_file.py``), run as held out. Ends with ``summary: datasets=<n> af_top_mean=<x> vs_baybe_experiments_ratio=<r>
 wins=<k>/<n> heldout_ratio=<h> heldout_max=<m>``: a problem's ratio is matloop's median n_best (all batch
 sizes and seeds pooled) over BayBE's; ``vs_baybe_experiments_ratio`` is their mean over all problems,
 ``heldout_ratio`` over the held-out ones and ``heldout_max`` the largest of those; ``wins`` counts problems
@@ -49,11 +50,14 @@ from pydantic import BaseModel, Field, ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import Pool, Stopwatch, baybe_add_measurements, baybe_search_space, campaign_spec  # noqa: E402
-from benchmarks.problems import PROBLEMS, SPLIT, split_of  # noqa: E402
+from benchmarks.problem_file import ProblemFileError, load_problem  # noqa: E402
+from benchmarks.problems import PROBLEMS, SPLIT, register, split_of  # noqa: E402
 
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_BAYBE_CACHE = ROOT / "benchmarks" / "results" / "baybe-cache"
+#: BayBE's orders for problem files: outside the repository (``$XDG_CACHE_HOME``, else ``~/.cache``).
+USER_BAYBE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matloop" / "baybe-orders"
 
 
 class MatloopChooser:
@@ -250,7 +254,15 @@ QUICK_PROBLEMS = ("perovskites", "branin")
 
 
 def problems(args: argparse.Namespace) -> list[str]:
-    names = list(QUICK_PROBLEMS) if args.quick else (args.datasets or list(PROBLEMS))
+    """The problems to run: ``--quick``'s, else those named by ``--datasets`` and ``--problem-file`` (all
+    registered ones when neither names any), within ``--split``."""
+    files = getattr(args, "file_problems", [])
+    if args.quick:
+        names = list(QUICK_PROBLEMS)
+    elif args.datasets or files:
+        names = list(dict.fromkeys([*(args.datasets or []), *files]))
+    else:
+        names = list(PROBLEMS)
     unknown = [n for n in names if n not in PROBLEMS]
     if unknown:
         raise SystemExit(f"unknown problems {unknown}; known: {sorted(PROBLEMS)}")
@@ -460,12 +472,30 @@ def combine(paths: list[Path]) -> int:
 def _baybe_cache(args: argparse.Namespace) -> Path | None:
     """The folder of BayBE orders to use: the committed cache for full runs, so that a plain
     ``python benchmarks/efficiency.py`` replays BayBE's committed orders instead of recomputing them;
-    none for ``--quick`` (its short budget would add files to the committed folder)."""
+    none for ``--quick`` (its short budget would add files to the committed folder); with ``--problem-file``,
+    the user's cache folder (``USER_BAYBE_CACHE``), so that a lab's own data never adds files to the repository."""
     if args.no_baybe_cache:
         return None
     if args.baybe_cache is not None:
         return args.baybe_cache
-    return None if args.quick else COMMITTED_BAYBE_CACHE
+    if args.quick:
+        return None
+    return USER_BAYBE_CACHE if args.problem_file else COMMITTED_BAYBE_CACHE
+
+
+def _register_problem_files(paths: list[Path]) -> list[str]:
+    """Each problem file's pool, registered as held out (nobody tuned to a user's data); their names, in order."""
+    names = []
+    for path in dict.fromkeys(paths):
+        try:
+            pool = load_problem(path)
+        except ProblemFileError as exc:
+            raise SystemExit(f"efficiency.py: {exc}") from None
+        if pool.name not in PROBLEMS:
+            register({pool.name: lambda seed, pool=pool: pool}, {pool.name: "heldout"},
+                     {pool.name: f"problem file {path}"})
+        names.append(pool.name)
+    return list(dict.fromkeys(names))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -493,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baybe-cache", action="store_true", help="recompute every BayBE order (hours at budget 250)")
     parser.add_argument("--per-seed", type=Path, default=None,
                         help="write every run's n_best and n_top as JSON (for paired or bootstrap comparisons)")
+    parser.add_argument("--problem-file", type=Path, nargs="+", default=[], metavar="YAML",
+                        help="your own fully measured dataset: a YAML file naming a CSV, its target and goal "
+                        "(benchmarks/problem_file.py says what it may hold); run as held out, instead of the "
+                        "registered problems unless --datasets names some too")
     parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="PER_SEED_JSON",
                         help="print the ratio table and summary of per-seed files written by earlier runs (e.g. "
                         "matloop's and BayBE's sides, or batch sizes, run as separate processes), running nothing")
@@ -501,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         return combine(args.combine)
     if args.quick:
         args.seeds, args.batch_sizes, args.budget = min(args.seeds, 1), [4], 12
+    args.file_problems = _register_problem_files(args.problem_file)
     args.baybe_cache = _baybe_cache(args)
     start = time.perf_counter()
     code = run(args)

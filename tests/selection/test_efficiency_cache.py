@@ -74,19 +74,23 @@ def test_matloop_runs_are_never_cached(tmp_path):
 
 def test_plain_runs_replay_the_committed_cache_and_quick_runs_leave_it_alone(tmp_path):
     """A plain ``python benchmarks/efficiency.py`` must not recompute BayBE for hours when the committed
-    orders exist, and the suite's ``--quick`` run must not add its 300-row plate's orders to them."""
+    orders exist, the suite's ``--quick`` run must not add its 300-row plate's orders to them, and a user's own
+    data (``--problem-file``) keeps its orders outside the repository."""
     import argparse
 
-    from benchmarks.efficiency import COMMITTED_BAYBE_CACHE, _baybe_cache
+    from benchmarks.efficiency import COMMITTED_BAYBE_CACHE, USER_BAYBE_CACHE, _baybe_cache
 
     def args(**given) -> argparse.Namespace:
-        return argparse.Namespace(**{"no_baybe_cache": False, "baybe_cache": None, "quick": False, **given})
+        return argparse.Namespace(**{"no_baybe_cache": False, "baybe_cache": None, "quick": False,
+                                     "problem_file": [], **given})
 
     assert COMMITTED_BAYBE_CACHE.is_dir() and any(COMMITTED_BAYBE_CACHE.glob("oer_3851-*budget250-*.json"))
     assert _baybe_cache(args()) == COMMITTED_BAYBE_CACHE
     assert _baybe_cache(args(quick=True)) is None
     assert _baybe_cache(args(quick=True, baybe_cache=tmp_path)) == tmp_path
     assert _baybe_cache(args(baybe_cache=tmp_path, no_baybe_cache=True)) is None
+    assert _baybe_cache(args(problem_file=[tmp_path / "mine.yaml"])) == USER_BAYBE_CACHE
+    assert not USER_BAYBE_CACHE.is_relative_to(COMMITTED_BAYBE_CACHE.parents[2])
 
 
 def _per_seed(path: Path, strategy: str, n_best: list[int], budget: int = 250) -> Path:
