@@ -14,10 +14,12 @@ check: the five datasets of Liang et al. 2021 (npj Comput. Mater.) and the Olymp
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,6 +132,15 @@ def hartmann6_pool(size: int = 2048) -> Pool:
     return Pool("hartmann6", frame, y, True, 0.01, space)
 
 
+def xtb_benzenes_pool() -> Pool:
+    """GFN2-xTB HOMO-LUMO gaps of 874 substituted benzenes (three sites, ten groups each), minimised: read
+    through its problem file (``benchmarks/data/xtb_benzenes.yaml``), as a user's own dataset would be."""
+    from benchmarks.problem_file import load_problem
+
+    pool = load_problem(Path(__file__).resolve().parent / "data" / "xtb_benzenes.yaml")
+    return dataclasses.replace(pool, name="xtb_benzenes")
+
+
 def _fixed(build: Callable[[], Pool]) -> Builder:
     """A dataset's builder: the same pool for every seed, built once."""
     once = cache(build)
@@ -143,6 +154,7 @@ PROBLEMS: dict[str, Builder] = {
     "mos2": _fixed(mos2_pool),
     "branin": _fixed(branin_pool),
     "hartmann6": _fixed(hartmann6_pool),
+    "xtb_benzenes": _fixed(xtb_benzenes_pool),
 }
 SPLIT: dict[str, str] = {
     **{f"oer_{p}": "dev" for p in OER_PLATES},
@@ -151,6 +163,7 @@ SPLIT: dict[str, str] = {
     "mos2": "heldout",
     "branin": "heldout",
     "hartmann6": "heldout",
+    "xtb_benzenes": "heldout",
 }
 SOURCE: dict[str, str] = {
     **{f"oer_{p}": f"OER plate {p}, Rohr et al., Chem. Sci. 2020, via the Olympus suite (MIT); ../shared/data"
@@ -160,6 +173,8 @@ SOURCE: dict[str, str] = {
     "mos2": "strained MoS2 band gaps, MatDesINNe (Fung, Zhang et al., npj Comput. Mater. 2021) (MIT); ../shared/data",
     "branin": "Branin-Hoo (Surjanovic & Bingham's library), the simulated lab's closed form; no data file",
     "hartmann6": "Hartmann-6 (Surjanovic & Bingham's library), the simulated lab's closed form; no data file",
+    "xtb_benzenes": "GFN2-xTB HOMO-LUMO gaps of 1,2,4-trisubstituted benzenes, computed for this repository "
+                    "(benchmarks/data/make_xtb_benzenes.py; MIT); benchmarks/data/xtb_benzenes.csv",
 }
 
 

@@ -164,3 +164,17 @@ def test_a_bad_problem_file_stops_the_benchmark_with_its_sentence(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip() == f"efficiency.py: {path}: its data file {tmp_path / 'missing.csv'} does not exist"
+
+
+def test_the_committed_xtb_problem_is_read_through_its_problem_file():
+    """The held-out xtb_benzenes pool is the worked example: the registry reads it as a user's file would be."""
+    from benchmarks.problems import PROBLEMS, SOURCE, SPLIT
+
+    pool = PROBLEMS["xtb_benzenes"](0)
+    from_file = load_problem(ROOT / "benchmarks" / "data" / "xtb_benzenes.yaml")
+    assert pool.name == "xtb_benzenes" and from_file.name.startswith("xtb_benzenes-")
+    assert len(pool.y) == 874 and pool.minimize and SPLIT["xtb_benzenes"] == "heldout"
+    assert [p["type"] for p in pool.space["parameters"]] == ["categorical"] * 3
+    best = pool.frame.iloc[sorted(pool.best_rows)]
+    assert best.to_dict("records") == [{"r1": "OH", "r2": "NO2", "r4": "NH2"}]
+    assert "make_xtb_benzenes.py" in SOURCE["xtb_benzenes"]
