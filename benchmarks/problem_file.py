@@ -93,17 +93,14 @@ def load_problem(path: str | Path) -> Pool:
 
 
 def _read_spec(path: Path) -> ProblemFile:
+    """The problem file read as a campaign file is (a regular file, size-limited, UTF-8, safe YAML)."""
+    from agent.spec import CampaignFileError
+    from agent.spec.loader import read_campaign_text
     from agent.spec.safe_yaml import YamlRefused, load_yaml
 
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ProblemFileError(f"{path}: a problem file is a few lines, not {path.stat().st_size:,} bytes")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemFileError(f"{path}: cannot be read ({_first_line(exc)})") from None
-    try:
-        data, _ = load_yaml(text)
-    except YamlRefused as exc:
+        data, _ = load_yaml(read_campaign_text(path, limit=MAX_FILE_BYTES, what="problem file"))
+    except (CampaignFileError, YamlRefused) as exc:
         first = exc.problems[0]
         where = f" (line {first.line})" if first.line else ""
         raise ProblemFileError(f"{path}: {first.message}{where}") from None
@@ -119,8 +116,10 @@ def _read_spec(path: Path) -> ProblemFile:
 
 def _read_data(data: Path, path: Path) -> pd.DataFrame:
     try:
-        if not data.is_file():
+        if not data.exists():
             raise ProblemFileError(f"{path}: its data file {data} does not exist")
+        if not data.is_file():  # a directory, FIFO or device: never opened, so never waited on or read forever
+            raise ProblemFileError(f"{path}: its data file {data} is not a regular file")
         if data.stat().st_size > MAX_DATA_BYTES:
             raise ProblemFileError(f"{path}: its data file {data} is larger than {MAX_DATA_BYTES:,} bytes")
         frame = pd.read_csv(data, dtype=str, keep_default_na=False, skipinitialspace=True)

@@ -153,11 +153,13 @@ def load_campaign(path: str | Path) -> Campaign:
     return parse_campaign(read_campaign_text(path), source=str(path), base_dir=path.parent)
 
 
-def read_campaign_text(path: Path) -> str:
-    """The text of a campaign file: a regular file of at most :data:`MAX_BYTES` bytes of UTF-8.
+def read_campaign_text(path: Path, *, limit: int = MAX_BYTES, what: str = "campaign file") -> str:
+    """The text of a campaign file: a regular file of at most ``limit`` bytes of UTF-8.
 
     Opened without blocking (a FIFO would otherwise wait for a writer) and checked to be a regular
     file before anything is read, so a device such as ``/dev/zero`` is refused, not read forever.
+    Other small YAML files from outside (a benchmark's problem file) are read the same way; ``what`` names
+    the kind of file in the refusals.
     """
     source = str(path)
     try:
@@ -167,19 +169,19 @@ def read_campaign_text(path: Path) -> str:
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise CampaignFileError(source, [SpecProblem("", "is a directory; give the path of a campaign file")])
+            raise CampaignFileError(source, [SpecProblem("", f"is a directory; give the path of a {what}")])
         if not stat.S_ISREG(mode):
             raise CampaignFileError(source, [SpecProblem("", "is not a regular file (a FIFO, device or socket); "
-                                                             "give the path of a campaign file")])
-        data = _read_at_most(fd, MAX_BYTES + 1)
+                                                             f"give the path of a {what}")])
+        data = _read_at_most(fd, limit + 1)
     except OSError as exc:
         raise CampaignFileError(source, [SpecProblem("", f"cannot read file: {exc.strerror}")]) from None
     finally:
         os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise CampaignFileError(source, [SpecProblem("", f"is larger than {MAX_BYTES:,} bytes; a campaign file "
+    if len(data) > limit:
+        raise CampaignFileError(source, [SpecProblem("", f"is larger than {limit:,} bytes; a {what} "
                                                          "is a few kilobytes")])
-    return decode_campaign_bytes(data, source)
+    return decode_campaign_bytes(data, source, what)
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
@@ -194,7 +196,7 @@ def _read_at_most(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_campaign_bytes(data: bytes, source: str = "<campaign>") -> str:
+def decode_campaign_bytes(data: bytes, source: str = "<campaign>", what: str = "campaign file") -> str:
     """UTF-8 (with or without a byte-order mark) → text; anything else is refused in one sentence."""
     for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                       (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
@@ -204,7 +206,7 @@ def decode_campaign_bytes(data: bytes, source: str = "<campaign>") -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         raise CampaignFileError(source, [SpecProblem(
-            "", "contains NUL bytes: it is a binary file or UTF-16/UTF-32 text, not a UTF-8 campaign file",
+            "", f"contains NUL bytes: it is a binary file or UTF-16/UTF-32 text, not a UTF-8 {what}",
             data.count(b"\n", 0, nul) + 1)])
     try:
         return data.decode("utf-8")

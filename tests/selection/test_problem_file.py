@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -140,6 +141,31 @@ def test_a_csv_that_is_not_one_is_refused(tmp_path):
         load_problem(path)
 
 
+def test_a_problem_file_that_is_not_a_small_regular_text_file_is_refused_without_reading_it(tmp_path):
+    """Read as a campaign file is: a FIFO is not waited on, a device not read forever, a binary file not decoded."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_text(SPEC + "#" * 70_000 + "\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(SPEC.encode("utf-16"))
+    for path, message in [(fifo, "is not a regular file (a FIFO, device or socket); give the path of a problem file"),
+                          (tmp_path, "is a directory; give the path of a problem file"),
+                          (big, "is larger than 65,536 bytes; a problem file is a few kilobytes"),
+                          (binary, "is UTF-16 text; save it as UTF-8 (line 1)"),
+                          (tmp_path / "absent.yaml", "cannot read file: No such file or directory")]:
+        with pytest.raises(ProblemFileError) as caught:
+            load_problem(path)
+        assert str(caught.value) == f"{path}: {message}"
+
+
+def test_a_data_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    (tmp_path / "screen.yaml").write_text(SPEC.replace("DATA", "folder"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ProblemFileError, match="its data file .*folder is not a regular file$"):
+        load_problem(tmp_path / "screen.yaml")
+
+
 @pytest.mark.slow
 def test_efficiency_replays_a_problem_file_against_baybe_outside_the_repository(tmp_path):
     """One command: the campaign path and BayBE on the user's data, held out, BayBE's orders in the user's cache."""
@@ -148,7 +174,7 @@ def test_efficiency_replays_a_problem_file_against_baybe_outside_the_repository(
     done = subprocess.run(
         [sys.executable, "benchmarks/efficiency.py", "--problem-file", str(path), "--batch-sizes", "4", "--seeds", "1",
          "--budget", "16"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"^screen-[0-9a-f]{8} +heldout +4 +\S+ +\S+ +[0-9.]+$", out, re.M), out
