@@ -155,7 +155,7 @@ def _target_values(frame: pd.DataFrame, target: str, path: Path) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         line = int(bad[0]) + 2  # the header is line 1
-        raise ProblemFileError(f"{path}: line {line} of its data has {frame[target].iloc[bad[0]]!r} for the target "
+        raise ProblemFileError(f"{path}: line {line} of its data has {_cell(frame[target].iloc[bad[0]])} for the target "
                                f"{target!r}, not a finite number (a replay needs every row measured)")
     return values
 
@@ -184,7 +184,7 @@ def _parameter_values(column: pd.Series, name: str, path: Path, declared: str | 
     if declared is None and np.isnan(numbers).all():
         return text
     hint = "" if declared is not None else " (other rows have numbers; a space that declares it categorical makes it text)"
-    raise ProblemFileError(f"{path}: line {int(bad[0]) + 2} of its data has {text.iloc[bad[0]]!r} for the parameter "
+    raise ProblemFileError(f"{path}: line {int(bad[0]) + 2} of its data has {_cell(text.iloc[bad[0]])} for the parameter "
                            f"{name!r}, not a finite number{hint}")
 
 
@@ -221,6 +221,11 @@ def _digest(parameters: pd.DataFrame, values: np.ndarray, goal: str) -> str:
 def _stem_name(path: Path) -> str:
     stem = "".join(c if c.isalnum() or c in "_.-" else "_" for c in path.stem).strip("._-")
     return stem[:64] or "problem"
+
+
+def _cell(value: str, shown: int = 40) -> str:
+    """A cell of the CSV as an error shows it: quoted, and cut short, so that one huge cell is not the message."""
+    return repr(value) if len(value) <= shown else repr(value[:shown]) + f" (cut at {shown} of {len(value):,} characters)"
 
 
 def _names(columns: Any) -> str:

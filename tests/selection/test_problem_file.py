@@ -133,6 +133,15 @@ def test_a_file_that_cannot_be_used_is_refused_in_one_sentence(tmp_path, spec, e
     assert "\n" not in text and text.startswith(str(path))
 
 
+def test_a_huge_cell_is_cut_short_in_the_sentence(tmp_path):
+    frame = _lab_data().astype({"activity": object})
+    frame.loc[0, "activity"] = "x" * 100_000
+    with pytest.raises(ProblemFileError) as caught:
+        load_problem(_write(tmp_path, frame, SPEC))
+    assert f"line 2 of its data has {'x' * 40!r} (cut at 40 of 100,000 characters) for the target" in str(caught.value)
+    assert len(str(caught.value)) < 300 + len(str(tmp_path))
+
+
 def test_a_csv_that_is_not_one_is_refused(tmp_path):
     path = tmp_path / "screen.yaml"
     path.write_text(SPEC.replace("DATA", "screen.csv"))
