@@ -256,11 +256,10 @@ QUICK_PROBLEMS = ("perovskites", "branin")
 def problems(args: argparse.Namespace) -> list[str]:
     """The problems to run: ``--quick``'s, else those named by ``--datasets`` and ``--problem-file`` (all
     registered ones when neither names any), within ``--split``."""
-    files = getattr(args, "file_problems", [])
     if args.quick:
         names = list(QUICK_PROBLEMS)
-    elif args.datasets or files:
-        names = list(dict.fromkeys([*(args.datasets or []), *files]))
+    elif args.datasets or args.file_problems:
+        names = list(dict.fromkeys([*(args.datasets or []), *args.file_problems]))
     else:
         names = list(PROBLEMS)
     unknown = [n for n in names if n not in PROBLEMS]
