@@ -132,13 +132,14 @@ def hartmann6_pool(size: int = 2048) -> Pool:
     return Pool("hartmann6", frame, y, True, 0.01, space)
 
 
-def xtb_benzenes_pool() -> Pool:
-    """GFN2-xTB HOMO-LUMO gaps of 874 substituted benzenes (three sites, ten groups each), minimised: read
-    through its problem file (``benchmarks/data/xtb_benzenes.yaml``), as a user's own dataset would be."""
+def xtb_pool(scaffold: str) -> Pool:
+    """GFN2-xTB HOMO-LUMO gaps of substituted benzenes (874) or thiophenes (three sites, ten groups each),
+    minimised: read through its problem file (``benchmarks/data/xtb_<scaffold>.yaml``), as a user's own dataset
+    would be."""
     from benchmarks.problem_file import load_problem
 
-    pool = load_problem(Path(__file__).resolve().parent / "data" / "xtb_benzenes.yaml")
-    return dataclasses.replace(pool, name="xtb_benzenes")
+    pool = load_problem(Path(__file__).resolve().parent / "data" / f"xtb_{scaffold}.yaml")
+    return dataclasses.replace(pool, name=f"xtb_{scaffold}")
 
 
 def _fixed(build: Callable[[], Pool]) -> Builder:
@@ -154,7 +155,8 @@ PROBLEMS: dict[str, Builder] = {
     "mos2": _fixed(mos2_pool),
     "branin": _fixed(branin_pool),
     "hartmann6": _fixed(hartmann6_pool),
-    "xtb_benzenes": _fixed(xtb_benzenes_pool),
+    "xtb_benzenes": _fixed(lambda: xtb_pool("benzenes")),
+    "xtb_thiophenes": _fixed(lambda: xtb_pool("thiophenes")),
 }
 SPLIT: dict[str, str] = {
     **{f"oer_{p}": "dev" for p in OER_PLATES},
@@ -164,6 +166,7 @@ SPLIT: dict[str, str] = {
     "branin": "heldout",
     "hartmann6": "heldout",
     "xtb_benzenes": "heldout",
+    "xtb_thiophenes": "dev",
 }
 SOURCE: dict[str, str] = {
     **{f"oer_{p}": f"OER plate {p}, Rohr et al., Chem. Sci. 2020, via the Olympus suite (MIT); ../shared/data"
@@ -174,7 +177,9 @@ SOURCE: dict[str, str] = {
     "branin": "Branin-Hoo (Surjanovic & Bingham's library), the simulated lab's closed form; no data file",
     "hartmann6": "Hartmann-6 (Surjanovic & Bingham's library), the simulated lab's closed form; no data file",
     "xtb_benzenes": "GFN2-xTB HOMO-LUMO gaps of 1,2,4-trisubstituted benzenes, computed for this repository "
-                    "(benchmarks/data/make_xtb_benzenes.py; MIT); benchmarks/data/xtb_benzenes.csv",
+                    "(benchmarks/data/make_xtb_gaps.py; MIT); benchmarks/data/xtb_benzenes.csv",
+    "xtb_thiophenes": "GFN2-xTB HOMO-LUMO gaps of 2,3,5-trisubstituted thiophenes, computed for this repository "
+                      "(benchmarks/data/make_xtb_gaps.py; MIT); benchmarks/data/xtb_thiophenes.csv",
 }
 
 

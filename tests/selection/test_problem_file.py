@@ -212,4 +212,17 @@ def test_the_committed_xtb_problem_is_read_through_its_problem_file():
     assert [p["type"] for p in pool.space["parameters"]] == ["categorical"] * 3
     best = pool.frame.iloc[sorted(pool.best_rows)]
     assert best.to_dict("records") == [{"r1": "OH", "r2": "NO2", "r4": "NH2"}]
-    assert "make_xtb_benzenes.py" in SOURCE["xtb_benzenes"]
+    assert "make_xtb_gaps.py" in SOURCE["xtb_benzenes"]
+
+
+def test_the_thiophenes_are_a_development_problem_read_the_same_way():
+    """xtb_thiophenes stands for the benzenes' kind of space on the development side (a different scaffold)."""
+    from benchmarks.problems import PROBLEMS, SOURCE, SPLIT
+
+    pool = PROBLEMS["xtb_thiophenes"](0)
+    assert pool.name == "xtb_thiophenes" and len(pool.y) == 955 and pool.minimize
+    assert SPLIT["xtb_thiophenes"] == "dev"
+    assert [p["name"] for p in pool.space["parameters"]] == ["r2", "r3", "r5"]
+    best = pool.frame.iloc[sorted(pool.best_rows)]
+    assert best.to_dict("records") == [{"r2": "NO2", "r3": "CHO", "r5": "NO2"}]
+    assert "make_xtb_gaps.py" in SOURCE["xtb_thiophenes"]
