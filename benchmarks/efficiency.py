@@ -28,7 +28,8 @@ where matloop's median is lower, out of the problems both ran. Censored runs cou
 fails, so a ratio is only meaningful when medians are not censored); hence the default budget of 250. BayBE's
 orders are read from the committed cache (``benchmarks/results/baybe-cache``; ``--no-baybe-cache``
 recomputes them, hours), and cached orders of a shorter budget are resumed, not recomputed (``cached_replay``);
-orders not in the cache are computed and added to it.
+orders not in the cache are computed and added to it. ``--plot runs.png`` draws the runs: per problem and batch
+size, the share of seeds that had found the best by each experiment (``benchmarks/efficiency_plot.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from pydantic import BaseModel, Field, ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import Pool, Stopwatch, baybe_add_measurements, baybe_search_space, campaign_spec  # noqa: E402
+from benchmarks.efficiency_plot import plot_found_share  # noqa: E402
 from benchmarks.problem_file import ProblemFileError, load_problem  # noqa: E402
 from benchmarks.problems import PROBLEMS, SPLIT, register, split_of  # noqa: E402
 
@@ -289,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     per_seed: list[dict[str, Any]] = []
     random_top: dict[str, float] = {}
+    pool_facts: dict[str, tuple[int, int]] = {}  # name -> (pool size, best rows), for the picture's random search
     try:
         for name in names:
             for q in args.batch_sizes:
@@ -304,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
                         ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
                         ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
                         random_top[pool.name] = pool.random_top
+                        pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
                     per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
                                      "n_best": b, "n_top": t}
                                     for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
@@ -325,7 +329,31 @@ def run(args: argparse.Namespace) -> int:
         write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
         print(f"# per-seed results written to {args.per_seed}")
     print(summary_line(per_seed, random_top))
+    if args.plot is not None:
+        _draw(per_seed, args.budget, args.plot, pool_facts)
     return 0
+
+
+def _draw(runs: list[dict[str, Any]], budget: int, out: Path, pools: dict[str, tuple[int, int]]) -> None:
+    """``--plot``: the share of runs that found the best by each experiment (:mod:`benchmarks.efficiency_plot`)."""
+    if not runs:
+        print("# nothing to draw: no runs")
+        return
+    try:
+        plot_found_share(runs, budget, out, pools, {d: split_of(d) for d in {r["dataset"] for r in runs}})
+    except OSError as exc:
+        raise SystemExit(f"efficiency.py: the picture cannot be written to {out} ({exc.strerror or exc})") from None
+    print(f"# picture written to {out}")
+
+
+def registered_pool_facts(datasets: set[str]) -> dict[str, tuple[int, int]]:
+    """(pool size, best rows) of the registered problems among ``datasets``, for ``--combine --plot``'s random
+    search line; a problem file's pool is not registered then, and is drawn without it."""
+    facts = {}
+    for name in sorted(datasets & PROBLEMS.keys()):
+        pool = PROBLEMS[name](0)
+        facts[name] = (len(pool.y), len(pool.best_rows))
+    return facts
 
 
 def write_per_seed(path: Path, budget: int, n_init: int, runs: list[dict[str, Any]], random_top: dict[str, float]) -> None:
@@ -432,7 +460,7 @@ def read_per_seed(path: Path) -> PerSeedFile:
                          f"({where}: {first['msg']})") from None
 
 
-def combine(paths: list[Path]) -> int:
+def combine(paths: list[Path], plot: Path | None = None) -> int:
     """The ratio table and summary line over several ``--per-seed`` files: a long comparison split into
     processes (one per strategy, batch size or seed) is reported as one. A run (dataset, q, strategy, seed) found
     in two files must agree; files of different budgets cannot be combined (censoring would differ). Given both
@@ -462,9 +490,12 @@ def combine(paths: list[Path]) -> int:
             print(f"# {len(per_seed) - len(paired)} of {len(per_seed)} runs left out: only one strategy made "
                   "their (problem, batch size, seed)")
         per_seed = paired
-    for line in ratio_table(per_seed, budgets.pop()):
+    budget = budgets.pop()
+    for line in ratio_table(per_seed, budget):
         print(line)
     print(summary_line(per_seed, random_top))
+    if plot is not None:
+        _draw(per_seed, budget, plot, registered_pool_facts({r["dataset"] for r in per_seed}))
     return 0
 
 
@@ -529,9 +560,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="PER_SEED_JSON",
                         help="print the ratio table and summary of per-seed files written by earlier runs (e.g. "
                         "matloop's and BayBE's sides, or batch sizes, run as separate processes), running nothing")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="also draw, per problem and batch size, the share of runs that had found the best by each "
+                        "experiment, against random search (benchmarks/efficiency_plot.py); with --combine too")
     args = parser.parse_args(argv)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        parser.error(f"--plot {args.plot}: the picture is a PNG, so its name must end in .png")
     if args.combine:
-        return combine(args.combine)
+        return combine(args.combine, args.plot)
     if args.quick:
         args.seeds, args.batch_sizes, args.budget = min(args.seeds, 1), [4], 12
     args.file_problems = _register_problem_files(args.problem_file)
