@@ -14,6 +14,7 @@ one's own data (``--problem-file``) comes with its picture too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ def plot_found_share(runs: list[dict[str, Any]], budget: int, out: Path,
                 counts.add(len(hits))
                 x, y = found_share(hits, budget)
                 ax.step(x, y, where="post", color=colour, lw=1.8, label=LABELS[strategy])
+            if not medians:  # this problem was not run at this batch size
+                ax.set_title(f"{dataset}, q={q}: no runs", fontsize=8.5)
+                continue
             if pools and dataset in pools:
                 x, y = random_share(*pools[dataset], budget)
                 ax.plot(x, y, color="0.55", lw=1.0, ls="--", label="random search (expected)")
@@ -95,8 +99,13 @@ def plot_found_share(runs: list[dict[str, Any]], budget: int, out: Path,
                ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    partial = out.with_name(out.name + ".partial")  # a picture cut short by an error never replaces a whole one
+    try:
+        fig.savefig(partial, dpi=110, format="png")
+        os.replace(partial, out)
+    finally:
+        plt.close(fig)
+        partial.unlink(missing_ok=True)
     return out
 
 

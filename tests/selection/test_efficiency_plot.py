@@ -49,6 +49,7 @@ def test_the_picture_has_a_panel_per_problem_and_batch_size(tmp_path):
     out = plot_found_share(runs, 150, tmp_path / "deep" / "picture.png", pools={"branin": (1000, 3)},
                            splits={"branin": "heldout"})
     assert out.read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["picture.png"]  # no partial file left beside it
     assert not plt.get_fignums()  # the figure is closed: a long benchmark does not pile them up
 
 
