@@ -133,7 +133,7 @@ def hartmann6_pool(size: int = 2048) -> Pool:
 
 
 def xtb_pool(scaffold: str) -> Pool:
-    """GFN2-xTB HOMO-LUMO gaps of substituted benzenes (874) or thiophenes (three sites, ten groups each),
+    """GFN2-xTB HOMO-LUMO gaps of substituted benzenes (874) or thiophenes (955; three sites, ten groups each),
     minimised: read through its problem file (``benchmarks/data/xtb_<scaffold>.yaml``), as a user's own dataset
     would be."""
     from benchmarks.problem_file import load_problem

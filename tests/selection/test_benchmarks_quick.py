@@ -28,10 +28,13 @@ def _run(script: str, *args: str, quick: bool = True) -> str:
 
 @pytest.mark.slow
 @_needs("hybrid_perovskites")
-def test_efficiency_quick():
-    """The replay through the ask/tell API at campaign defaults, one dev and one held-out problem, against BayBE."""
-    out = _run("efficiency.py")
-    line = out.strip().splitlines()[-2]
+def test_efficiency_quick(tmp_path):
+    """The replay through the ask/tell API at campaign defaults, one dev and one held-out problem, against BayBE,
+    and its picture (``--plot``) drawn from the runs it made."""
+    picture = tmp_path / "quick.png"
+    out = _run("efficiency.py", "--plot", str(picture))
+    *_, line, drawn, _wall = out.strip().splitlines()
+    assert drawn == f"# picture written to {picture}" and picture.read_bytes().startswith(b"\x89PNG")
     assert re.fullmatch(
         r"summary: datasets=2 af_top_mean=[0-9.]+ vs_baybe_experiments_ratio=([0-9.]+ wins=\d/2|nan wins=0/0) "
         r"heldout_ratio=([0-9.]+|nan) heldout_max=([0-9.]+|nan)", line
