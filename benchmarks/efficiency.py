@@ -54,6 +54,7 @@ from benchmarks._common import Pool, Stopwatch, baybe_add_measurements, baybe_se
 from benchmarks.efficiency_plot import plot_found_share  # noqa: E402
 from benchmarks.problem_file import ProblemFileError, load_problem  # noqa: E402
 from benchmarks.problems import PROBLEMS, SPLIT, register, split_of  # noqa: E402
+from benchmarks.replay_progress import ReplayProgress  # noqa: E402
 
 Chooser = Callable[[Pool, list[int], int, int], list[int]]
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,12 +148,14 @@ class BayBEChooser:
 
 
 def replay(
-    pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int, start: list[int] | None = None
+    pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int, start: list[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[int]:
     """The order in which ``chooser`` reveals pool rows, until the best is found or ``budget`` is spent.
 
     ``start`` resumes a run from its first experiments (``n_init`` random rows, then whole batches of ``q``),
-    as an earlier, shorter replay of the same seed left them.
+    as an earlier, shorter replay of the same seed left them. ``on_batch`` hears the experiments made so far
+    after each batch (the progress bars).
     """
     if start is None:
         rng = np.random.default_rng(seed)
@@ -166,11 +169,14 @@ def replay(
         if len(fresh) != len(picks) or not fresh:
             raise RuntimeError(f"strategy picked measured or no rows: {picks}")
         order += fresh
+        if on_batch is not None:
+            on_batch(len(order))
     return order
 
 
 def cached_replay(
-    cache: Path | None, name: str, pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int
+    cache: Path | None, name: str, pool: Pool, chooser: Chooser, q: int, seed: int, n_init: int, budget: int,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[int]:
     """``replay``, reading and writing BayBE's orders under ``cache`` when given.
 
@@ -180,7 +186,7 @@ def cached_replay(
     measurements, so it makes the same picks a longer run would have made). matloop's own runs are never cached.
     """
     if cache is None or name != "baybe":
-        return replay(pool, chooser, q, seed, n_init, budget)
+        return replay(pool, chooser, q, seed, n_init, budget, on_batch=on_batch)
     from importlib.metadata import version
 
     stem = f"{pool.name}-N{len(pool.y)}-q{q}-seed{seed}-init{n_init}-budget"
@@ -192,7 +198,7 @@ def cached_replay(
     if shorter is not None and pool.best_rows & set(shorter):
         return shorter  # found the best within the shorter budget: a longer run stops at the same place
     start = None if shorter is None else shorter[: n_init + (len(shorter) - n_init) // q * q]
-    order = replay(pool, chooser, q, seed, n_init, budget, start=start)
+    order = replay(pool, chooser, q, seed, n_init, budget, start=start, on_batch=on_batch)
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(order))
     return order
@@ -292,36 +298,41 @@ def run(args: argparse.Namespace) -> int:
     per_seed: list[dict[str, Any]] = []
     random_top: dict[str, float] = {}
     pool_facts: dict[str, tuple[int, int]] = {}  # name -> (pool size, best rows), for the picture's random search
-    try:
-        for name in names:
-            for q in args.batch_sizes:
-                for strategy, chooser in strategies.items():
-                    n_best, n_top, ef25, ef50 = [], [], [], []
-                    clock = Stopwatch()
-                    for seed in range(args.first_seed, args.first_seed + args.seeds):
-                        pool = PROBLEMS[name](seed)
-                        order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget)
-                        matloop.close()
-                        n_best.append(first_hit(order, pool.best_rows, args.budget))
-                        n_top.append(first_hit(order, pool.top_rows, args.budget))
-                        ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
-                        ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
-                        random_top[pool.name] = pool.random_top
-                        pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
-                    per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
-                                     "n_best": b, "n_top": t}
-                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
-                    if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
-                        write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
-                    af_best = pool.random_best / float(np.median(n_best))
-                    af_top = pool.random_top / float(np.median(n_top))
-                    print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
-                          f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
-                          f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
-                          f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
-            print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
-    finally:
-        matloop.close()
+    total = len(names) * len(args.batch_sizes) * len(strategies) * args.seeds
+    with ReplayProgress(total, args.budget) as bars:
+        try:
+            for name in names:
+                for q in args.batch_sizes:
+                    for strategy, chooser in strategies.items():
+                        n_best, n_top, ef25, ef50 = [], [], [], []
+                        clock = Stopwatch()
+                        for seed in range(args.first_seed, args.first_seed + args.seeds):
+                            pool = PROBLEMS[name](seed)
+                            bars.start_replay(f"{name} q={q} {strategy} seed {seed}")
+                            order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget,
+                                                  on_batch=bars.experiments)
+                            bars.replay_done()
+                            matloop.close()
+                            n_best.append(first_hit(order, pool.best_rows, args.budget))
+                            n_top.append(first_hit(order, pool.top_rows, args.budget))
+                            ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
+                            ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
+                            random_top[pool.name] = pool.random_top
+                            pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
+                        per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
+                                         "n_best": b, "n_top": t}
+                                        for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
+                        if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
+                            write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
+                        af_best = pool.random_best / float(np.median(n_best))
+                        af_top = pool.random_top / float(np.median(n_top))
+                        print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
+                              f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
+                              f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
+                              f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
+                print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
+        finally:
+            matloop.close()
     print()
     for line in ratio_table(per_seed, args.budget):
         print(line)
