@@ -7,8 +7,8 @@ then optimised and evaluated with GFN2-xTB (Bannwarth, Ehlert and Grimme, JCTC 2
 Computed for this repository, so no one had tuned to them. Two scaffolds, registered in ``benchmarks/problems.py``:
 
 - ``benzenes``: 1,2,4-trisubstituted benzenes (874 molecules), held out from tuning;
-- ``thiophenes``: 2,3,5-trisubstituted thiophenes, a development problem. It was added to study, without
-  tuning on the benzenes, what the benzenes showed: near-tied optima in a purely categorical space.
+- ``thiophenes``: 2,3,5-trisubstituted thiophenes (955 molecules), a development problem: the benzenes' kind of
+  space (purely categorical) on the side where changes are decided.
 
 Not part of the package or the tests: it needs ``xtb`` (Debian's ``xtb`` 6.5.1) and ``rdkit`` (pip), and takes
 about 3 minutes per scaffold on one core::
