@@ -81,13 +81,19 @@ def paired(
             np.array([by_key[(q, s, theirs)] for q, s in keys]))
 
 
-def ratio_interval(ours: np.ndarray, theirs: np.ndarray, level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
-    """Bootstrap interval of median(ours) / median(theirs), resampling the pairs."""
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(ours), size=(resamples, len(ours)))
-    draws = np.median(ours[picks], axis=1) / np.median(theirs[picks], axis=1)
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+def ratio_interval(ours: np.ndarray, theirs: np.ndarray, level: float = 0.9, resamples: int = 2000,
+                   rng: np.random.Generator | None = None) -> tuple[Any, Any]:
+    """Bootstrap interval of median(ours) / median(theirs), resampling the pairs (the last axis).
+
+    Leading axes hold independent measurements, each resampled the same way and given its own interval (arrays
+    of lows and highs; floats for one measurement): ``target_power.py --paired`` computes thousands at once.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    n = ours.shape[-1]
+    picks = rng.integers(0, n, size=(resamples, n))
+    draws = np.median(ours[..., picks], axis=-1) / np.median(theirs[..., picks], axis=-1)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=-1)
+    return (float(lo), float(hi)) if ours.ndim == 1 else (lo, hi)
 
 
 def fewer_more_tie(ours: np.ndarray, theirs: np.ndarray) -> str:

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.efficiency_pooled import load_runs  # noqa: E402
+from benchmarks.efficiency_pooled import load_runs, ratio_interval  # noqa: E402
 
 Runs = dict[int, dict[str, np.ndarray]]  # q -> problem -> n_best per seed
 
@@ -71,18 +71,17 @@ def pass_rates(problems: dict[str, np.ndarray], scale: float, seeds: int, draws:
 
 def paired_pass_rate(problems: dict[str, np.ndarray], scale: float, seeds: int, draws: int, max_target: float,
                      rng: np.random.Generator, resamples: int = 400, level: float = 0.9, chunk: int = 100) -> float:
-    """Share of draws in which no problem's bootstrap interval of median(ours) / median(theirs) lies wholly above
-    ``max_target`` (its lower end, the ``(1 - level) / 2`` quantile over ``resamples`` resamplings of the pairs, is
-    at most ``max_target``). Draws are made ``chunk`` at a time to bound memory (chunk x resamples x seeds)."""
+    """Share of draws in which no problem's bootstrap interval of median(ours) / median(theirs)
+    (``efficiency_pooled.ratio_interval``, ``resamples`` resamplings of the pairs) lies wholly above
+    ``max_target``. Draws are made ``chunk`` at a time to bound memory (chunk x resamples x seeds)."""
     failed = np.zeros(draws, dtype=bool)
     for start in range(0, draws, chunk):
         n = min(chunk, draws - start)
-        picks = rng.integers(0, seeds, size=(resamples, seeds))  # the same resamplings of pairs for each problem
         for values in problems.values():
             ours = scale * rng.choice(values, size=(n, seeds))
             theirs = rng.choice(values, size=(n, seeds))
-            ratios = np.median(ours[:, picks], axis=2) / np.median(theirs[:, picks], axis=2)  # n x resamples
-            failed[start:start + n] |= np.quantile(ratios, (1 - level) / 2, axis=1) > max_target
+            low, _ = ratio_interval(ours, theirs, level, resamples, rng)
+            failed[start:start + n] |= low > max_target
     return float(1.0 - failed.mean())
 
 
