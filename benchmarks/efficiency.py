@@ -41,6 +41,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -299,40 +300,37 @@ def run(args: argparse.Namespace) -> int:
     random_top: dict[str, float] = {}
     pool_facts: dict[str, tuple[int, int]] = {}  # name -> (pool size, best rows), for the picture's random search
     total = len(names) * len(args.batch_sizes) * len(strategies) * args.seeds
-    with ReplayProgress(total, args.budget) as bars:
-        try:
-            for name in names:
-                for q in args.batch_sizes:
-                    for strategy, chooser in strategies.items():
-                        n_best, n_top, ef25, ef50 = [], [], [], []
-                        clock = Stopwatch()
-                        for seed in range(args.first_seed, args.first_seed + args.seeds):
-                            pool = PROBLEMS[name](seed)
-                            bars.start_replay(f"{name} q={q} {strategy} seed {seed}")
-                            order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget,
-                                                  on_batch=bars.experiments)
-                            bars.replay_done()
-                            matloop.close()
-                            n_best.append(first_hit(order, pool.best_rows, args.budget))
-                            n_top.append(first_hit(order, pool.top_rows, args.budget))
-                            ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
-                            ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
-                            random_top[pool.name] = pool.random_top
-                            pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
-                        per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
-                                         "n_best": b, "n_top": t}
-                                        for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
-                        if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
-                            write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
-                        af_best = pool.random_best / float(np.median(n_best))
-                        af_top = pool.random_top / float(np.median(n_top))
-                        print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
-                              f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
-                              f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
-                              f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
-                print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
-        finally:
-            matloop.close()
+    with ReplayProgress(total, args.budget) as bars, closing(matloop):  # closed however the run ends
+        for name in names:
+            for q in args.batch_sizes:
+                for strategy, chooser in strategies.items():
+                    n_best, n_top, ef25, ef50 = [], [], [], []
+                    clock = Stopwatch()
+                    for seed in range(args.first_seed, args.first_seed + args.seeds):
+                        pool = PROBLEMS[name](seed)
+                        bars.start_replay(f"{name} q={q} {strategy} seed {seed}")
+                        order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget,
+                                              on_batch=bars.experiments)
+                        bars.replay_done()
+                        matloop.close()
+                        n_best.append(first_hit(order, pool.best_rows, args.budget))
+                        n_top.append(first_hit(order, pool.top_rows, args.budget))
+                        ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
+                        ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
+                        random_top[pool.name] = pool.random_top
+                        pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
+                    per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
+                                     "n_best": b, "n_top": t}
+                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
+                    if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
+                        write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
+                    af_best = pool.random_best / float(np.median(n_best))
+                    af_top = pool.random_top / float(np.median(n_top))
+                    print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
+                          f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
+                          f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
+                          f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
+            print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
     print()
     for line in ratio_table(per_seed, args.budget):
         print(line)
