@@ -7,7 +7,7 @@ problems, without writing Python::
 
     python benchmarks/efficiency.py --problem-file my-data.yaml
 
-    data: p3ht.csv          # a CSV, relative to this file; one row per measured candidate
+    data: p3ht.csv          # a CSV in this file's folder or below it; one row per measured candidate
     target: conductivity    # the measured column
     goal: maximize          # or minimize
     name: p3ht              # optional (default: the file's stem)
@@ -67,7 +67,7 @@ def load_problem(path: str | Path) -> Pool:
     """The pool a problem file describes; raises :class:`ProblemFileError` naming the first thing wrong."""
     path = Path(path)
     spec = _read_spec(path)
-    frame = _read_data(path.parent / spec.data, path)
+    frame = _read_data(_data_path(path, spec.data), path)
     columns = _parameter_columns(spec, frame, path)
     y = _target_values(frame, spec.target, path)
     declared = _declared_types(spec.space)
@@ -112,6 +112,19 @@ def _read_spec(path: Path) -> ProblemFile:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "<file>"
         raise ProblemFileError(f"{path}: {field}: {error['msg']}") from None
+
+
+def _data_path(path: Path, data: str) -> Path:
+    """The CSV a problem file names, which must lie in the file's folder or below it.
+
+    Why: a problem file may come from someone else, and replaying it echoes parts of its CSV; confined to its
+    own folder (links resolved), it cannot make the command read another of the user's files.
+    """
+    folder = path.parent.resolve()
+    target = (folder / data).resolve()
+    if Path(data).is_absolute() or not target.is_relative_to(folder):
+        raise ProblemFileError(f"{path}: its data {_cell(data, shown=200)} must be a CSV in the problem file's folder or below it")
+    return target
 
 
 def _read_data(data: Path, path: Path) -> pd.DataFrame:

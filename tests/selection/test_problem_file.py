@@ -133,6 +133,26 @@ def test_a_file_that_cannot_be_used_is_refused_in_one_sentence(tmp_path, spec, e
     assert "\n" not in text and text.startswith(str(path))
 
 
+@pytest.mark.parametrize("name", ["absolute", "../outside.csv", "inside/../../outside.csv", "link.csv", "sub/link.csv"])
+def test_data_outside_the_problem_files_folder_is_refused_though_it_is_a_good_csv(tmp_path, name):
+    """A problem file from someone else must not make the replay read (and echo) another of the user's files."""
+    outside = tmp_path / "outside.csv"
+    _lab_data().to_csv(outside, index=False)
+    folder = tmp_path / "problem"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "link.csv").symlink_to(outside)
+    (folder / "sub" / "link.csv").symlink_to(outside)
+    data = str(outside) if name == "absolute" else name
+    path = folder / "screen.yaml"
+    path.write_text(SPEC.replace("DATA", data))
+    with pytest.raises(ProblemFileError) as caught:
+        load_problem(path)
+    assert str(caught.value) == f"{path}: its data {data!r} must be a CSV in the problem file's folder or below it"
+    (folder / "sub" / "kept.csv").write_text(outside.read_text())
+    path.write_text(SPEC.replace("DATA", "sub/kept.csv"))
+    assert len(load_problem(path).y) == len(_lab_data())
+
+
 def test_a_huge_cell_is_cut_short_in_the_sentence(tmp_path):
     frame = _lab_data().astype({"activity": object})
     frame.loc[0, "activity"] = "x" * 100_000
