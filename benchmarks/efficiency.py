@@ -35,6 +35,8 @@ size, the share of seeds that had found the best by each experiment (``benchmark
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -279,6 +281,51 @@ def problems(args: argparse.Namespace) -> list[str]:
     return names
 
 
+@dataclasses.dataclass
+class SeedRuns:
+    """One problem, batch size and strategy over the seeds: what its table row and the per-seed file say."""
+
+    #: the last seed's pool: its name, size and random search's expectations are every seed's
+    pool: Pool
+    n_best: list[int]
+    n_top: list[int]
+    ef25: list[float]
+    ef50: list[float]
+    seconds_per_run: float
+
+    def per_seed(self, q: int, strategy: str, first_seed: int) -> list[dict[str, Any]]:
+        return [{"dataset": self.pool.name, "q": q, "strategy": strategy, "seed": seed, "n_best": b, "n_top": t}
+                for seed, (b, t) in enumerate(zip(self.n_best, self.n_top, strict=True), start=first_seed)]
+
+    def table_row(self, q: int, strategy: str, budget: int) -> str:
+        af_best = self.pool.random_best / float(np.median(self.n_best))
+        af_top = self.pool.random_top / float(np.median(self.n_top))
+        return (f"{self.pool.name:<12} {len(self.pool.y):>5} {q:>2} {strategy:<8} "
+                f"{median_text(self.n_best, budget):>7} {median_interval(self.n_best, budget):>9} "
+                f"{median_text(self.n_top, budget):>6} {np.mean(self.ef25):>6.1f} {np.mean(self.ef50):>6.1f} "
+                f"{af_best:>7.1f} {af_top:>7.1f} {self.seconds_per_run:>7.1f}")
+
+
+def replay_seeds(args: argparse.Namespace, name: str, q: int, strategy: str, chooser: Chooser, bars: ReplayProgress,
+                 n_init: int, after_each: Callable[[], None]) -> SeedRuns:
+    """Replay one problem at one batch size with one strategy for every seed (``after_each`` frees a replay's
+    recommender before the next seed's)."""
+    n_best, n_top, ef25, ef50 = [], [], [], []
+    clock = Stopwatch()
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        pool = PROBLEMS[name](seed)
+        bars.start_replay(f"{name} q={q} {strategy} seed {seed}")
+        order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget,
+                              on_batch=bars.experiments)
+        bars.replay_done()
+        after_each()
+        n_best.append(first_hit(order, pool.best_rows, args.budget))
+        n_top.append(first_hit(order, pool.top_rows, args.budget))
+        ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
+        ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
+    return SeedRuns(pool, n_best, n_top, ef25, ef50, clock.seconds / args.seeds)
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -302,35 +349,16 @@ def run(args: argparse.Namespace) -> int:
     total = len(names) * len(args.batch_sizes) * len(strategies) * args.seeds
     with ReplayProgress(total, args.budget) as bars, closing(matloop):  # closed however the run ends
         for name in names:
-            for q in args.batch_sizes:
-                for strategy, chooser in strategies.items():
-                    n_best, n_top, ef25, ef50 = [], [], [], []
-                    clock = Stopwatch()
-                    for seed in range(args.first_seed, args.first_seed + args.seeds):
-                        pool = PROBLEMS[name](seed)
-                        bars.start_replay(f"{name} q={q} {strategy} seed {seed}")
-                        order = cached_replay(args.baybe_cache, strategy, pool, chooser, q, seed, n_init, args.budget,
-                                              on_batch=bars.experiments)
-                        bars.replay_done()
-                        matloop.close()
-                        n_best.append(first_hit(order, pool.best_rows, args.budget))
-                        n_top.append(first_hit(order, pool.top_rows, args.budget))
-                        ef25.append(enhancement(order, pool.top_rows, 25, len(pool.y)))
-                        ef50.append(enhancement(order, pool.top_rows, 50, len(pool.y)))
-                        random_top[pool.name] = pool.random_top
-                        pool_facts[pool.name] = (len(pool.y), len(pool.best_rows))
-                    per_seed.extend({"dataset": pool.name, "q": q, "strategy": strategy, "seed": seed,
-                                     "n_best": b, "n_top": t}
-                                    for seed, (b, t) in enumerate(zip(n_best, n_top, strict=True), start=args.first_seed))
-                    if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
-                        write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
-                    af_best = pool.random_best / float(np.median(n_best))
-                    af_top = pool.random_top / float(np.median(n_top))
-                    print(f"{pool.name:<12} {len(pool.y):>5} {q:>2} {strategy:<8} "
-                          f"{median_text(n_best, args.budget):>7} {median_interval(n_best, args.budget):>9} "
-                          f"{median_text(n_top, args.budget):>6} {np.mean(ef25):>6.1f} {np.mean(ef50):>6.1f} "
-                          f"{af_best:>7.1f} {af_top:>7.1f} {clock.seconds / args.seeds:>7.1f}", flush=True)
-            print(f"{pool.name:<12} random search expects n_best={pool.random_best:.0f} n_top={pool.random_top:.1f}")
+            for q, (strategy, chooser) in itertools.product(args.batch_sizes, strategies.items()):
+                row = replay_seeds(args, name, q, strategy, chooser, bars, n_init, after_each=matloop.close)
+                per_seed.extend(row.per_seed(q, strategy, args.first_seed))
+                random_top[row.pool.name] = row.pool.random_top
+                pool_facts[row.pool.name] = (len(row.pool.y), len(row.pool.best_rows))
+                if args.per_seed is not None:  # as it goes: a long run cut short keeps what it measured
+                    write_per_seed(args.per_seed, args.budget, n_init, per_seed, random_top)
+                print(row.table_row(q, strategy, args.budget), flush=True)
+            print(f"{row.pool.name:<12} random search expects n_best={row.pool.random_best:.0f} "
+                  f"n_top={row.pool.random_top:.1f}")
     print()
     for line in ratio_table(per_seed, args.budget):
         print(line)
