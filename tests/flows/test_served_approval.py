@@ -10,8 +10,6 @@ the served process picks up again and finishes with the decision and approver st
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from agent.store.models import BatchRecord, CampaignRecord
 from flows.approval import waiting_batch
 from tests.loop.conftest import branin_spec
 from tests.support.labs import token_env
-from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, wait_for
+from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, stop_process_group, wait_for
 
 
 @pytest.fixture
@@ -41,11 +39,7 @@ def served(prefect_api: str, sqlite_url: str, tmp_path: Path, simlab: Any) -> It
         wait_for(_deployed, 120, "`matloop serve` to register the deployment")
         yield env
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
 
 

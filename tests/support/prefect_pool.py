@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from tests.support.postgres import free_port
-from tests.support.processes import REPO, wait_for
+from tests.support.processes import REPO, STOP_GRACE_SECONDS, wait_for
 
 START_SECONDS = 180
 
@@ -77,7 +77,7 @@ class Process:
         if self.alive():
             try:
                 os.killpg(self.pid, signal.SIGINT)
-                self.popen.wait(timeout=20)
+                self.popen.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 pass
         try:

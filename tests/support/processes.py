@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,4 +58,28 @@ def wait_for(condition: Callable[[], T], seconds: float, what: str, interval: fl
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-__all__: list[Any] = ["REPO", "matloop_argv", "matloop_env", "run_matloop", "wait_for"]
+#: How long a stopped test process gets to shut down cleanly. Alone, ``matloop serve`` and ``prefect server
+#: start`` stop within 3 s of Ctrl-C; in the whole suite under CI some took the former 30 s grace in teardown, so
+#: a longer wait only costs CI time (their clean shutdown is not what those tests check).
+STOP_GRACE_SECONDS = 10.0
+
+
+def stop_process_group(process: subprocess.Popen[Any], grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop a process group a test started (``start_new_session=True``): Ctrl-C first, SIGKILL after ``grace``."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=grace)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+
+__all__: list[Any] = ["REPO", "STOP_GRACE_SECONDS", "matloop_argv", "matloop_env", "run_matloop", "stop_process_group",
+                      "wait_for"]

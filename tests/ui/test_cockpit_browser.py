@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from sqlalchemy import select
 from agent.store import Database, StoreError
 from agent.store.models import BatchRecord, EventRecord
 from flows.approval import waiting_batch
-from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, wait_for
+from tests.support.processes import REPO, matloop_argv, matloop_env, run_matloop, stop_process_group, wait_for
 from tests.ui.campaign_files import tiny_oer_file
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,18 +65,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process group this test started: Ctrl-C first (clean shutdown), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def prefect_server(sync_playwright: Any, tmp_path: Path) -> Iterator[str]:
     """A real ``prefect server start`` with the UI, on a free port; yields the UI's URL."""
@@ -102,7 +89,7 @@ def prefect_server(sync_playwright: Any, tmp_path: Path) -> Iterator[str]:
             _mark("prefect server is up")
             yield ui
         finally:
-            _stop(process)
+            stop_process_group(process)
 
 
 def _healthy(ui: str) -> bool:
@@ -128,7 +115,7 @@ def served(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
             _mark("`matloop serve` registered the deployment")
             yield env
         finally:
-            _stop(process)
+            stop_process_group(process)
 
 
 def _api(ui: str, path: str, body: dict[str, Any] | None = None) -> Any:
