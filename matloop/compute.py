@@ -187,10 +187,16 @@ def map_chunked(fn: Callable[[list[T]], list[R]], items: Sequence[T], size: int,
         return []
     out: list[R] = []
     for part, result in zip(parts, current_fan_out().map(fn, parts, name=name), strict=True):
-        if len(result) != len(part):
-            raise RuntimeError(f"{name}: a chunk of {len(part)} items gave {len(result)} results")
-        out.extend(result)
+        out.extend(checked_chunk(name, part, result))
     return out
+
+
+def checked_chunk(name: str, part: Sequence[Any], result: list[R]) -> list[R]:
+    """``result`` when it has one entry per item of ``part``; a chunk function's miscount is an error, never a
+    silent shift of every later result onto the wrong item."""
+    if len(result) != len(part):
+        raise RuntimeError(f"{name}: a chunk of {len(part)} items gave {len(result)} results")
+    return result
 
 
 def describe(compute: Any) -> str:

@@ -393,7 +393,7 @@ def _fit_folds_fanned_out(
     of members, so that five folds of ten members keep ten workers busy instead of two, fold after fold. Each chunk
     trains exactly what ``DeepEnsemble.fit`` would send for its fold (the same member indices), so the ensembles
     are the same as fitting fold after fold; the folds' data reach each worker once (``map_shared``)."""
-    from matloop.compute import chunks, current_fan_out
+    from matloop.compute import checked_chunk, chunks, current_fan_out
 
     settings = dict(models[0].settings)
     members = int(settings["n_members"])
@@ -401,9 +401,7 @@ def _fit_folds_fanned_out(
     results = current_fan_out().map_shared(_train_fold_chunk, (data, settings), tasks, name="ensemble-members")
     per_fold: list[list[tuple[list[Tensor], list[Tensor]]]] = [[] for _ in models]
     for (i, part), trained in zip(tasks, results, strict=True):
-        if len(trained) != len(part):
-            raise RuntimeError(f"ensemble-members: a chunk of {len(part)} members gave {len(trained)}")
-        per_fold[i].extend(trained)
+        per_fold[i].extend(checked_chunk("ensemble-members", part, trained))
     return [model.load_members(trained) for model, trained in zip(models, per_fold, strict=True)]
 
 
