@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import Pool, Stopwatch, baybe_add_measurements, baybe_search_space, campaign_spec  # noqa: E402
 from benchmarks.efficiency_plot import plot_found_share  # noqa: E402
+from benchmarks.environment import describe_differences, numerics_environment  # noqa: E402
 from benchmarks.problem_file import ProblemFileError, load_problem  # noqa: E402
 from benchmarks.problems import PROBLEMS, SPLIT, register, split_of  # noqa: E402
 from benchmarks.replay_progress import ReplayProgress  # noqa: E402
@@ -396,7 +397,8 @@ def registered_pool_facts(datasets: set[str]) -> dict[str, tuple[int, int]]:
 def write_per_seed(path: Path, budget: int, n_init: int, runs: list[dict[str, Any]], random_top: dict[str, float]) -> None:
     """Every run's n_best and n_top so far, replacing the file whole (``os.replace``), so that it is never half-written."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps({"budget": budget, "n_init": n_init, "runs": runs, "random_top": random_top}, indent=1))
+    partial.write_text(json.dumps({"budget": budget, "n_init": n_init, "runs": runs, "random_top": random_top,
+                                   "environment": numerics_environment()}, indent=1))
     os.replace(partial, path)
 
 
@@ -482,6 +484,8 @@ class PerSeedFile(BaseModel):
     runs: list[PerSeedRun]
     #: absent from files written before it was recorded; readers that need it say so for the datasets it lacks
     random_top: dict[str, float] = Field(default_factory=dict)
+    #: where the runs were measured (:mod:`benchmarks.environment`); empty in files written before it was recorded
+    environment: dict[str, str] = Field(default_factory=dict)
 
 
 def read_per_seed(path: Path) -> PerSeedFile:
@@ -505,9 +509,11 @@ def combine(paths: list[Path], plot: Path | None = None) -> int:
     runs: dict[tuple, dict[str, Any]] = {}
     random_top: dict[str, float] = {}
     budgets = set()
+    environments = []
     for path in paths:
         data = read_per_seed(path)
         budgets.add(data.budget)
+        environments.append(data.environment)
         random_top.update(data.random_top)
         for run in data.runs:
             key = (run.dataset, run.q, run.strategy, run.seed)
@@ -528,6 +534,8 @@ def combine(paths: list[Path], plot: Path | None = None) -> int:
                   "their (problem, batch size, seed)")
         per_seed = paired
     budget = budgets.pop()
+    if (differences := describe_differences(environments)) is not None:
+        print(differences)
     for line in ratio_table(per_seed, budget):
         print(line)
     print(summary_line(per_seed, random_top))
