@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks._common import Pool  # noqa: E402
 from benchmarks.efficiency import cached_replay, replay  # noqa: E402
+from tests.support.per_seed import per_seed_file  # noqa: E402
 
 
 def _pool(n: int = 60, best: int = 41) -> Pool:
@@ -93,18 +94,11 @@ def test_plain_runs_replay_the_committed_cache_and_quick_runs_leave_it_alone(tmp
     assert not USER_BAYBE_CACHE.is_relative_to(COMMITTED_BAYBE_CACHE.parents[2])
 
 
-def _per_seed(path: Path, strategy: str, n_best: list[int], budget: int = 250) -> Path:
-    runs = [{"dataset": "branin", "q": 4, "strategy": strategy, "seed": s, "n_best": b, "n_top": 2}
-            for s, b in enumerate(n_best)]
-    path.write_text(json.dumps({"budget": budget, "n_init": 4, "runs": runs, "random_top": {"branin": 3.0}}))
-    return path
-
-
 def test_combine_reports_sides_run_as_separate_processes_as_one(tmp_path, capsys):
     from benchmarks.efficiency import main
 
-    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
-    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60])
+    ours = per_seed_file(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = per_seed_file(tmp_path / "baybe.json", "baybe", [20, 40, 60])
     assert main(["--combine", str(ours), str(theirs)]) == 0
     out = capsys.readouterr().out
     assert "branin       heldout    4       20       40   0.50" in out
@@ -115,8 +109,8 @@ def test_combine_compares_only_the_seeds_both_strategies_ran(tmp_path, capsys):
     """BayBE's replays of seeds 3-4 (cached for a later round) must not move BayBE's median against matloop's 0-2."""
     from benchmarks.efficiency import main
 
-    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
-    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60, 200, 200])
+    ours = per_seed_file(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = per_seed_file(tmp_path / "baybe.json", "baybe", [20, 40, 60, 200, 200])
     assert main(["--combine", str(ours), str(theirs)]) == 0
     out = capsys.readouterr().out
     assert "# 2 of 8 runs left out: only one strategy made their (problem, batch size, seed)" in out
@@ -127,11 +121,11 @@ def test_combine_compares_only_the_seeds_both_strategies_ran(tmp_path, capsys):
 def test_combine_refuses_disagreeing_runs_and_mixed_budgets(tmp_path):
     from benchmarks.efficiency import main
 
-    one = _per_seed(tmp_path / "a.json", "baybe", [20, 40])
-    other = _per_seed(tmp_path / "b.json", "baybe", [21, 40])
+    one = per_seed_file(tmp_path / "a.json", "baybe", [20, 40])
+    other = per_seed_file(tmp_path / "b.json", "baybe", [21, 40])
     with pytest.raises(SystemExit, match="differs from the same run"):
         main(["--combine", str(one), str(other)])
-    longer = _per_seed(tmp_path / "c.json", "matloop", [20], budget=300)
+    longer = per_seed_file(tmp_path / "c.json", "matloop", [20], budget=300)
     with pytest.raises(SystemExit, match="different budgets"):
         main(["--combine", str(one), str(longer)])
 
@@ -139,7 +133,7 @@ def test_combine_refuses_disagreeing_runs_and_mixed_budgets(tmp_path):
 def test_combine_answers_a_file_that_is_not_a_per_seed_file_in_one_sentence(tmp_path):
     from benchmarks.efficiency import main
 
-    good = _per_seed(tmp_path / "good.json", "matloop", [10])
+    good = per_seed_file(tmp_path / "good.json", "matloop", [10])
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"budget": 250, "n_init": 4, "random_top": {"branin": 3.0}, "runs": [
         {"dataset": "branin", "q": 4, "strategy": "matloop", "seed": 0, "n_best": "many", "n_top": 2}]}))
@@ -158,8 +152,8 @@ def test_combine_answers_a_file_that_is_not_a_per_seed_file_in_one_sentence(tmp_
 def test_combine_leaves_a_problem_only_baybe_ran_out_of_the_summary(tmp_path, capsys):
     from benchmarks.efficiency import main
 
-    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
-    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60])
+    ours = per_seed_file(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = per_seed_file(tmp_path / "baybe.json", "baybe", [20, 40, 60])
     extra = tmp_path / "baybe-hartmann6.json"  # BayBE's cache covers a problem matloop's files do not
     extra.write_text(json.dumps({"budget": 250, "n_init": 4, "random_top": {}, "runs": [
         {"dataset": "hartmann6", "q": 4, "strategy": "baybe", "seed": 0, "n_best": 90, "n_top": 9}]}))

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.support.per_seed import per_seed_file
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-
-def _per_seed(path: Path, strategy: str, n_best: list[int]) -> Path:
-    runs = [{"dataset": "branin", "q": 4, "strategy": strategy, "seed": s, "n_best": b, "n_top": 2}
-            for s, b in enumerate(n_best)]
-    path.write_text(json.dumps({"budget": 250, "n_init": 4, "runs": runs, "random_top": {"branin": 3.0}}))
-    return path
 
 
 def test_per_seed_files_say_where_they_were_measured_and_combine_says_when_that_differs(tmp_path, capsys):
@@ -35,7 +30,7 @@ def test_per_seed_files_say_where_they_were_measured_and_combine_says_when_that_
     write_per_seed(ours, 250, 4, [{"dataset": "branin", "q": 4, "strategy": "matloop", "seed": 0, "n_best": 10,
                                    "n_top": 2}], {"branin": 3.0})
     assert json.loads(ours.read_text())["environment"] == here
-    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20])
+    theirs = per_seed_file(tmp_path / "baybe.json", "baybe", [20])
     assert main(["--combine", str(ours), str(theirs)]) == 0  # an older file records no environment
     assert "# these runs were measured in 2 numerical environments (and files that do not record theirs)" \
         in capsys.readouterr().out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from math import comb
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.efficiency_plot import found_share, plot_found_share, random_share  # noqa: E402
+from tests.support.per_seed import per_seed_file  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -58,18 +58,11 @@ def test_the_picture_refuses_no_runs(tmp_path):
         plot_found_share([], 150, tmp_path / "empty.png")
 
 
-def _per_seed(path: Path, strategy: str, n_best: list[int]) -> Path:
-    runs = [{"dataset": "branin", "q": 4, "strategy": strategy, "seed": s, "n_best": b, "n_top": 2}
-            for s, b in enumerate(n_best)]
-    path.write_text(json.dumps({"budget": 250, "n_init": 4, "runs": runs, "random_top": {"branin": 3.0}}))
-    return path
-
-
 def test_combine_draws_the_picture_of_its_runs(tmp_path, capsys):
     from benchmarks.efficiency import main
 
-    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
-    theirs = _per_seed(tmp_path / "baybe.json", "baybe", [20, 40, 60])
+    ours = per_seed_file(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    theirs = per_seed_file(tmp_path / "baybe.json", "baybe", [20, 40, 60])
     picture = tmp_path / "branin.png"
     assert main(["--combine", str(ours), str(theirs), "--plot", str(picture)]) == 0
     assert f"# picture written to {picture}" in capsys.readouterr().out
@@ -79,7 +72,7 @@ def test_combine_draws_the_picture_of_its_runs(tmp_path, capsys):
 def test_plot_refuses_a_name_that_is_not_a_png_and_a_folder_it_cannot_write(tmp_path, capsys):
     from benchmarks.efficiency import main
 
-    ours = _per_seed(tmp_path / "matloop.json", "matloop", [10, 20, 30])
+    ours = per_seed_file(tmp_path / "matloop.json", "matloop", [10, 20, 30])
     with pytest.raises(SystemExit) as refused:
         main(["--combine", str(ours), "--plot", str(tmp_path / "picture.svg")])
     assert refused.value.code == 2
