@@ -370,13 +370,12 @@ def _fit_final_ensemble(
         warm = DeepEnsemble(X.shape[-1], ens_settings).fit(X, y, seed, start=start)
         spread, ref = warm.spread(X), reuse.spread_ref(plan, c)
         count = reuse.warm_count(plan, c) + 1
-        if reuse.MIN_SPREAD_RATIO * ref <= spread <= reuse.MAX_SPREAD_RATIO * ref:
+        if spread >= reuse.MIN_SPREAD_RATIO * ref:
             entry = reuse.ensemble_json(warm.state_dict(), spread=spread, spread_ref=ref, warm=count)
             return warm, {"settings": warm.settings}, entry, \
                 f"ensemble fine-tuned from the previous fit's members ({count} in a row; spread {spread / ref:.2f} " \
                 f"of the fresh members')"
-        moved = "fell" if spread < reuse.MIN_SPREAD_RATIO * ref else "grew"
-        note = f"ensemble trained afresh (fine-tuned members' spread {moved} to {spread / ref:.2f} of the fresh one)"
+        note = f"ensemble trained afresh (fine-tuned members' spread fell to {spread / ref:.2f} of the fresh one)"
     fresh.fit(X, y, seed)
     entry = reuse.ensemble_json(fresh.state_dict(), spread=fresh.spread(X), spread_ref=None, warm=0)
     return fresh, {"settings": fresh.settings}, entry, note

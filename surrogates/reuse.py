@@ -17,9 +17,8 @@ the verdict and the std map it produced rarely change. So a fit may start from t
 * **The ensemble's members** are in the memo too (their weights, as float32 bytes in base64, never a pickle). A
   kept ensemble is fine-tuned from them for a fifth of a fresh fit's steps (``surrogates.ensemble``), unless it
   has been fine-tuned ``MAX_WARM`` times in a row, or the fine-tuned members disagree less than
-  ``MIN_SPREAD_RATIO`` times as much as the last freshly trained ones did, or more than ``MAX_SPREAD_RATIO``
-  times (the recalibration, fitted on fresh members, would then make them over- or under-confident): then it is
-  trained afresh, and the reason says why.
+  ``MIN_SPREAD_RATIO`` times as much as the last freshly trained ones did (the recalibration, fitted on fresh
+  members, would then make them over-confident): then it is trained afresh, and the reason says why.
 
 The memo is plain JSON (Python floats round-trip exactly), so a fit gives the same model whether the memo
 came from the previous fit in this process or was read back from the database after a restart. It comes
@@ -53,8 +52,6 @@ REOPTIMISE_GROWTH = 0.10
 MAX_WARM = 10
 #: ... or when fine-tuning left its members disagreeing less than this share of the fresh members' spread.
 MIN_SPREAD_RATIO = 0.7
-#: ... or more than this share (under-confident: the same map would spread them wider still).
-MAX_SPREAD_RATIO = 1 / MIN_SPREAD_RATIO
 
 
 def request_key(kind: str, cv_folds: int, seed: int, settings: dict[str, Any], m: int) -> str:

@@ -7,7 +7,6 @@ it in memory. Both must give the same model, which these tests compare bit for b
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -177,23 +176,6 @@ def test_fine_tuned_members_that_agree_too_much_are_trained_afresh() -> None:
     checked = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=confident)
     assert "ensemble trained afresh (fine-tuned members' spread fell to 0.00 of the fresh one)" in checked.reason
     assert _same_members(checked, fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE))
-
-
-def test_fine_tuned_members_that_disagree_too_much_are_trained_afresh() -> None:
-    """The other side: members spread far wider than the fresh ones the recalibration was fitted on would be
-    made wider still by it (under-confident: exploration where the data already say enough)."""
-    X, y = _data(30)
-    first = fit_surrogate(X[:24], y[:24], kind="ensemble", settings=SMALL_ENSEMBLE)
-    doubtful = json.loads(json.dumps(first.memo))
-    fresh_spread = doubtful["outputs"]["0"]["ensemble"]["spread_ref"]
-    doubtful["outputs"]["0"]["ensemble"]["spread_ref"] = fresh_spread / 1e6  # fresh members agreed far more
-    checked = fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=doubtful)
-    assert re.search(r"ensemble trained afresh \(fine-tuned members' spread grew to \d+\.\d\d of the fresh one\)",
-                     checked.reason), checked.reason
-    assert _same_members(checked, fit_surrogate(X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE))
-    within = json.loads(json.dumps(first.memo))  # a fine-tuned spread inside the band is kept
-    assert "fine-tuned from the previous fit's members" in fit_surrogate(
-        X[:26], y[:26], kind="ensemble", settings=SMALL_ENSEMBLE, memo=within).reason
 
 
 def test_fine_tuned_members_disagree_about_as_much_as_fresh_ones() -> None:
