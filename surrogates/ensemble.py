@@ -149,7 +149,10 @@ class DeepEnsemble(Model):
     def standardize_on(self, X: Tensor, y: Tensor) -> None:
         """Set the input and target standardisation from fresh training data (``y``: ``(n,)``)."""
         self.x_shift = X.mean(dim=0)
-        self.x_scale = X.std(dim=0, unbiased=False).clamp_min(1e-8)
+        # a feature constant in the training rows (a category not yet measured) keeps its unit: dividing by its
+        # zero spread would hand the members inputs of 1e8 at any row where it differs, and they answer nonsense
+        std = X.std(dim=0, unbiased=False)
+        self.x_scale = torch.where(std > 1e-8, std, torch.ones_like(std))
         self.y_shift = y.mean()
         self.y_scale = y.std(unbiased=False).clamp_min(1e-12)
 

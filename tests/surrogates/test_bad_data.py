@@ -95,3 +95,23 @@ def test_unknown_settings_are_refused_by_name(small_data) -> None:
         fit_surrogate(*small_data, settings={"ensemble": {"members": 3}})
     with pytest.raises(ValueError, match="gp_variant='big'"):
         fit_surrogate(*small_data, settings={"gp_variant": "big"})
+
+
+def test_a_feature_constant_in_the_training_rows_does_not_blow_up_an_ensemble() -> None:
+    """A category nobody has measured yet is a constant column of the training rows. Scaled by its zero spread,
+    a row where it differs reached the members as an input of 1e8, and a kept ensemble fine-tuned on such a row
+    spread 2.5 million times the data's std (the ask/tell resume test's grid). The column keeps its unit."""
+    from surrogates.ensemble import DeepEnsemble
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.cat([torch.rand(24, 2, generator=g, dtype=torch.double), torch.zeros(24, 1, dtype=torch.double)], dim=1)
+    y = torch.sin(3 * X[:, 0]) + X[:, 1]
+    model = DeepEnsemble(3, {"n_members": 3, "hidden": 8, "steps": 60}).fit(X, y, seed=1)
+    assert model.x_scale[2] == 1.0 and model.x_shift[2] == 0.0
+    new = torch.tensor([[0.5, 0.5, 1.0]], dtype=torch.double)  # the unmeasured category
+    mean, var = model.member_predictions(new)
+    assert mean.abs().max() < 10 * float(y.std()) + float(y.abs().max()) and var.max() < 100 * float(y.var())
+    warm = DeepEnsemble(3, model.settings).fit(torch.cat([X, new]), torch.cat([y, torch.tensor([1.0],
+                                                                                             dtype=torch.double)]),
+                                               seed=1, start=model.state_dict())
+    assert warm.spread(torch.cat([X, new])) < 10 * model.spread(X)
