@@ -9,6 +9,7 @@ files it joins were not measured alike.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import sys
@@ -18,8 +19,18 @@ from pathlib import Path
 PACKAGES = ("torch", "botorch", "gpytorch", "linear_operator", "numpy", "scipy", "baybe")
 
 
+@functools.cache
+def _environment() -> tuple[tuple[str, str], ...]:
+    """Read once per process: ``efficiency.py`` rewrites its per-seed file after every problem and batch size."""
+    return tuple(_read_environment().items())
+
+
 def numerics_environment() -> dict[str, str]:
     """Python, the packages' versions, the CPU's model name and the instruction set torch's kernels use."""
+    return dict(_environment())
+
+
+def _read_environment() -> dict[str, str]:
     import torch
 
     env = {"python": platform.python_version(), "cpu": _cpu_model(), "torch_cpu_capability":
